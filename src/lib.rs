@@ -11,7 +11,11 @@ pub mod cpu;
 pub mod data;
 /// Stage 2: token-id shards and the batch loader that training reads (lesson 03).
 pub mod dataset;
+/// Stage 3: the GPT-2 model, its configuration and its checkpoints.
+pub mod model;
 /// Stage 3: the tensor engine with autograd (lessons 04, 05).
 pub mod tensor;
 /// Stage 2: byte-level BPE training, encoding and decoding (lesson 02).
 pub mod tokenizer;
+/// Stage 4: training: AdamW, the schedule, metrics.
+pub mod train;

@@ -1,0 +1,5 @@
+//! Stage 4: training: the optimizer, the learning-rate schedule and the metrics a run records.
+
+pub mod metrics;
+pub mod optim;
+pub mod schedule;
