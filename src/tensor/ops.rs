@@ -522,11 +522,30 @@ macro_rules! operator {
                 Tensor::$method(self, rhs)
             }
         }
+        impl std::ops::$trait<Tensor> for Tensor {
+            type Output = Tensor;
+            fn $method(self, rhs: Tensor) -> Tensor {
+                Tensor::$method(&self, &rhs)
+            }
+        }
+        impl std::ops::$trait<&Tensor> for Tensor {
+            type Output = Tensor;
+            fn $method(self, rhs: &Tensor) -> Tensor {
+                Tensor::$method(&self, rhs)
+            }
+        }
         impl std::ops::$trait<f64> for &Tensor {
             type Output = Tensor;
             fn $method(self, rhs: f64) -> Tensor {
                 #[allow(clippy::redundant_closure_call)]
                 $scalar(self, rhs)
+            }
+        }
+        impl std::ops::$trait<f64> for Tensor {
+            type Output = Tensor;
+            fn $method(self, rhs: f64) -> Tensor {
+                #[allow(clippy::redundant_closure_call)]
+                $scalar(&self, rhs)
             }
         }
     };
@@ -541,5 +560,12 @@ impl std::ops::Neg for &Tensor {
     type Output = Tensor;
     fn neg(self) -> Tensor {
         Tensor::neg(self)
+    }
+}
+
+impl std::ops::Neg for Tensor {
+    type Output = Tensor;
+    fn neg(self) -> Tensor {
+        Tensor::neg(&self)
     }
 }
