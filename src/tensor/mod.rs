@@ -1,2 +1,28 @@
 //! The tensor engine: N-d tensors over shared storage, ops that dispatch on the device, and a
-//! define-by-run autograd tape.
+//! define-by-run autograd tape (lessons 04 and 05).
+//!
+//! - [`Tensor`]: shape + strides + offset over an `Arc`-shared [`Storage`]. Views (reshape of a
+//!   contiguous tensor, `permute`/`transpose`/`t`, `narrow`, `expand`, `split`) share memory;
+//!   `contiguous()` copies only when needed. Cloning a tensor is an `Arc` clone.
+//! - Creation: `zeros`, `ones`, `full`, `arange`, `from_vec`, `randn`/`uniform` from a seeded
+//!   [`Rng`] whose state can be saved; bf16/f16 conversion through `half`.
+//! - Ops compute in `f32` (or `f64` for gradient checks) and go through `backend`, the one place
+//!   that dispatches on [`Device`]; the CPU kernels live in `crate::cpu`.
+//! - Autograd: ops on tensors that require grad record a node; `loss.backward()` fills `grad()` of
+//!   every leaf; [`no_grad`] turns recording off; `update_` changes a parameter in place.
+//! - [`gradcheck`] checks every op's backward against finite differences in `f64`.
+
+mod autograd;
+pub mod backend;
+pub mod gradcheck;
+mod ops;
+pub mod rng;
+pub mod shape;
+pub mod storage;
+#[allow(clippy::module_inception)]
+mod tensor;
+
+pub use autograd::{NoGradGuard, is_grad_enabled, no_grad};
+pub use rng::Rng;
+pub use storage::{DType, Device, Element, Storage};
+pub use tensor::Tensor;

@@ -1,0 +1,192 @@
+//! Tensor bookkeeping: views share storage, the RNG is reproducible, dtype conversions, and the
+//! autograd tape's rules (accumulation, no_grad, freeing, in-place updates, error messages).
+
+use half::{bf16, f16};
+use pretrain::tensor::{DType, Rng, Tensor, no_grad};
+
+#[test]
+fn tensor_is_send_sync_and_cheap_to_clone() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Tensor>();
+    let a = Tensor::zeros(&[1000]);
+    let b = a.clone();
+    assert!(a.shares_storage(&b));
+}
+
+#[test]
+fn views_share_storage_and_copy_only_when_needed() {
+    let x = Tensor::arange(24).reshape(&[2, 3, 4]);
+    assert!(x.is_contiguous());
+    let t = x.transpose(1, 2);
+    assert!(t.shares_storage(&x));
+    assert!(!t.is_contiguous());
+    assert_eq!(t.shape(), &[2, 4, 3]);
+    assert_eq!(t.strides(), &[12, 1, 4]);
+    let n = x.narrow(2, 1, 2);
+    assert!(n.shares_storage(&x));
+    assert_eq!(n.offset(), 1);
+    assert_eq!(
+        n.to_vec(),
+        vec![1., 2., 5., 6., 9., 10., 13., 14., 17., 18., 21., 22.]
+    );
+    // contiguous(): the same storage when already contiguous, a copy otherwise.
+    assert!(x.contiguous().shares_storage(&x));
+    let c = t.contiguous();
+    assert!(!c.shares_storage(&x));
+    assert_eq!(c.to_vec()[..4], [0., 4., 8., 1.]);
+    // reshape of a contiguous tensor is a view; of a transposed one, a copy.
+    assert!(x.reshape(&[6, 4]).shares_storage(&x));
+    assert!(!t.reshape(&[24]).shares_storage(&x));
+    assert_eq!(x.permute(&[2, 0, 1]).shape(), &[4, 2, 3]);
+    // expand: stride 0.
+    let e = Tensor::arange(3).reshape(&[1, 3]).expand(&[4, 3]);
+    assert_eq!(e.strides(), &[0, 1]);
+    assert_eq!(e.sum(0, false).to_vec(), vec![0., 4., 8.]);
+}
+
+#[test]
+fn creation() {
+    assert_eq!(Tensor::ones(&[2, 2]).to_vec(), vec![1.0; 4]);
+    assert_eq!(Tensor::full(&[3], 2.5).to_vec(), vec![2.5; 3]);
+    assert_eq!(Tensor::zeros(&[0, 3]).numel(), 0);
+    let s = Tensor::scalar(4.0);
+    assert_eq!(s.shape(), &[] as &[usize]);
+    assert_eq!(s.item(), 4.0);
+    assert_eq!(
+        Tensor::from_vec(vec![1., 2., 3., 4., 5., 6.], &[2, 3]).dim(-1),
+        3
+    );
+}
+
+#[test]
+fn rng_is_reproducible_and_restorable() {
+    let mut a = Rng::new(42);
+    let mut b = Rng::new(42);
+    let x = Tensor::randn(&[100], 0.0, 1.0, &mut a);
+    let y = Tensor::randn(&[100], 0.0, 1.0, &mut b);
+    assert_eq!(x.to_vec(), y.to_vec());
+    let saved = a.state();
+    let u1 = Tensor::uniform(&[10], -1.0, 1.0, &mut a).to_vec();
+    let mut c = Rng::from_state(saved);
+    let u2 = Tensor::uniform(&[10], -1.0, 1.0, &mut c).to_vec();
+    assert_eq!(u1, u2);
+    assert!(u1.iter().all(|v| (-1.0..1.0).contains(v)));
+    // Moments of 100k normals: mean ≈ 0, variance ≈ 1 (5σ bounds).
+    let mut r = Rng::new(7);
+    let v: Vec<f64> = (0..100_000).map(|_| r.normal()).collect();
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64;
+    assert!(mean.abs() < 5.0 / 316.0, "mean {mean}");
+    assert!((var - 1.0).abs() < 5.0 * (2.0f64 / 1e5).sqrt(), "var {var}");
+    assert_ne!(Rng::new(1).next_u64(), Rng::new(2).next_u64());
+}
+
+#[test]
+fn half_precision_round_trip() {
+    let x = Tensor::from_vec(vec![1.0, -2.5, 3.140625, 0.0], &[2, 2]);
+    let b = x.to_bf16_vec();
+    assert_eq!(b[1], bf16::from_f32(-2.5));
+    assert_eq!(Tensor::from_bf16(&b, &[2, 2]).to_vec(), x.to_vec());
+    let h = x.to_f16_vec();
+    assert_eq!(h[2], f16::from_f32(3.140625));
+    assert_eq!(Tensor::from_f16(&h, &[2, 2]).to_vec(), x.to_vec());
+    let d = x.to_dtype(DType::F64);
+    assert_eq!(d.dtype(), DType::F64);
+    assert_eq!(d.to_vec(), x.to_vec());
+}
+
+#[test]
+fn gradients_accumulate_and_zero() {
+    let w = Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3]).requires_grad_();
+    let loss = |w: &Tensor| w.mul(w).sum_all(); // d/dw = 2w
+    loss(&w).backward();
+    assert_eq!(w.grad().unwrap().to_vec(), vec![2.0, 4.0, 6.0]);
+    loss(&w).backward();
+    assert_eq!(w.grad().unwrap().to_vec(), vec![4.0, 8.0, 12.0]);
+    w.zero_grad();
+    assert!(w.grad().is_none());
+}
+
+#[test]
+fn dtype_conversion_is_differentiable() {
+    let w = Tensor::from_vec_f64(vec![1.0, -2.0], &[2]).requires_grad_();
+    w.to_dtype(DType::F32).mul_scalar(3.0).sum_all().backward();
+    let g = w.grad().unwrap();
+    assert_eq!(g.dtype(), DType::F64);
+    assert_eq!(g.to_vec(), vec![3.0, 3.0]);
+}
+
+#[test]
+fn no_grad_records_nothing() {
+    let w = Tensor::ones(&[2]).requires_grad_();
+    let y = no_grad(|| w.mul_scalar(2.0));
+    assert!(!y.requires_grad());
+    let z = w.mul_scalar(2.0);
+    assert!(z.requires_grad());
+    assert_eq!(z.op_name(), Some("mul_scalar"));
+    {
+        let _g = pretrain::tensor::NoGradGuard::new();
+        assert!(!pretrain::tensor::is_grad_enabled());
+    }
+    assert!(pretrain::tensor::is_grad_enabled());
+}
+
+#[test]
+fn graph_is_freed_after_backward() {
+    let w = Tensor::ones(&[4]).requires_grad_();
+    let h = w.exp();
+    let loss = h.sum_all();
+    loss.backward();
+    assert_eq!(loss.op_name(), None, "the loss's node is freed");
+    assert_eq!(h.op_name(), None, "intermediate nodes are freed");
+    let again = std::panic::catch_unwind(|| loss.backward());
+    assert!(
+        again.is_err(),
+        "a second backward through a freed graph panics"
+    );
+}
+
+#[test]
+fn update_in_place_is_not_recorded() {
+    let w = Tensor::from_vec(vec![1.0, 2.0], &[2]).requires_grad_();
+    w.mul(&w).sum_all().backward();
+    let alias = w.clone();
+    w.update_(|d, g| {
+        for (x, gx) in d.iter_mut().zip(g) {
+            *x -= 0.5 * gx;
+        }
+    });
+    assert_eq!(w.to_vec(), vec![0.0, 0.0]);
+    assert_eq!(alias.to_vec(), vec![0.0, 0.0], "clones see the update");
+    assert!(w.is_leaf());
+    // The stored gradient owns its storage: scaling it in place touches nothing else.
+    let g = w.grad().unwrap();
+    g.with_data_mut(|d: &mut [f32]| d.iter_mut().for_each(|x| *x *= 2.0));
+    assert_eq!(w.grad().unwrap().to_vec(), vec![4.0, 8.0]);
+}
+
+#[test]
+fn tied_weights_get_both_gradients() {
+    // The same leaf used twice (like GPT-2's tied embedding and LM head) sums both paths.
+    let w = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]).requires_grad_();
+    let e = w.embedding(&[1], &[1]); // [[3, 4]]
+    let logits = e.matmul(&w.t()); // [[3·1+4·2, 3·3+4·4]] = [[11, 25]]
+    logits.sum_all().backward();
+    // d/dw via the matmul: each row j gets e; via the embedding: row 1 gets Σ_j w[j].
+    assert_eq!(
+        w.grad().unwrap().to_vec(),
+        vec![3.0, 4.0, 3.0 + 4.0, 4.0 + 6.0]
+    );
+}
+
+#[test]
+#[should_panic(expected = "add: shapes [2, 3] and [4] do not broadcast")]
+fn shape_mismatch_names_op_and_shapes() {
+    Tensor::zeros(&[2, 3]).add(&Tensor::zeros(&[4]));
+}
+
+#[test]
+#[should_panic(expected = "matmul: shapes [2, 3] and [4, 5] do not multiply")]
+fn matmul_mismatch_names_shapes() {
+    Tensor::zeros(&[2, 3]).matmul(&Tensor::zeros(&[4, 5]));
+}
