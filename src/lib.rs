@@ -19,3 +19,5 @@ pub mod cpu;
 pub mod model;
 /// Stage 4: training: AdamW, the schedule, metrics (lesson 07).
 pub mod train;
+/// Stage 5: the base model continues text (lesson 10).
+pub mod sample;

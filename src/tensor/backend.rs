@@ -665,3 +665,89 @@ pub fn cat(xs: &[&Tensor], a: usize) -> Tensor {
     }
     dispatch!(xs[0].device(), xs[0].dtype(), go(xs, a))
 }
+
+// ---- attention ----------------------------------------------------------------------------
+
+/// Fused causal attention of `q`, `k`, `v` (`[BH, T, D]`): returns `(y, lse)`, `lse` `[BH, T]`.
+pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> (Tensor, Tensor) {
+    fn go<T: Element>(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> (Tensor, Tensor) {
+        let (q, k, v) = (contiguous(q), contiguous(k), contiguous(v));
+        let (bh, t, d) = (q.shape()[0], q.shape()[1], q.shape()[2]);
+        let mut y = vec![T::ZERO; q.numel()];
+        let mut lse = vec![T::ZERO; bh * t];
+        read(&q, |qs: &[T]| {
+            read(&k, |ks: &[T]| {
+                read(&v, |vs: &[T]| {
+                    let s = T::from_f64(scale);
+                    cpu::attention::causal_attention_forward(qs, ks, vs, &mut y, &mut lse, t, d, s)
+                })
+            })
+        });
+        (new(y, q.shape()), new(lse, &[bh, t]))
+    }
+    same("causal_attention", q, k);
+    same("causal_attention", q, v);
+    assert!(
+        q.ndim() == 3 && q.shape() == k.shape() && q.shape() == v.shape(),
+        "causal_attention: q {:?}, k {:?}, v {:?} must all be [BH, T, D]",
+        q.shape(),
+        k.shape(),
+        v.shape()
+    );
+    dispatch!(q.device(), q.dtype(), go(q, k, v, scale))
+}
+
+/// Gradients `(dq, dk, dv)` of fused causal attention.
+#[allow(clippy::too_many_arguments)]
+pub fn causal_attention_backward(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    y: &Tensor,
+    lse: &Tensor,
+    g: &Tensor,
+    scale: f64,
+) -> (Tensor, Tensor, Tensor) {
+    fn go<T: Element>(
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        y: &Tensor,
+        lse: &Tensor,
+        g: &Tensor,
+        scale: f64,
+    ) -> (Tensor, Tensor, Tensor) {
+        let (q, k, v, y, g) = (contiguous(q), contiguous(k), contiguous(v), contiguous(y), contiguous(g));
+        let (t, d) = (q.shape()[1], q.shape()[2]);
+        let n = q.numel();
+        let (mut dq, mut dk, mut dv) = (vec![T::ZERO; n], vec![T::ZERO; n], vec![T::ZERO; n]);
+        read(&q, |qs: &[T]| {
+            read(&k, |ks: &[T]| {
+                read(&v, |vs: &[T]| {
+                    read(&y, |ys: &[T]| {
+                        read(lse, |ls: &[T]| {
+                            read(&g, |gs: &[T]| {
+                                cpu::attention::causal_attention_backward(
+                                    qs,
+                                    ks,
+                                    vs,
+                                    ys,
+                                    ls,
+                                    gs,
+                                    &mut dq,
+                                    &mut dk,
+                                    &mut dv,
+                                    t,
+                                    d,
+                                    T::from_f64(scale),
+                                )
+                            })
+                        })
+                    })
+                })
+            })
+        });
+        (new(dq, q.shape()), new(dk, q.shape()), new(dv, q.shape()))
+    }
+    dispatch!(q.device(), q.dtype(), go(q, k, v, y, lse, g, scale))
+}

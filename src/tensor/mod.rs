@@ -12,6 +12,7 @@
 //!   every leaf; [`no_grad`] turns recording off; `update_` changes a parameter in place.
 //! - [`gradcheck`] checks every op's backward against finite differences in `f64`.
 
+mod attention;
 mod autograd;
 pub mod backend;
 pub mod gradcheck;
