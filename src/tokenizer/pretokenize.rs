@@ -154,10 +154,8 @@ impl<'a> Pieces<'a> {
         if end == b.len() {
             return end;
         }
-        if newline {
-            if let Some(k) = b[i..end].iter().rposition(|&x| x == b'\n' || x == b'\r') {
-                return i + k + 1;
-            }
+        if newline && let Some(k) = b[i..end].iter().rposition(|&x| x == b'\n' || x == b'\r') {
+            return i + k + 1;
         }
         // Back off one char so that the last space can join the next piece.
         let mut last = end - 1;
@@ -169,7 +167,7 @@ impl<'a> Pieces<'a> {
 
     fn next_gpt2(&self, i: usize) -> usize {
         let b = self.bytes;
-        let (c0, cp0, n0) = self.at(i);
+        let (c0, cp0, _) = self.at(i);
         if cp0 == '\'' as u32 {
             match b.get(i + 1..i + 3) {
                 Some([b'l', b'l']) | Some([b'v', b'e']) | Some([b'r', b'e']) => return i + 3,
@@ -188,7 +186,6 @@ impl<'a> Pieces<'a> {
         if c0 == SPACE {
             return self.whitespace(i, false);
         }
-        let _ = n0;
         self.run(i, c0)
     }
 
