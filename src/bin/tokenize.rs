@@ -24,6 +24,13 @@ struct Args {
     /// Read UTF-8 text on stdin and print bytes, tokens and bytes per token.
     #[arg(long, conflicts_with = "print_ids")]
     count: bool,
+    /// Read UTF-8 text on stdin and print its tokens as text, separated by `|`
+    /// (a token that is not whole UTF-8 is shown as hex bytes).
+    #[arg(long, conflicts_with_all = ["print_ids", "count"])]
+    print_tokens: bool,
+    /// Validate the shards in DIR (header, size, token range) and show the start of each.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["print_ids", "count", "print_tokens"])]
+    check: Option<PathBuf>,
     /// Split pattern (gpt2 or gpt4); needed for .tiktoken files, which do not record it.
     #[arg(long)]
     split: Option<String>,
@@ -47,10 +54,75 @@ struct Args {
 }
 pretrain::has_common!(Args);
 
+/// A token for people: its text (newlines and tabs escaped) or, if not whole UTF-8, its bytes in hex.
+fn show_token(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s
+            .replace('\n', "\\n")
+            .replace('\t', "\\t")
+            .replace('\r', "\\r"),
+        Err(_) => format!(
+            "<{}>",
+            bytes
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    }
+}
+
+/// `--check DIR`: validate every shard and show how each begins.
+fn check(dir: &std::path::Path, tok: &pretrain::tokenizer::Tokenizer) -> anyhow::Result<()> {
+    let mut total = 0u64;
+    for split in ["train", "val"] {
+        let Ok(paths) = pretrain::dataset::loader::shard_paths(dir, split) else {
+            continue;
+        };
+        for path in paths {
+            let (h, tokens) = pretrain::dataset::read_shard(&path)?;
+            let head: Vec<u32> = tokens.iter().take(12).copied().collect();
+            let text = tok.decode(&head).unwrap_or_default().replace('\n', "\\n");
+            println!(
+                "{}: ok, {} tokens, u{}, vocab {}; starts {:?} = {:?}",
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                h.count,
+                h.token_bytes * 8,
+                h.vocab_size,
+                head,
+                text
+            );
+            total += h.count;
+        }
+    }
+    if total == 0 {
+        bail!("{}: no train_*.bin or val_*.bin shards", dir.display());
+    }
+    println!("all shards valid: {total} tokens");
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     cli::run::<Args, _>("tokenize", |args| {
         let split = args.split.as_deref().map(Split::parse).transpose()?;
         let mut tok = formats::load(&args.tokenizer, split)?;
+        if let Some(dir) = &args.check {
+            return check(dir, &tok);
+        }
+        if args.print_tokens {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text)
+                .context("reading stdin as UTF-8")?;
+            let ids = tok.encode_ordinary(&text);
+            let shown: Vec<String> = ids
+                .iter()
+                .map(|&id| show_token(tok.token_bytes(id).unwrap_or_default()))
+                .collect();
+            println!("{} tokens: |{}|", ids.len(), shown.join("|"));
+            return Ok(());
+        }
         if args.print_ids || args.count {
             if !args.input.is_empty() || args.output.is_some() {
                 bail!(

@@ -119,6 +119,14 @@ impl PartialEq for Cand {
 }
 impl Eq for Cand {}
 
+/// Add word `w` to a pair's word list unless it was just added (words come in increasing order).
+#[inline]
+fn push_unique(list: &mut Vec<u32>, w: u32) {
+    if list.last() != Some(&w) {
+        list.push(w);
+    }
+}
+
 /// Train on `text`.
 pub fn train(text: &str, opts: &TrainOptions) -> Result<Tokenizer> {
     let counts = count_pretokens(text, opts.split, &opts.specials);
@@ -200,24 +208,25 @@ pub fn train_from_counts(counts: &Counts, opts: &TrainOptions) -> Result<Tokeniz
         );
         merges.push((a, b));
         touched.clear();
-        let mut list = where_.remove(&top.pair).unwrap_or_default();
-        list.sort_unstable();
-        list.dedup();
+        // The words that contained the pair when it was counted, sorted and unique (each list is
+        // built in word order); some may have lost the pair since (stale) and are skipped.
+        let list = where_.remove(&top.pair).unwrap_or_default();
         for &w in &list {
             let word = &words[w as usize];
             let f = freq[w as usize] as i64;
-            if !word.windows(2).any(|p| p[0] == a && p[1] == b) {
+            let Some(first) = word.windows(2).position(|p| p[0] == a && p[1] == b) else {
                 continue;
-            }
+            };
             out.clear();
-            let mut i = 0;
+            out.extend_from_slice(&word[..first]);
+            let mut i = first;
             while i < word.len() {
                 if i + 1 < word.len() && word[i] == a && word[i + 1] == b {
                     if let Some(&x) = out.last() {
                         *pair_count.entry((x, a)).or_default() -= f;
                         *pair_count.entry((x, new)).or_default() += f;
                         touched.insert((x, new));
-                        where_.entry((x, new)).or_default().push(w);
+                        push_unique(where_.entry((x, new)).or_default(), w);
                     }
                     *pair_count.entry((a, b)).or_default() -= f;
                     if i + 2 < word.len() {
@@ -225,7 +234,7 @@ pub fn train_from_counts(counts: &Counts, opts: &TrainOptions) -> Result<Tokeniz
                         *pair_count.entry((b, y)).or_default() -= f;
                         *pair_count.entry((new, y)).or_default() += f;
                         touched.insert((new, y));
-                        where_.entry((new, y)).or_default().push(w);
+                        push_unique(where_.entry((new, y)).or_default(), w);
                     }
                     out.push(new);
                     i += 2;
