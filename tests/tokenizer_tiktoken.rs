@@ -1,0 +1,145 @@
+//! Our encoder must give exactly tiktoken's ids for r50k_base (GPT-2) and cl100k_base (GPT-4).
+//! The oracle is `tiktoken-rs`; the rank files are vendored in `tests/fixtures/tokenizer/`.
+
+mod common;
+use common::{Rng, fixture, random_text, sample_text};
+use pretrain::tokenizer::{Specials, Split, Tokenizer, formats};
+use std::sync::OnceLock;
+
+fn r50k() -> &'static Tokenizer {
+    static T: OnceLock<Tokenizer> = OnceLock::new();
+    T.get_or_init(|| {
+        formats::tiktoken::read(&fixture("tokenizer/r50k_base.tiktoken"), Split::Gpt2).unwrap()
+    })
+}
+
+fn cl100k() -> &'static Tokenizer {
+    static T: OnceLock<Tokenizer> = OnceLock::new();
+    T.get_or_init(|| {
+        formats::tiktoken::read(&fixture("tokenizer/cl100k_base.tiktoken"), Split::Gpt4).unwrap()
+    })
+}
+
+fn oracles() -> &'static (tiktoken_rs::CoreBPE, tiktoken_rs::CoreBPE) {
+    static T: OnceLock<(tiktoken_rs::CoreBPE, tiktoken_rs::CoreBPE)> = OnceLock::new();
+    T.get_or_init(|| {
+        (
+            tiktoken_rs::r50k_base().unwrap(),
+            tiktoken_rs::cl100k_base().unwrap(),
+        )
+    })
+}
+
+fn check(text: &str) {
+    let (o50, o100) = oracles();
+    let want: Vec<u32> = o50.encode_ordinary(text);
+    assert_eq!(
+        r50k().encode_ordinary(text),
+        want,
+        "r50k ids differ on {text:?}"
+    );
+    let want: Vec<u32> = o100.encode_ordinary(text);
+    assert_eq!(
+        cl100k().encode_ordinary(text),
+        want,
+        "cl100k ids differ on {text:?}"
+    );
+}
+
+#[test]
+fn same_ids_as_tiktoken_on_sample_text() {
+    let text = sample_text();
+    check(&text);
+    for line in text.lines() {
+        check(line);
+    }
+}
+
+#[test]
+fn same_ids_as_tiktoken_on_random_text() {
+    let mut rng = Rng(12345);
+    for _ in 0..3000 {
+        check(&random_text(&mut rng, 40));
+    }
+}
+
+#[test]
+fn same_ids_on_long_pieces() {
+    // Long pre-tokens take the heap-based merge path.
+    check(&"中文分词效率".repeat(40));
+    check(&"abcdefghij".repeat(30));
+    check(&"!?".repeat(100));
+    check(&" ".repeat(300));
+    check(&"ab".repeat(500));
+}
+
+#[test]
+fn gpt2_files_equal_r50k() {
+    let dir = fixture("tokenizer");
+    let gpt2 = formats::gpt2::read(
+        &dir.join("encoder.json"),
+        &dir.join("vocab.bpe"),
+        Split::Gpt2,
+    )
+    .unwrap();
+    assert_eq!(gpt2.vocab_size(), 50257);
+    assert_eq!(gpt2.special_id("<|endoftext|>"), Some(50256));
+    let text = sample_text();
+    assert_eq!(gpt2.encode_ordinary(&text), r50k().encode_ordinary(&text));
+}
+
+#[test]
+fn special_tokens_allowed_refused_or_text() {
+    let t = cl100k();
+    let text = "hi<|endoftext|>there";
+    let ids = t.encode(text, Specials::Allow).unwrap();
+    assert!(ids.contains(&100257));
+    let (_, o100) = oracles();
+    assert_eq!(ids, o100.encode_with_special_tokens(text));
+    let err = t.encode(text, Specials::Refuse).unwrap_err().to_string();
+    assert!(
+        err.contains("<|endoftext|>") && err.contains("byte 2"),
+        "{err}"
+    );
+    assert!(!t.encode(text, Specials::AsText).unwrap().contains(&100257));
+}
+
+#[test]
+fn roundtrip_any_text() {
+    let mut rng = Rng(777);
+    for t in [r50k(), cl100k()] {
+        for _ in 0..2000 {
+            let text = random_text(&mut rng, 40);
+            let ids = t.encode(&text, Specials::Allow).unwrap();
+            assert_eq!(t.decode(&ids).unwrap(), text);
+        }
+    }
+}
+
+#[test]
+fn streaming_equals_whole() {
+    let text = sample_text().repeat(400); // about 2.4 MB, several blocks
+    let t = r50k();
+    let mut ids = Vec::new();
+    let n = t
+        .encode_stream(text.as_bytes(), Specials::AsText, |chunk| {
+            ids.extend_from_slice(chunk)
+        })
+        .unwrap();
+    assert_eq!(n as usize, text.len());
+    assert_eq!(ids, t.encode_ordinary(&text));
+    let err = t
+        .encode_stream(&b"ok\xFFbad"[..], Specials::AsText, |_| {})
+        .unwrap_err();
+    assert!(err.to_string().contains("byte 2"), "{err}");
+}
+
+#[test]
+fn batch_equals_one_by_one() {
+    let text = sample_text();
+    let lines: Vec<&str> = text.lines().collect();
+    let batch = cl100k().encode_batch(&lines);
+    for (line, ids) in lines.iter().zip(&batch) {
+        assert_eq!(&cl100k().encode_ordinary(line), ids);
+    }
+}
