@@ -54,8 +54,8 @@ impl MicroKernel for Portable {
     const MR: usize = 4;
     const NR: usize = 8;
     const KC: usize = 256;
-    const MC: usize = 64;
-    const NC: usize = 1024;
+    const MC: usize = 1008;
+    const NC: usize = 512;
 
     fn run(&self, kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, add: bool) {
         let mut acc = [[0.0f32; 8]; 4];
@@ -142,15 +142,15 @@ pub(crate) fn blocked<K: MicroKernel>(
         let mc_max = K::MC.min(m.next_multiple_of(K::MR));
         let bpack = aligned(&mut bufs.b, kc_max * nc_max.next_multiple_of(K::NR));
         let apack = aligned(&mut bufs.a, kc_max * mc_max.next_multiple_of(K::MR));
-        for jc in (0..n).step_by(K::NC) {
-            let nc = K::NC.min(n - jc);
+        for ic in (0..m).step_by(K::MC) {
+            let mc = K::MC.min(m - ic);
             for pc in (0..k).step_by(K::KC) {
                 let kc = K::KC.min(k - pc);
                 let add = accumulate || pc > 0;
-                pack_b::<K>(b.at(pc, jc), kc, nc, bpack);
-                for ic in (0..m).step_by(K::MC) {
-                    let mc = K::MC.min(m - ic);
-                    pack_a::<K>(a.at(ic, pc), mc, kc, apack);
+                pack_a::<K>(a.at(ic, pc), mc, kc, apack);
+                for jc in (0..n).step_by(K::NC) {
+                    let nc = K::NC.min(n - jc);
+                    pack_b::<K>(b.at(pc, jc), kc, nc, bpack);
                     let c_block = &mut c[ic * ldc + jc..];
                     macro_kernel(kern, mc, nc, kc, apack, bpack, c_block, ldc, add);
                 }

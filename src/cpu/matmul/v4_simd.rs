@@ -107,7 +107,7 @@ mod x86 {
         const MR: usize = 6;
         const NR: usize = 64;
         const KC: usize = 384;
-        const MC: usize = 192;
+        const MC: usize = 1008;
         const NC: usize = 512;
 
         fn run(&self, kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, add: bool) {
@@ -133,6 +133,12 @@ mod x86 {
         // SAFETY (whole block): the caller guarantees `a` holds kc·MR floats, `b` kc·NV·16, and
         // `c` MR rows of NV·16 floats spaced `ldc` apart.
         unsafe {
+            // Ask for this tile of C now, so it is in L1 by the time the loop ends.
+            for i in 0..MR {
+                for v in 0..NV {
+                    _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + v * 16) as *const i8);
+                }
+            }
             for p in 0..kc {
                 let bp = b.add(p * NV * 16);
                 let mut bv = [_mm512_setzero_ps(); NV];
@@ -176,8 +182,8 @@ mod x86 {
         const MR: usize = 6;
         const NR: usize = 16;
         const KC: usize = 256;
-        const MC: usize = 96;
-        const NC: usize = 2048;
+        const MC: usize = 1008;
+        const NC: usize = 512;
 
         fn run(&self, kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, add: bool) {
             assert!(a.len() >= kc * Self::MR && b.len() >= kc * Self::NR);

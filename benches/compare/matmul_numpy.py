@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Time numpy's sgemm (OpenBLAS) and pretrain's matmul v5 side by side, and print the ratio.
+
+For every shape and thread count, numpy is timed in this process and pretrain through
+`kernels --json --filter v5`, one right after the other, for `--rounds` rounds; each side keeps
+its best time (noise on a shared machine only ever adds time). Three variants per shape:
+A·B, A·Bᵀ (B stored n×k) and Aᵀ·B (A stored k×m); numpy passes the transposes to sgemm as
+flags, exactly as pretrain's gemm takes a Layout, so neither side copies.
+
+Run through `run.sh`, which makes the venv and unsets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+SHAPES = [(1024, 1024, 1024), (4096, 768, 768), (4096, 768, 3072), (4096, 3072, 768)]
+VARIANTS = [("matmul", "A·B"), ("matmul_nt", "A·Bᵀ"), ("matmul_tn", "Aᵀ·B")]
+
+
+def numpy_operands(variant, m, k, n):
+    """Operands stored the way pretrain's kernels binary stores them, and the product to time."""
+    rng = np.random.default_rng(0)
+
+    def rand(*shape):
+        return rng.uniform(-1, 1, shape).astype(np.float32)
+
+    if variant == "matmul":
+        a, b = rand(m, k), rand(k, n)
+        return a, b
+    if variant == "matmul_nt":
+        a, bt = rand(m, k), rand(n, k)
+        return a, bt.T
+    at, b = rand(k, m), rand(k, n)
+    return at.T, b
+
+
+def time_numpy(variant, m, k, n, budget):
+    a, b = numpy_operands(variant, m, k, n)
+    c = np.empty((m, n), np.float32)
+    np.matmul(a, b, out=c)
+    best, start, reps = float("inf"), time.perf_counter(), 0
+    while reps < 3 or time.perf_counter() - start < budget:
+        t = time.perf_counter()
+        np.matmul(a, b, out=c)
+        best = min(best, time.perf_counter() - t)
+        reps += 1
+    return best
+
+
+def time_ours(kernels, m, k, n, threads):
+    cmd = [kernels, "--json", "-q", "--filter", "v5", "--shape", f"{m}x{k}x{n}",
+           "--threads", str(threads)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return {r["kernel"]: r for r in rows}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kernels", default="target/release/kernels", help="path to the kernels binary")
+    ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
+    ap.add_argument("--rounds", type=int, default=2, help="alternations of numpy and ours")
+    ap.add_argument("--budget", type=float, default=0.5, help="seconds per numpy timing")
+    ap.add_argument("--quick", action="store_true", help="one small shape, one round")
+    args = ap.parse_args()
+
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        if var in os.environ:
+            sys.exit(f"matmul_numpy.py: {var} is set; run through benches/compare/run.sh")
+    shapes = [(256, 256, 256)] if args.quick else SHAPES
+    rounds = 1 if args.quick else args.rounds
+    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    for i in blas:
+        print(f"numpy {np.__version__}: {i['internal_api']} {i.get('version')}, "
+              f"kernel (threadpoolctl architecture) = {i.get('architecture')}, "
+              f"max threads {i['num_threads']}")
+    print(f"{'threads':>7} {'shape m,k,n':<16} {'op':<5} {'numpy GFLOP/s':>13} "
+          f"{'ours GFLOP/s':>12} {'ratio':>6}")
+    ratios = []
+    for threads in [int(t) for t in args.threads.split(",")]:
+        for (m, k, n) in shapes:
+            best_np = {v: float("inf") for v, _ in VARIANTS}
+            best_ours = {v: 0.0 for v, _ in VARIANTS}
+            for _ in range(rounds):
+                with threadpool_limits(limits=threads, user_api="blas"):
+                    for v, _ in VARIANTS:
+                        best_np[v] = min(best_np[v], time_numpy(v, m, k, n, args.budget))
+                ours = time_ours(args.kernels, m, k, n, threads)
+                for v, _ in VARIANTS:
+                    best_ours[v] = max(best_ours[v], ours[v]["gflops"])
+            for v, label in VARIANTS:
+                np_gflops = 2 * m * k * n / best_np[v] / 1e9
+                ratio = best_ours[v] / np_gflops
+                ratios.append(ratio)
+                print(f"{threads:>7} {f'{m},{k},{n}':<16} {label:<5} {np_gflops:>13.1f} "
+                      f"{best_ours[v]:>12.1f} {ratio:>6.2f}")
+            sys.stdout.flush()
+    print(f"ratio ours/numpy: min {min(ratios):.2f}, max {max(ratios):.2f}")
+
+
+if __name__ == "__main__":
+    main()
