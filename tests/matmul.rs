@@ -5,7 +5,7 @@
 //! about `k · u · Σ_p |a_ip·b_pj|` (u = 2⁻²⁴, any summation order). We require
 //! `|c - ref| ≤ 2·k·u · Σ_p |a_ip·b_pj| + 1e-30` for every entry, i.e. within the textbook bound.
 
-use pretrain::cpu::matmul::{Layout, VERSIONS, gemm};
+use pretrain::cpu::matmul::{GemmFn, Layout, VERSIONS, gemm};
 
 /// A small seeded generator (xorshift64*), so the tests need no extra crate.
 struct Rng(u64);
@@ -71,7 +71,10 @@ fn check(rng: &mut Rng, m: usize, k: usize, n: usize, versions: &[&str]) {
         let c0 = rng.vec(m * n);
         let (prod, scale) = reference(m, k, n, &a, ta, &b, tb);
         let tol = 2.0 * k.max(1) as f64 * f32::EPSILON as f64 / 2.0;
-        for &(name, f) in VERSIONS.iter().filter(|(v, _)| versions.contains(v)) {
+        // Every listed version, plus the `gemm` entry point (with its m == 1 / n == 1 path).
+        let entry: (&str, GemmFn) = ("gemm", gemm);
+        let chosen = VERSIONS.iter().filter(|(v, _)| versions.contains(v));
+        for &(name, f) in chosen.chain([&entry]) {
             for accumulate in [false, true] {
                 // Start from garbage (NaN) when overwriting, to prove C is not read.
                 let mut c = if accumulate {
@@ -162,7 +165,7 @@ fn gemm_entry_point_matches_reference() {
 }
 
 #[test]
-#[should_panic(expected = "gemm_v5: shape mismatch")]
+#[should_panic(expected = "gemm: shape mismatch")]
 fn shape_mismatch_panics_with_shapes() {
     let mut c = vec![0.0; 4];
     gemm(

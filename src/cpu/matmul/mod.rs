@@ -17,6 +17,7 @@
 //! [`gemm`] is the entry point the tensor engine calls; it routes to v5 (which itself stays on
 //! one thread for small problems).
 
+mod gemv;
 pub mod v1_naive;
 pub mod v2_loop_order;
 pub mod v3_blocked;
@@ -51,7 +52,8 @@ pub const VERSIONS: [(&str, GemmFn); 5] = [
 ];
 
 /// `C = op(A)·op(B)`, or `C += op(A)·op(B)` when `accumulate`. `C` is m×n row-major.
-/// Uses the fastest version available (v5, which picks one thread for small problems).
+/// Uses the fastest version available: v5 (which stays on one thread for small problems), or a
+/// plain matrix-vector loop when `m == 1` or `n == 1`.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(
     m: usize,
@@ -64,7 +66,24 @@ pub fn gemm(
     c: &mut [f32],
     accumulate: bool,
 ) {
-    gemm_v5(m, k, n, a, ta, b, tb, c, accumulate);
+    check_shapes("gemm", m, k, n, a, b, c);
+    if m == 1 && n > 0 {
+        // One row of A: c = a · op(B). A 1×k operand is k contiguous floats in either layout.
+        gemv::gemv(k, n, a, View::new(b, k, n, tb), c, accumulate);
+    } else if n == 1 && m > 0 {
+        // One column of C: cᵀ = op(B)ᵀ · op(A)ᵀ, and a k×1 operand is k contiguous floats.
+        gemv::gemv(k, m, b, View::new(a, k, m, flip(ta)), c, accumulate);
+    } else {
+        gemm_v5(m, k, n, a, ta, b, tb, c, accumulate);
+    }
+}
+
+/// The other layout: the storage of `op(X)` read as `op(X)ᵀ`.
+fn flip(l: Layout) -> Layout {
+    match l {
+        Layout::N => Layout::T,
+        Layout::T => Layout::N,
+    }
 }
 
 /// Panic with the op name and the shapes when the slices do not match `m×k`, `k×n`, `m×n`.
