@@ -139,11 +139,13 @@ pub(crate) fn blocked<K: MicroKernel>(
     BUFFERS.with_borrow_mut(|bufs| {
         let kc_max = K::KC.min(k);
         let nc_max = K::NC.min(n.next_multiple_of(K::NR));
-        let mc_max = K::MC.min(m.next_multiple_of(K::MR));
+        let mc_max = K::MC.next_multiple_of(K::MR).min(m.next_multiple_of(K::MR));
         let bpack = aligned(&mut bufs.b, kc_max * nc_max.next_multiple_of(K::NR));
         let apack = aligned(&mut bufs.a, kc_max * mc_max.next_multiple_of(K::MR));
-        for ic in (0..m).step_by(K::MC) {
-            let mc = K::MC.min(m - ic);
+        // Equal row blocks of at most MC rows (a multiple of MR), so no block is a tiny leftover.
+        let mc_step = m.div_ceil(m.div_ceil(K::MC)).next_multiple_of(K::MR);
+        for ic in (0..m).step_by(mc_step) {
+            let mc = mc_step.min(m - ic);
             for pc in (0..k).step_by(K::KC) {
                 let kc = K::KC.min(k - pc);
                 let add = accumulate || pc > 0;
@@ -211,16 +213,20 @@ fn pack_a<K: MicroKernel>(a: View, mc: usize, kc: usize, out: &mut [f32]) {
                 dst[rows..].fill(0.0);
             }
         } else {
+            // A as stored (rows contiguous when cs == 1): row i fills every MR-th slot.
             for i in 0..mr_ {
+                let slots = panel.iter_mut().skip(i).step_by(mr_);
                 if i < rows {
                     let row = &a.data[(ir + i) * a.rs..];
-                    for p in 0..kc {
-                        panel[p * mr_ + i] = row[p * a.cs];
+                    if a.cs == 1 {
+                        slots.zip(&row[..kc]).for_each(|(d, &x)| *d = x);
+                    } else {
+                        slots
+                            .zip(row.iter().step_by(a.cs))
+                            .for_each(|(d, &x)| *d = x);
                     }
                 } else {
-                    for p in 0..kc {
-                        panel[p * mr_ + i] = 0.0;
-                    }
+                    slots.for_each(|d| *d = 0.0);
                 }
             }
         }
@@ -241,15 +247,23 @@ fn pack_b<K: MicroKernel>(b: View, kc: usize, nc: usize, out: &mut [f32]) {
                 dst[cols..].fill(0.0);
             }
         } else {
-            for j in 0..nr_ {
-                if j < cols {
-                    let col = &b.data[(jr + j) * b.cs..];
-                    for p in 0..kc {
-                        panel[p * nr_ + j] = col[p * b.rs];
-                    }
-                } else {
-                    for p in 0..kc {
-                        panel[p * nr_ + j] = 0.0;
+            // B stored transposed: a transpose. Go 16 steps of p at a time, so the writes stay
+            // within 16 rows of the panel (a few KiB) instead of sweeping all of it per column.
+            for p0 in (0..kc).step_by(16) {
+                let p1 = (p0 + 16).min(kc);
+                let rows = &mut panel[p0 * nr_..p1 * nr_];
+                for j in 0..nr_ {
+                    let slots = rows.iter_mut().skip(j).step_by(nr_);
+                    if j < cols {
+                        let col = &b.data[(jr + j) * b.cs..];
+                        if b.rs == 1 {
+                            slots.zip(&col[p0..p1]).for_each(|(d, &x)| *d = x);
+                        } else {
+                            let col = col[p0 * b.rs..].iter().step_by(b.rs);
+                            slots.zip(col).for_each(|(d, &x)| *d = x);
+                        }
+                    } else {
+                        slots.for_each(|d| *d = 0.0);
                     }
                 }
             }
