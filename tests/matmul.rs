@@ -143,6 +143,22 @@ fn larger_than_one_cache_block() {
 }
 
 #[test]
+fn v5_parallel_paths_on_three_threads() {
+    // Whatever the machine's core count, run v5's shared-panel path (tall) and its column-stripe
+    // path (short and wide) on a pool of three threads, with uneven chunks.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    let mut rng = Rng(99);
+    pool.install(|| {
+        for (m, k, n) in [(131, 400, 530), (5, 300, 1500)] {
+            check(&mut rng, m, k, n, &["v5"]);
+        }
+    });
+}
+
+#[test]
 fn zero_sized_dimensions() {
     let mut rng = Rng(3);
     for (m, k, n) in [(0, 5, 3), (4, 0, 3), (4, 5, 0)] {

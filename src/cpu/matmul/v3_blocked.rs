@@ -104,7 +104,7 @@ thread_local! {
 }
 
 /// A 64-byte aligned slice of `len` floats inside `v`, growing `v` if needed.
-fn aligned(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+pub(crate) fn aligned(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if v.len() < len + 16 {
         v.resize(len + 16, 0.0);
     }
@@ -164,7 +164,7 @@ pub(crate) fn blocked<K: MicroKernel>(
 /// Run the micro-kernel over every `MR×NR` tile of an `mc×nc` block of C.
 /// The A panel (MR×kc) stays in L1 while it meets every B panel of the block (in L2).
 #[allow(clippy::too_many_arguments)]
-fn macro_kernel<K: MicroKernel>(
+pub(crate) fn macro_kernel<K: MicroKernel>(
     kern: K,
     mc: usize,
     nc: usize,
@@ -201,7 +201,7 @@ fn macro_kernel<K: MicroKernel>(
 
 /// Pack an `mc×kc` block of A into panels of `MR` rows: panel `r`, step `p`, row `i` goes to
 /// `out[r*MR*kc + p*MR + i]`. Rows past `mc` are zero.
-fn pack_a<K: MicroKernel>(a: View, mc: usize, kc: usize, out: &mut [f32]) {
+pub(crate) fn pack_a<K: MicroKernel>(a: View, mc: usize, kc: usize, out: &mut [f32]) {
     let mr_ = K::MR;
     for (ir, panel) in (0..mc).step_by(mr_).zip(out.chunks_exact_mut(mr_ * kc)) {
         let rows = mr_.min(mc - ir);
@@ -235,7 +235,7 @@ fn pack_a<K: MicroKernel>(a: View, mc: usize, kc: usize, out: &mut [f32]) {
 
 /// Pack a `kc×nc` block of B into panels of `NR` columns: panel `s`, step `p`, column `j` goes
 /// to `out[s*NR*kc + p*NR + j]`. Columns past `nc` are zero.
-fn pack_b<K: MicroKernel>(b: View, kc: usize, nc: usize, out: &mut [f32]) {
+pub(crate) fn pack_b<K: MicroKernel>(b: View, kc: usize, nc: usize, out: &mut [f32]) {
     let nr_ = K::NR;
     for (jr, panel) in (0..nc).step_by(nr_).zip(out.chunks_exact_mut(nr_ * kc)) {
         let cols = nr_.min(nc - jr);

@@ -88,7 +88,7 @@ pub(crate) fn gemm_view(
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(crate) mod x86 {
     use super::MicroKernel;
     use std::arch::x86_64::*;
 
@@ -107,7 +107,7 @@ mod x86 {
         const MR: usize = 6;
         const NR: usize = 64;
         const KC: usize = 384;
-        const MC: usize = 1008;
+        const MC: usize = 2016;
         const NC: usize = 512;
 
         fn run(&self, kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, add: bool) {
