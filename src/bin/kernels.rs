@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 /// of the best version of the same kernel, and the max relative error
 /// (max |c - ref| / max |ref|, f64 reference, up to 4096 sampled entries).
 /// Kernels: matmul (C = A·B), matmul_nt (A·Bᵀ, B stored n×k), matmul_tn (Aᵀ·B, A stored k×m).
+/// Versions: v1–v5 (src/cpu/matmul/), and `gemm`, the entry point the tensor engine calls.
 #[derive(Parser, Debug)]
 #[command(name = "kernels", version)]
 struct Args {
@@ -108,10 +109,12 @@ fn matmul_entries() -> Vec<Entry> {
     ];
     let mut out = Vec::new();
     for (kernel, ta, tb, versions) in variants {
-        for &(version, f) in matmul::VERSIONS
+        // `gemm` is the entry point the tensor engine calls (v5, or a matrix-vector loop).
+        let entry: (&str, GemmFn) = ("gemm", matmul::gemm);
+        let chosen = matmul::VERSIONS
             .iter()
-            .filter(|(v, _)| versions.contains(v))
-        {
+            .filter(|(v, _)| versions.contains(v));
+        for &(version, f) in chosen.chain([&entry]) {
             out.push(Entry {
                 kernel,
                 version,
@@ -142,7 +145,7 @@ fn measure_matmul(
         };
         note = "smaller shape (too slow)".into();
     }
-    if version == "v4" || version == "v5" {
+    if matches!(version, "v4" | "v5" | "gemm") {
         let sep = if note.is_empty() { "" } else { "; " };
         note = format!("{note}{sep}{}", matmul::v4_simd::isa());
     }
@@ -153,7 +156,7 @@ fn measure_matmul(
     let mut c = vec![0.0f32; m * n];
     let secs = time_best(s.budget, || f(m, k, n, &a, ta, &b, tb, &mut c, false));
     let err = matmul_error(shape, &a, ta, &b, tb, &c);
-    let threads = if version == "v5" {
+    let threads = if version == "v5" || version == "gemm" {
         rayon::current_num_threads()
     } else {
         1
