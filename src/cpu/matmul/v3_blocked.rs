@@ -202,71 +202,67 @@ pub(crate) fn macro_kernel<K: MicroKernel>(
 /// Pack an `mc×kc` block of A into panels of `MR` rows: panel `r`, step `p`, row `i` goes to
 /// `out[r*MR*kc + p*MR + i]`. Rows past `mc` are zero.
 pub(crate) fn pack_a<K: MicroKernel>(a: View, mc: usize, kc: usize, out: &mut [f32]) {
-    let mr_ = K::MR;
-    for (ir, panel) in (0..mc).step_by(mr_).zip(out.chunks_exact_mut(mr_ * kc)) {
-        let rows = mr_.min(mc - ir);
-        if a.rs == 1 {
-            // Transposed A: for each p the MR values are contiguous in memory.
-            for (p, dst) in panel.chunks_exact_mut(mr_).enumerate() {
-                let start = (ir) + p * a.cs;
-                dst[..rows].copy_from_slice(&a.data[start..start + rows]);
-                dst[rows..].fill(0.0);
+    pack_panels(a, mc, kc, K::MR, out);
+}
+
+/// Pack a `kc×nc` block of B into panels of `NR` columns: panel `s`, step `p`, column `j` goes
+/// to `out[s*NR*kc + p*NR + j]`. Columns past `nc` are zero. This is `pack_a` of `Bᵀ`.
+pub(crate) fn pack_b<K: MicroKernel>(b: View, kc: usize, nc: usize, out: &mut [f32]) {
+    let bt = View {
+        rs: b.cs,
+        cs: b.rs,
+        ..b
+    };
+    pack_panels(bt, nc, kc, K::NR, out);
+}
+
+/// Pack `lines` lines of `x` (line `i`, step `p` at `x.get(i, p)`) into panels of `r` lines:
+/// `out[panel*r*kc + p*r + i]`, zero past the last line.
+fn pack_panels(x: View, lines: usize, kc: usize, r: usize, out: &mut [f32]) {
+    for (i0, panel) in (0..lines).step_by(r).zip(out.chunks_exact_mut(r * kc)) {
+        let count = r.min(lines - i0);
+        if x.rs == 1 {
+            // For each step the `count` values are contiguous in memory: plain copies.
+            for (p, dst) in panel.chunks_exact_mut(r).enumerate() {
+                let start = i0 + p * x.cs;
+                dst[..count].copy_from_slice(&x.data[start..start + count]);
+                dst[count..].fill(0.0);
+            }
+        } else if x.cs == 1 {
+            // Each line is contiguous: interleave `count` lines (a transpose).
+            let mut src = [&ZEROS[..kc]; 64];
+            for (i, s) in src.iter_mut().enumerate().take(count) {
+                let start = (i0 + i) * x.rs;
+                *s = &x.data[start..start + kc];
+            }
+            match r {
+                4 => interleave::<4>(&src, kc, panel),
+                6 => interleave::<6>(&src, kc, panel),
+                8 => interleave::<8>(&src, kc, panel),
+                16 => interleave::<16>(&src, kc, panel),
+                64 => interleave::<64>(&src, kc, panel),
+                _ => unreachable!("pack_panels: no interleave for panels of {r}"),
             }
         } else {
-            // A as stored (rows contiguous when cs == 1): row i fills every MR-th slot.
-            for i in 0..mr_ {
-                let slots = panel.iter_mut().skip(i).step_by(mr_);
-                if i < rows {
-                    let row = &a.data[(ir + i) * a.rs..];
-                    if a.cs == 1 {
-                        slots.zip(&row[..kc]).for_each(|(d, &x)| *d = x);
-                    } else {
-                        slots
-                            .zip(row.iter().step_by(a.cs))
-                            .for_each(|(d, &x)| *d = x);
-                    }
-                } else {
-                    slots.for_each(|d| *d = 0.0);
+            for (p, dst) in panel.chunks_exact_mut(r).enumerate() {
+                for (i, d) in dst.iter_mut().enumerate() {
+                    *d = if i < count { x.get(i0 + i, p) } else { 0.0 };
                 }
             }
         }
     }
 }
 
-/// Pack a `kc×nc` block of B into panels of `NR` columns: panel `s`, step `p`, column `j` goes
-/// to `out[s*NR*kc + p*NR + j]`. Columns past `nc` are zero.
-pub(crate) fn pack_b<K: MicroKernel>(b: View, kc: usize, nc: usize, out: &mut [f32]) {
-    let nr_ = K::NR;
-    for (jr, panel) in (0..nc).step_by(nr_).zip(out.chunks_exact_mut(nr_ * kc)) {
-        let cols = nr_.min(nc - jr);
-        if b.cs == 1 {
-            // B as stored: for each p the NR values are contiguous in memory.
-            for (p, dst) in panel.chunks_exact_mut(nr_).enumerate() {
-                let start = jr + p * b.rs;
-                dst[..cols].copy_from_slice(&b.data[start..start + cols]);
-                dst[cols..].fill(0.0);
-            }
-        } else {
-            // B stored transposed: a transpose. Go 16 steps of p at a time, so the writes stay
-            // within 16 rows of the panel (a few KiB) instead of sweeping all of it per column.
-            for p0 in (0..kc).step_by(16) {
-                let p1 = (p0 + 16).min(kc);
-                let rows = &mut panel[p0 * nr_..p1 * nr_];
-                for j in 0..nr_ {
-                    let slots = rows.iter_mut().skip(j).step_by(nr_);
-                    if j < cols {
-                        let col = &b.data[(jr + j) * b.cs..];
-                        if b.rs == 1 {
-                            slots.zip(&col[p0..p1]).for_each(|(d, &x)| *d = x);
-                        } else {
-                            let col = col[p0 * b.rs..].iter().step_by(b.rs);
-                            slots.zip(col).for_each(|(d, &x)| *d = x);
-                        }
-                    } else {
-                        slots.for_each(|d| *d = 0.0);
-                    }
-                }
-            }
+/// Zeros that stand in for the missing lines of a partial panel.
+static ZEROS: [f32; 1024] = [0.0; 1024];
+
+/// `out[p*R + i] = src[i][p]` for `p < kc`, `i < R`. `R` is a constant, so the inner loop
+/// unrolls into R loads and one contiguous store run.
+fn interleave<const R: usize>(src: &[&[f32]; 64], kc: usize, out: &mut [f32]) {
+    let src: [&[f32]; R] = std::array::from_fn(|i| &src[i][..kc]);
+    for (p, dst) in out[..kc * R].chunks_exact_mut(R).enumerate() {
+        for (d, s) in dst.iter_mut().zip(&src) {
+            *d = s[p];
         }
     }
 }
