@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 /// Time every CPU kernel version, check it against an f64 reference, print one table.
 ///
 /// Columns: kernel, version, shape, best time in ms, GFLOP/s (GB/s for memory-bound ops), percent
-/// of the best version of the same kernel, and the max relative error
-/// (max |c - ref| / max |ref|, f64 reference, up to 4096 sampled entries).
+/// of the best version of the same kernel, and the max relative error (max |c - ref| / max |ref|
+/// over up to 4096 sampled entries, f64 reference).
+///
 /// Kernels: matmul (C = A·B), matmul_nt (A·Bᵀ, B stored n×k), matmul_tn (Aᵀ·B, A stored k×m).
-/// Versions: v1–v5 (src/cpu/matmul/), and `gemm`, the entry point the tensor engine calls.
+/// Versions: v1–v5 (src/cpu/matmul/) and gemm, the entry point the tensor engine calls.
+/// v1 and v2 run on at most 256×256×256 (they are slow); the row's note says so.
 #[derive(Parser, Debug)]
 #[command(name = "kernels", version)]
 struct Args {

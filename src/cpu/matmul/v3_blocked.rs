@@ -223,10 +223,19 @@ fn pack_panels(x: View, lines: usize, kc: usize, r: usize, out: &mut [f32]) {
         let count = r.min(lines - i0);
         if x.rs == 1 {
             // For each step the `count` values are contiguous in memory: plain copies.
-            for (p, dst) in panel.chunks_exact_mut(r).enumerate() {
-                let start = i0 + p * x.cs;
-                dst[..count].copy_from_slice(&x.data[start..start + count]);
-                dst[count..].fill(0.0);
+            let src = &x.data[i0..];
+            match (r, count == r) {
+                (4, true) => copy_steps::<4>(src, x.cs, kc, panel),
+                (6, true) => copy_steps::<6>(src, x.cs, kc, panel),
+                (8, true) => copy_steps::<8>(src, x.cs, kc, panel),
+                (16, true) => copy_steps::<16>(src, x.cs, kc, panel),
+                (64, true) => copy_steps::<64>(src, x.cs, kc, panel),
+                _ => {
+                    for (p, dst) in panel.chunks_exact_mut(r).enumerate() {
+                        dst[..count].copy_from_slice(&src[p * x.cs..p * x.cs + count]);
+                        dst[count..].fill(0.0);
+                    }
+                }
             }
         } else if x.cs == 1 {
             // Each line is contiguous: interleave `count` lines (a transpose).
@@ -250,6 +259,15 @@ fn pack_panels(x: View, lines: usize, kc: usize, r: usize, out: &mut [f32]) {
                 }
             }
         }
+    }
+}
+
+/// `out[p*R .. p*R + R] = src[p*stride ..][..R]` for `p < kc`. A constant `R` turns each copy
+/// into a few vector moves instead of a call to `memcpy`.
+fn copy_steps<const R: usize>(src: &[f32], stride: usize, kc: usize, out: &mut [f32]) {
+    for (p, dst) in out[..kc * R].chunks_exact_mut(R).enumerate() {
+        let s: &[f32; R] = src[p * stride..p * stride + R].try_into().unwrap();
+        dst.copy_from_slice(s);
     }
 }
 
