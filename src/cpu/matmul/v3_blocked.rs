@@ -219,7 +219,16 @@ pub(crate) fn pack_b<K: MicroKernel>(b: View, kc: usize, nc: usize, out: &mut [f
 /// Pack `lines` lines of `x` (line `i`, step `p` at `x.get(i, p)`) into panels of `r` lines:
 /// `out[panel*r*kc + p*r + i]`, zero past the last line.
 fn pack_panels(x: View, lines: usize, kc: usize, r: usize, out: &mut [f32]) {
-    for (i0, panel) in (0..lines).step_by(r).zip(out.chunks_exact_mut(r * kc)) {
+    // When each step's values are contiguous across lines (x.rs == 1) but steps are far apart
+    // in memory, fill a group of panels together, so every cache line read is used in full.
+    let i_done = match (x.rs == 1, r) {
+        (true, 4) => pack_groups::<4>(x, lines, kc, 4, out),
+        (true, 6) => pack_groups::<6>(x, lines, kc, 8, out),
+        (true, 8) => pack_groups::<8>(x, lines, kc, 2, out),
+        _ => 0,
+    };
+    let out = &mut out[i_done * kc..];
+    for (i0, panel) in (i_done..lines).step_by(r).zip(out.chunks_exact_mut(r * kc)) {
         let count = r.min(lines - i0);
         if x.rs == 1 {
             // For each step the `count` values are contiguous in memory: plain copies.
@@ -262,6 +271,32 @@ fn pack_panels(x: View, lines: usize, kc: usize, r: usize, out: &mut [f32]) {
     }
 }
 
+/// Pack whole groups of `group` panels of `R` lines from a view with `rs == 1`: for each step,
+/// one contiguous read of `group·R` values feeds them all. Returns the lines packed.
+fn pack_groups<const R: usize>(
+    x: View,
+    lines: usize,
+    kc: usize,
+    group: usize,
+    out: &mut [f32],
+) -> usize {
+    let width = group * R;
+    let full = lines / width * width;
+    for (g0, dst) in (0..full)
+        .step_by(width)
+        .zip(out.chunks_exact_mut(width * kc))
+    {
+        for p in 0..kc {
+            let src = &x.data[g0 + p * x.cs..g0 + p * x.cs + width];
+            for (s, panel) in src.chunks_exact(R).zip(dst.chunks_exact_mut(R * kc)) {
+                let s: &[f32; R] = s.try_into().unwrap();
+                panel[p * R..p * R + R].copy_from_slice(s);
+            }
+        }
+    }
+    full
+}
+
 /// `out[p*R .. p*R + R] = src[p*stride ..][..R]` for `p < kc`. A constant `R` turns each copy
 /// into a few vector moves instead of a call to `memcpy`.
 fn copy_steps<const R: usize>(src: &[f32], stride: usize, kc: usize, out: &mut [f32]) {
@@ -278,9 +313,23 @@ static ZEROS: [f32; 1024] = [0.0; 1024];
 /// unrolls into R loads and one contiguous store run.
 fn interleave<const R: usize>(src: &[&[f32]; 64], kc: usize, out: &mut [f32]) {
     let src: [&[f32]; R] = std::array::from_fn(|i| &src[i][..kc]);
-    for (p, dst) in out[..kc * R].chunks_exact_mut(R).enumerate() {
-        for (d, s) in dst.iter_mut().zip(&src) {
-            *d = s[p];
+    if R <= 8 {
+        for (p, dst) in out[..kc * R].chunks_exact_mut(R).enumerate() {
+            for (d, s) in dst.iter_mut().zip(&src) {
+                *d = s[p];
+            }
+        }
+    } else {
+        // Many lines: take one cache line (16 floats) of each in turn, so no line has to stay
+        // in L1 while all the others are read (they may map to the same few cache sets).
+        for p0 in (0..kc).step_by(16) {
+            let p1 = (p0 + 16).min(kc);
+            let block = &mut out[p0 * R..p1 * R];
+            for (i, s) in src.iter().enumerate() {
+                for (dst, &v) in block.chunks_exact_mut(R).zip(&s[p0..p1]) {
+                    dst[i] = v;
+                }
+            }
         }
     }
 }
