@@ -54,6 +54,30 @@ def time_numpy(variant, m, k, n, budget):
     return best
 
 
+def idle_percent(seconds=2.0):
+    """Percent of CPU time idle over the next `seconds` (Linux /proc/stat), or 100 elsewhere."""
+    def snap():
+        with open("/proc/stat") as f:
+            vals = [int(v) for v in f.readline().split()[1:]]
+        return vals[3] + vals[4], sum(vals)
+    try:
+        idle1, total1 = snap()
+        time.sleep(seconds)
+        idle2, total2 = snap()
+    except OSError:
+        return 100.0
+    return 100.0 * (idle2 - idle1) / max(1, total2 - total1)
+
+
+def wait_until_idle(percent, max_wait):
+    """On a shared machine: wait (up to max_wait seconds) until at least `percent` is idle."""
+    start = time.time()
+    while percent > 0 and time.time() - start < max_wait:
+        if idle_percent() >= percent:
+            return
+    return
+
+
 def time_ours(kernels, m, k, n, threads):
     cmd = [kernels, "--json", "-q", "--filter", "v5", "--shape", f"{m}x{k}x{n}",
            "--threads", str(threads)]
@@ -69,6 +93,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=2, help="alternations of numpy and ours")
     ap.add_argument("--budget", type=float, default=0.5, help="seconds per numpy timing")
     ap.add_argument("--quick", action="store_true", help="one small shape, one round")
+    ap.add_argument("--wait-idle", type=float, default=0, metavar="PCT",
+                    help="before each round, wait until PCT%% of the CPUs are idle (shared machine)")
+    ap.add_argument("--max-wait", type=float, default=120, help="seconds to wait for idle per round")
     args = ap.parse_args()
 
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
@@ -76,6 +103,7 @@ def main():
             sys.exit(f"matmul_numpy.py: {var} is set; run through benches/compare/run.sh")
     shapes = [(256, 256, 256)] if args.quick else SHAPES
     rounds = 1 if args.quick else args.rounds
+    print(f"load average at the start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
     for i in blas:
         print(f"numpy {np.__version__}: {i['internal_api']} {i.get('version')}, "
@@ -89,6 +117,7 @@ def main():
             best_np = {v: float("inf") for v, _ in VARIANTS}
             best_ours = {v: 0.0 for v, _ in VARIANTS}
             for _ in range(rounds):
+                wait_until_idle(args.wait_idle, args.max_wait)
                 with threadpool_limits(limits=threads, user_api="blas"):
                     for v, _ in VARIANTS:
                         best_np[v] = min(best_np[v], time_numpy(v, m, k, n, args.budget))
@@ -102,7 +131,8 @@ def main():
                 print(f"{threads:>7} {f'{m},{k},{n}':<16} {label:<5} {np_gflops:>13.1f} "
                       f"{best_ours[v]:>12.1f} {ratio:>6.2f}")
             sys.stdout.flush()
-    print(f"ratio ours/numpy: min {min(ratios):.2f}, max {max(ratios):.2f}")
+    print(f"ratio ours/numpy: min {min(ratios):.2f}, max {max(ratios):.2f}; "
+          f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
