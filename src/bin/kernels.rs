@@ -79,6 +79,8 @@ struct Row {
     shape: String,
     ms: f64,
     gflops: f64,
+    /// Mean CPU time of one call, all threads together (JSON only; see `time_best`).
+    cpu_ms: f64,
     /// "GFLOP/s" for compute-bound kernels, "GB/s" for memory-bound ones (then `gflops` holds GB/s).
     unit: &'static str,
     max_rel_err: f64,
@@ -156,7 +158,7 @@ fn measure_matmul(
     let a = rng.vec(m * k);
     let b = rng.vec(k * n);
     let mut c = vec![0.0f32; m * n];
-    let secs = time_best(s.budget, || f(m, k, n, &a, ta, &b, tb, &mut c, false));
+    let (secs, cpu_secs) = time_best(s.budget, || f(m, k, n, &a, ta, &b, tb, &mut c, false));
     let err = matmul_error(shape, &a, ta, &b, tb, &c);
     let threads = if version == "v5" || version == "gemm" {
         rayon::current_num_threads()
@@ -169,6 +171,7 @@ fn measure_matmul(
         shape: shape.to_string(),
         ms: secs * 1e3,
         gflops: 2.0 * (m * k * n) as f64 / secs / 1e9,
+        cpu_ms: cpu_secs * 1e3,
         unit: "GFLOP/s",
         max_rel_err: err,
         threads,
@@ -212,11 +215,14 @@ fn matmul_error(shape: Shape, a: &[f32], ta: Layout, b: &[f32], tb: Layout, c: &
     }
 }
 
-/// Run `f` once to warm up, then repeatedly until `budget` is spent (at least twice more);
-/// return the best time in seconds. The best, not the mean: on a shared machine, noise only
-/// ever adds time.
-fn time_best(budget: Duration, mut f: impl FnMut()) -> f64 {
+/// Run `f` once to warm up, then repeatedly until `budget` is spent (at least twice more).
+/// Returns the best wall time and the mean process CPU time per call, in seconds. The best wall
+/// time, not the mean: on a shared machine, noise only ever adds time. CPU time (all threads,
+/// from Linux's schedstat, which advances in scheduler ticks, hence the mean over the whole
+/// loop) leaves out the time other programs held the cores; elsewhere it equals wall time.
+fn time_best(budget: Duration, mut f: impl FnMut()) -> (f64, f64) {
     f();
+    let cpu0 = process_cpu_seconds();
     let start = Instant::now();
     let mut best = f64::INFINITY;
     let mut reps = 0;
@@ -226,7 +232,20 @@ fn time_best(budget: Duration, mut f: impl FnMut()) -> f64 {
         best = best.min(t.elapsed().as_secs_f64());
         reps += 1;
     }
-    best
+    let total = start.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds().zip(cpu0).map_or(total, |(b, a)| b - a);
+    (best, cpu / reps as f64)
+}
+
+/// CPU time used so far by all threads of this process, from `/proc/self/task/*/schedstat`
+/// (nanoseconds on the CPU), or None where that does not exist.
+fn process_cpu_seconds() -> Option<f64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(ns as f64 * 1e-9)
 }
 
 /// A small seeded generator (xorshift64*) for inputs uniform in [-1, 1).

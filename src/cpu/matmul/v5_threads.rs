@@ -2,10 +2,11 @@
 //!
 //! Idea: keep v4's loop nest, and run its two cheap-but-wide steps and its expensive one in
 //! parallel, with packed panels shared by all threads (as BLIS does):
-//! 1. for each depth block `pc`, all threads pack their rows of A into one shared buffer;
-//! 2. for each column block `jc`, all threads pack a share of the B block (it fits in L2);
-//! 3. the rows of C are cut into about four chunks per thread, and rayon hands the chunks out:
-//!    each runs the micro-kernel over its rows against the shared B block.
+//! 1. for each depth block `pc` and column block `jc`, all threads pack a share of the B block
+//!    (it fits in L2) into one shared buffer;
+//! 2. the rows of C are cut into about four chunks per thread, and rayon hands the chunks out:
+//!    each packs its rows of A (on the first column block; later ones reuse them) and runs the
+//!    micro-kernel over its rows against the shared B block.
 //!
 //! Nothing is packed twice, and because there are more chunks than threads, a thread slowed by
 //! something else on the machine simply takes fewer chunks. Short wide products (fewer row
@@ -127,13 +128,6 @@ fn shared<K: MicroKernel>(
         let kc = K::KC.min(k - pc);
         let add = accumulate || pc > 0;
         let apack = &mut apack[..m_pad * kc];
-        apack
-            .par_chunks_mut(chunk_rows * kc)
-            .enumerate()
-            .for_each(|(s, dst)| {
-                let i0 = s * chunk_rows;
-                pack_a::<K>(a.at(i0, pc), chunk_rows.min(m - i0), kc, dst);
-            });
         for jc in (0..n).step_by(K::NC) {
             let nc = K::NC.min(n - jc);
             let bpack = &mut bpack[..nc.next_multiple_of(K::NR) * kc];
@@ -145,11 +139,16 @@ fn shared<K: MicroKernel>(
                     let j0 = s * chunk_cols;
                     pack_b::<K>(b.at(pc, jc + j0), kc, chunk_cols.min(nc - j0), dst);
                 });
-            let (ap, bp) = (&*apack, &*bpack);
+            let bp = &*bpack;
             c.par_chunks_mut(chunk_rows * n)
-                .zip(ap.par_chunks(chunk_rows * kc))
-                .for_each(|(c_rows, a_rows)| {
+                .zip(apack.par_chunks_mut(chunk_rows * kc))
+                .enumerate()
+                .for_each(|(s, (c_rows, a_rows))| {
                     let mc = c_rows.len() / n;
+                    if jc == 0 {
+                        // Each chunk packs its own rows of A, on first use.
+                        pack_a::<K>(a.at(s * chunk_rows, pc), mc, kc, a_rows);
+                    }
                     macro_kernel(kern, mc, nc, kc, a_rows, bp, &mut c_rows[jc..], n, add);
                 });
         }
