@@ -17,7 +17,11 @@ pub struct KvCache {
 
 impl KvCache {
     pub fn new(n_layer: usize) -> KvCache {
-        KvCache { keys: vec![None; n_layer], values: vec![None; n_layer], len: 0 }
+        KvCache {
+            keys: vec![None; n_layer],
+            values: vec![None; n_layer],
+            len: 0,
+        }
     }
 
     /// Tokens cached so far.
@@ -49,7 +53,10 @@ impl Gpt {
                 let h = x.layer_norm(&block.ln_1_w, &block.ln_1_b, LAYER_NORM_EPS as f64);
                 let qkv = &h.matmul(&block.attn_w) + &block.attn_b;
                 // [n, 3C] → [3, H, n, D]
-                let qkv = qkv.reshape(&[n, 3, nh, hd]).permute(&[1, 2, 0, 3]).contiguous();
+                let qkv = qkv
+                    .reshape(&[n, 3, nh, hd])
+                    .permute(&[1, 2, 0, 3])
+                    .contiguous();
                 let parts = qkv.chunk(3, 0);
                 let q = parts[0].reshape(&[nh, n, hd]);
                 let k_new = parts[1].reshape(&[nh, n, hd]);
@@ -64,7 +71,11 @@ impl Gpt {
                 };
                 // New query i sits at position start + i: it sees keys 0..=start + i.
                 let scale = 1.0 / (hd as f64).sqrt();
-                let att = q.matmul(&k.t()).mul_scalar(scale).causal_mask(f64::NEG_INFINITY).softmax();
+                let att = q
+                    .matmul(&k.t())
+                    .mul_scalar(scale)
+                    .causal_mask(f64::NEG_INFINITY)
+                    .softmax();
                 let y = att.matmul(&v).permute(&[1, 0, 2]).reshape(&[n, c]);
                 cache.keys[l] = Some(k);
                 cache.values[l] = Some(v);
@@ -96,7 +107,9 @@ pub fn pick(logits: &[f32], cfg: &SamplingConfig, rng: &mut Rng) -> u32 {
         logits
             .iter()
             .enumerate()
-            .fold((0, f32::NEG_INFINITY), |best, (i, &l)| if l > best.1 { (i, l) } else { best })
+            .fold((0, f32::NEG_INFINITY), |best, (i, &l)| {
+                if l > best.1 { (i, l) } else { best }
+            })
             .0 as u32
     };
     if cfg.temperature <= 0.0 {
@@ -109,7 +122,10 @@ pub fn pick(logits: &[f32], cfg: &SamplingConfig, rng: &mut Rng) -> u32 {
         });
         order.truncate(cfg.top_k);
     }
-    let max = order.iter().map(|&i| logits[i as usize]).fold(f32::NEG_INFINITY, f32::max);
+    let max = order
+        .iter()
+        .map(|&i| logits[i as usize])
+        .fold(f32::NEG_INFINITY, f32::max);
     let weights: Vec<f64> = order
         .iter()
         .map(|&i| (((logits[i as usize] - max) / cfg.temperature) as f64).exp())
@@ -137,7 +153,10 @@ pub fn generate(
     stop: Option<u32>,
     mut on_token: impl FnMut(u32),
 ) -> Vec<u32> {
-    assert!(!prompt.is_empty(), "generate: the prompt needs at least one token");
+    assert!(
+        !prompt.is_empty(),
+        "generate: the prompt needs at least one token"
+    );
     let block = model.config.block_size;
     let mut rng = Rng::new(seed);
     let mut seq: Vec<u32> = prompt.to_vec();

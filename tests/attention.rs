@@ -15,19 +15,27 @@ fn composed(q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {
 
 fn qkv(bh: usize, t: usize, d: usize, seed: u64) -> Vec<Tensor> {
     let mut rng = Rng::new(seed);
-    (0..3).map(|_| Tensor::randn(&[bh, t, d], 0.0, 1.0, &mut rng)).collect()
+    (0..3)
+        .map(|_| Tensor::randn(&[bh, t, d], 0.0, 1.0, &mut rng))
+        .collect()
 }
 
 #[test]
 fn fused_matches_composed_forward() {
     // Odd sizes, T = 1, and a long-ish sequence.
-    for (i, &(bh, t, d)) in [(1, 1, 4), (3, 7, 5), (2, 33, 16), (4, 64, 8)].iter().enumerate() {
+    for (i, &(bh, t, d)) in [(1, 1, 4), (3, 7, 5), (2, 33, 16), (4, 64, 8)]
+        .iter()
+        .enumerate()
+    {
         let x = qkv(bh, t, d, 100 + i as u64);
         let fused = Tensor::causal_attention(&x[0], &x[1], &x[2]).to_vec();
         let want = composed(&x[0], &x[1], &x[2]).to_vec();
         for (a, b) in fused.iter().zip(&want) {
             // f32 with different summation orders: 1e-5 relative to values of order 1.
-            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "bh={bh} t={t} d={d}: {a} vs {b}");
+            assert!(
+                (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                "bh={bh} t={t} d={d}: {a} vs {b}"
+            );
         }
     }
 }
@@ -59,7 +67,11 @@ fn fused_gradients_match_composed_gradients_on_views() {
             parts[1].reshape(&[2, 6, 4]),
             parts[2].reshape(&[2, 6, 4]),
         );
-        let y = if fused { Tensor::causal_attention(&q, &k, &v) } else { composed(&q, &k, &v) };
+        let y = if fused {
+            Tensor::causal_attention(&q, &k, &v)
+        } else {
+            composed(&q, &k, &v)
+        };
         y.mul(&y).sum_all().backward();
         base.grad().unwrap().to_vec()
     };

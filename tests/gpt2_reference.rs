@@ -35,7 +35,12 @@ fn expected() -> Expected {
             .as_array()
             .unwrap()
             .iter()
-            .flat_map(|row| row.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32))
+            .flat_map(|row| {
+                row.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_u64().unwrap() as u32)
+            })
             .collect()
     };
     Expected {
@@ -44,7 +49,12 @@ fn expected() -> Expected {
         inputs: ids("inputs"),
         targets: ids("targets"),
         loss: v["loss"].as_f64().unwrap(),
-        adamw_losses: v["adamw_losses"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect(),
+        adamw_losses: v["adamw_losses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect(),
         json: v,
     }
 }
@@ -71,20 +81,36 @@ fn logits_loss_and_gradients_match_pytorch() {
         let logits = m.forward(&e.inputs, e.b, e.t);
         let want = get("logits");
         let got = logits.to_vec();
-        let err = got.iter().zip(&want.data).fold(0.0f32, |a, (x, y)| a.max((x - y).abs()));
-        assert!(err <= 1e-5 * max_abs(&want.data), "{attention:?}: logits differ by {err}");
+        let err = got
+            .iter()
+            .zip(&want.data)
+            .fold(0.0f32, |a, (x, y)| a.max((x - y).abs()));
+        assert!(
+            err <= 1e-5 * max_abs(&want.data),
+            "{attention:?}: logits differ by {err}"
+        );
 
         let loss = logits.cross_entropy(&e.targets);
         let l = loss.item() as f64;
-        assert!((l - e.loss).abs() <= 1e-5 * e.loss, "{attention:?}: loss {l} vs {}", e.loss);
+        assert!(
+            (l - e.loss).abs() <= 1e-5 * e.loss,
+            "{attention:?}: loss {l} vs {}",
+            e.loss
+        );
 
         loss.backward();
         for (name, p) in m.params() {
             let want = get(&format!("grad.{name}"));
             let got = p.grad().unwrap().to_vec();
-            let err = got.iter().zip(&want.data).fold(0.0f32, |a, (x, y)| a.max((x - y).abs()));
+            let err = got
+                .iter()
+                .zip(&want.data)
+                .fold(0.0f32, |a, (x, y)| a.max((x - y).abs()));
             let scale = max_abs(&want.data);
-            assert!(err <= 1e-4 * scale, "{attention:?}: grad of {name} differs by {err} (scale {scale})");
+            assert!(
+                err <= 1e-4 * scale,
+                "{attention:?}: grad of {name} differs by {err} (scale {scale})"
+            );
         }
     }
 }
@@ -99,7 +125,10 @@ fn ten_adamw_steps_match_pytorch() {
         eps: a["eps"].as_f64().unwrap() as f32,
         weight_decay: a["weight_decay"].as_f64().unwrap() as f32,
     };
-    let (lr, clip) = (a["lr"].as_f64().unwrap() as f32, a["grad_clip"].as_f64().unwrap() as f32);
+    let (lr, clip) = (
+        a["lr"].as_f64().unwrap() as f32,
+        a["grad_clip"].as_f64().unwrap() as f32,
+    );
     let m = model(Attention::Fused);
     let params: Vec<_> = m.params().into_iter().map(|(_, p)| p.clone()).collect();
     let refs: Vec<&_> = params.iter().collect();
@@ -109,7 +138,10 @@ fn ten_adamw_steps_match_pytorch() {
         params.iter().for_each(|p| p.zero_grad());
         let loss = m.loss(&e.inputs, &e.targets, e.b, e.t);
         let l = loss.item() as f64;
-        assert!((l - want).abs() <= 1e-4 * want, "step {step}: loss {l} vs PyTorch {want}");
+        assert!(
+            (l - want).abs() <= 1e-4 * want,
+            "step {step}: loss {l} vs PyTorch {want}"
+        );
         loss.backward();
         opt.update(&refs, lr, clip);
     }

@@ -233,7 +233,9 @@ fn time_best(budget: Duration, mut f: impl FnMut()) -> (f64, f64) {
         reps += 1;
     }
     let total = start.elapsed().as_secs_f64();
-    let cpu = process_cpu_seconds().zip(cpu0).map_or(total, |(b, a)| b - a);
+    let cpu = process_cpu_seconds()
+        .zip(cpu0)
+        .map_or(total, |(b, a)| b - a);
     (best, cpu / reps as f64)
 }
 

@@ -123,7 +123,9 @@ fn main() -> std::process::ExitCode {
             "trained {} steps: loss {:.4}{}; {:.0} tokens/s, MFU {:.1}%",
             s.steps_done,
             s.last_loss,
-            s.val_loss.map(|v| format!(", val loss {v:.4}")).unwrap_or_default(),
+            s.val_loss
+                .map(|v| format!(", val loss {v:.4}"))
+                .unwrap_or_default(),
             s.tokens_per_sec,
             100.0 * s.mfu
         );
@@ -169,7 +171,10 @@ fn fresh_config(a: Args) -> anyhow::Result<TrainConfig> {
             Sched::Cosine => ScheduleKind::Cosine,
             Sched::Constant => ScheduleKind::Constant,
         },
-        adamw: AdamWConfig { weight_decay: a.weight_decay, ..AdamWConfig::default() },
+        adamw: AdamWConfig {
+            weight_decay: a.weight_decay,
+            ..AdamWConfig::default()
+        },
         grad_clip: a.grad_clip,
         sequential: a.sequential,
         seed: a.seed,

@@ -30,7 +30,11 @@ pub fn causal_attention_forward<T: Float>(
 ) {
     let hd = t * d;
     assert!(
-        q.len() == k.len() && k.len() == v.len() && v.len() == y.len() && hd > 0 && q.len() % hd == 0,
+        q.len() == k.len()
+            && k.len() == v.len()
+            && v.len() == y.len()
+            && hd > 0
+            && q.len() % hd == 0,
         "causal_attention_forward: q {}, k {}, v {}, y {} for T={t}, D={d}",
         q.len(),
         k.len(),
@@ -44,7 +48,17 @@ pub fn causal_attention_forward<T: Float>(
         .for_each(|(h, (yh, lh))| {
             let r = h * hd..(h + 1) * hd;
             let mut s = vec![T::ZERO; t * t];
-            T::gemm(t, d, t, &q[r.clone()], Layout::N, &k[r.clone()], Layout::T, &mut s, false);
+            T::gemm(
+                t,
+                d,
+                t,
+                &q[r.clone()],
+                Layout::N,
+                &k[r.clone()],
+                Layout::T,
+                &mut s,
+                false,
+            );
             for i in 0..t {
                 let row = &mut s[i * t..(i + 1) * t];
                 let mut m = T::NEG_INFINITY;
@@ -86,7 +100,17 @@ pub fn causal_attention_backward<T: Float>(
 ) {
     let hd = t * d;
     assert!(
-        [k.len(), v.len(), y.len(), dy.len(), dq.len(), dk.len(), dv.len()].iter().all(|&n| n == q.len()),
+        [
+            k.len(),
+            v.len(),
+            y.len(),
+            dy.len(),
+            dq.len(),
+            dk.len(),
+            dv.len()
+        ]
+        .iter()
+        .all(|&n| n == q.len()),
         "causal_attention_backward: sizes differ"
     );
     dq.par_chunks_mut(hd)
@@ -95,7 +119,13 @@ pub fn causal_attention_backward<T: Float>(
         .enumerate()
         .for_each(|(h, ((dqh, dkh), dvh))| {
             let r = h * hd..(h + 1) * hd;
-            let (qh, kh, vh, yh, dyh) = (&q[r.clone()], &k[r.clone()], &v[r.clone()], &y[r.clone()], &dy[r]);
+            let (qh, kh, vh, yh, dyh) = (
+                &q[r.clone()],
+                &k[r.clone()],
+                &v[r.clone()],
+                &y[r.clone()],
+                &dy[r],
+            );
             let lh = &lse[h * t..(h + 1) * t];
             // P, recomputed from Q, K and the saved log-sum-exp.
             let mut p = vec![T::ZERO; t * t];

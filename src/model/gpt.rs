@@ -71,7 +71,11 @@ impl Gpt {
                 } else if name.contains("ln_") {
                     vec![1.0; n]
                 } else {
-                    let std = if name.ends_with("c_proj.weight") { resid_std } else { INIT_STD };
+                    let std = if name.ends_with("c_proj.weight") {
+                        resid_std
+                    } else {
+                        INIT_STD
+                    };
                     Tensor::randn(&shape, 0.0, std, &mut rng).to_vec()
                 };
                 NamedTensor { name, shape, data }
@@ -114,7 +118,15 @@ impl Gpt {
             .collect();
         let ln_f_w = next();
         let ln_f_b = next();
-        Gpt { config, wte, wpe, blocks, ln_f_w, ln_f_b, attention: Attention::Fused }
+        Gpt {
+            config,
+            wte,
+            wpe,
+            blocks,
+            ln_f_w,
+            ln_f_b,
+            attention: Attention::Fused,
+        }
     }
 
     /// Every parameter with its GPT-2 name, in checkpoint order.
@@ -122,8 +134,18 @@ impl Gpt {
         let mut out: Vec<&Tensor> = vec![&self.wte, &self.wpe];
         for b in &self.blocks {
             out.extend([
-                &b.ln_1_w, &b.ln_1_b, &b.attn_w, &b.attn_b, &b.attn_proj_w, &b.attn_proj_b,
-                &b.ln_2_w, &b.ln_2_b, &b.fc_w, &b.fc_b, &b.mlp_proj_w, &b.mlp_proj_b,
+                &b.ln_1_w,
+                &b.ln_1_b,
+                &b.attn_w,
+                &b.attn_b,
+                &b.attn_proj_w,
+                &b.attn_proj_b,
+                &b.ln_2_w,
+                &b.ln_2_b,
+                &b.fc_w,
+                &b.fc_b,
+                &b.mlp_proj_w,
+                &b.mlp_proj_b,
             ]);
         }
         out.extend([&self.ln_f_w, &self.ln_f_b]);
@@ -138,7 +160,11 @@ impl Gpt {
     pub fn to_named(&self) -> Vec<NamedTensor> {
         self.params()
             .into_iter()
-            .map(|(name, t)| NamedTensor { name, shape: t.shape().to_vec(), data: t.to_vec() })
+            .map(|(name, t)| NamedTensor {
+                name,
+                shape: t.shape().to_vec(),
+                data: t.to_vec(),
+            })
             .collect()
     }
 
@@ -172,7 +198,10 @@ impl Gpt {
         let hd = c / nh;
         let qkv = &h.matmul(&block.attn_w) + &block.attn_b;
         // [B·T, 3C] → [B, T, 3, H, D] → [3, B, H, T, D]: q, k and v with heads split out.
-        let qkv = qkv.reshape(&[b, t, 3, nh, hd]).permute(&[2, 0, 3, 1, 4]).contiguous();
+        let qkv = qkv
+            .reshape(&[b, t, 3, nh, hd])
+            .permute(&[2, 0, 3, 1, 4])
+            .contiguous();
         let parts = qkv.chunk(3, 0);
         let (q, k, v) = (
             parts[0].reshape(&[b * nh, t, hd]),
@@ -183,12 +212,19 @@ impl Gpt {
             Attention::Fused => Tensor::causal_attention(&q, &k, &v),
             Attention::Composed => {
                 let scale = 1.0 / (hd as f64).sqrt();
-                let att = q.matmul(&k.t()).mul_scalar(scale).causal_mask(f64::NEG_INFINITY).softmax();
+                let att = q
+                    .matmul(&k.t())
+                    .mul_scalar(scale)
+                    .causal_mask(f64::NEG_INFINITY)
+                    .softmax();
                 att.matmul(&v)
             }
         };
         // [B·H, T, D] → [B, T, H, D] → [B·T, C]
-        let y = y.reshape(&[b, nh, t, hd]).permute(&[0, 2, 1, 3]).reshape(&[b * t, c]);
+        let y = y
+            .reshape(&[b, nh, t, hd])
+            .permute(&[0, 2, 1, 3])
+            .reshape(&[b * t, c]);
         &y.matmul(&block.attn_proj_w) + &block.attn_proj_b
     }
 

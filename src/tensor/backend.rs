@@ -717,7 +717,13 @@ pub fn causal_attention_backward(
         g: &Tensor,
         scale: f64,
     ) -> (Tensor, Tensor, Tensor) {
-        let (q, k, v, y, g) = (contiguous(q), contiguous(k), contiguous(v), contiguous(y), contiguous(g));
+        let (q, k, v, y, g) = (
+            contiguous(q),
+            contiguous(k),
+            contiguous(v),
+            contiguous(y),
+            contiguous(g),
+        );
         let (t, d) = (q.shape()[1], q.shape()[2]);
         let n = q.numel();
         let (mut dq, mut dk, mut dv) = (vec![T::ZERO; n], vec![T::ZERO; n], vec![T::ZERO; n]);

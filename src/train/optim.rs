@@ -99,7 +99,11 @@ impl AdamW {
         assert_eq!(params.len(), self.m.len(), "AdamW::update: parameter count");
         let grads: Vec<Vec<f32>> = params
             .iter()
-            .map(|p| p.grad().map(|g| g.to_vec()).unwrap_or_else(|| vec![0.0; p.numel()]))
+            .map(|p| {
+                p.grad()
+                    .map(|g| g.to_vec())
+                    .unwrap_or_else(|| vec![0.0; p.numel()])
+            })
             .collect();
         let refs: Vec<&[f32]> = grads.iter().map(|g| g.as_slice()).collect();
         let (norm, scale) = clip_scale(&refs, grad_clip);
@@ -176,7 +180,17 @@ mod tests {
             let (mut m, mut v) = (vec![0.0f32; n], vec![0.0f32; n]);
             for (t, g) in gs.iter().enumerate() {
                 let g: Vec<f32> = g.iter().map(|&x| x as f32).collect();
-                adamw_step(&cfg, &mut p, &g, 1.0, &mut m, &mut v, 1e-2, t as u64 + 1, decay);
+                adamw_step(
+                    &cfg,
+                    &mut p,
+                    &g,
+                    1.0,
+                    &mut m,
+                    &mut v,
+                    1e-2,
+                    t as u64 + 1,
+                    decay,
+                );
             }
             let mut want = p0.clone();
             reference(&mut want, &gs, 1e-2, if decay { 0.1 } else { 0.0 });

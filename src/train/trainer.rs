@@ -139,7 +139,10 @@ pub fn train(cfg: &TrainConfig, resume: bool) -> Result<TrainSummary> {
     };
     check_fits(&model.config, &train_data, cfg)?;
     // Record the model actually trained (from a checkpoint it may differ from the flags).
-    let saved = TrainConfig { model: model.config, ..cfg.clone() };
+    let saved = TrainConfig {
+        model: model.config,
+        ..cfg.clone()
+    };
     let config_json = serde_json::to_string_pretty(&saved)?;
     crate::cli::write_atomic(&cfg.out.join("train_config.json"), config_json.as_bytes())?;
     let n_params = model.config.num_params();
@@ -159,7 +162,10 @@ pub fn train(cfg: &TrainConfig, resume: bool) -> Result<TrainSummary> {
     let param_refs: Vec<&Tensor> = params.iter().collect();
     let schedule = cfg.schedule();
     let mut log = MetricsLog::open(&cfg.out)?;
-    let mut summary = TrainSummary { checkpoint: ckpt.clone(), ..Default::default() };
+    let mut summary = TrainSummary {
+        checkpoint: ckpt.clone(),
+        ..Default::default()
+    };
     if let Some(val) = &val_data {
         summary.unigram_val_loss = Some(unigram_loss(
             train_data.tokens(),
@@ -221,7 +227,8 @@ pub fn train(cfg: &TrainConfig, resume: bool) -> Result<TrainSummary> {
                 info!(
                     "step {done}: val loss {v:.4}, perplexity {:.2}{}",
                     (v as f64).exp(),
-                    bpb.map(|b| format!(", {b:.3} bits per byte")).unwrap_or_default()
+                    bpb.map(|b| format!(", {b:.3} bits per byte"))
+                        .unwrap_or_default()
                 )
             });
         }
@@ -242,7 +249,10 @@ pub fn train(cfg: &TrainConfig, resume: bool) -> Result<TrainSummary> {
         }
         let interrupted = STOP.load(Ordering::Relaxed);
         if last || interrupted || (cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0) {
-            let state = TrainerState { step: done, train_position: train_data.position() };
+            let state = TrainerState {
+                step: done,
+                train_position: train_data.position(),
+            };
             save_run(&ckpt, &model, &opt, &state, cfg)?;
             log.redraw()?;
             detail!("saved {}", ckpt.display());
@@ -306,7 +316,11 @@ pub fn unigram_loss(train: &[u32], val: &[u32], vocab: usize) -> f64 {
 
 /// Average UTF-8 bytes per token of `tokens` (special tokens excluded), for bits per byte.
 fn bytes_per_token(tok: &Tokenizer, tokens: &[u32]) -> Option<f64> {
-    let ordinary: Vec<u32> = tokens.iter().copied().filter(|&t| !tok.is_special(t)).collect();
+    let ordinary: Vec<u32> = tokens
+        .iter()
+        .copied()
+        .filter(|&t| !tok.is_special(t))
+        .collect();
     let bytes = tok.decode_bytes(&ordinary).ok()?.len();
     (!tokens.is_empty() && bytes > 0).then(|| bytes as f64 / tokens.len() as f64)
 }
@@ -316,7 +330,10 @@ fn sample_text(model: &Gpt, tok: &Tokenizer, n: usize, seed: u64) -> String {
     let Some(start) = tok.special_id(crate::tokenizer::ENDOFTEXT) else {
         return String::new();
     };
-    let cfg = SamplingConfig { temperature: 0.8, top_k: 40 };
+    let cfg = SamplingConfig {
+        temperature: 0.8,
+        top_k: 40,
+    };
     let ids = generate(model, &[start], n, &cfg, seed, Some(start), |_| {});
     tok.decode(&ids).unwrap_or_default()
 }
@@ -376,8 +393,8 @@ fn load_run(dir: &Path, cfg: &TrainConfig) -> Result<(Gpt, AdamW, TrainerState)>
     let path = dir.join("trainer_state.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading {} (needed by --resume)", path.display()))?;
-    let state: TrainerState =
-        serde_json::from_str(&text).with_context(|| format!("{}: bad trainer state", path.display()))?;
+    let state: TrainerState = serde_json::from_str(&text)
+        .with_context(|| format!("{}: bad trainer state", path.display()))?;
     let (tensors, _) = read_safetensors(&dir.join("optimizer.safetensors"))?;
     let names: Vec<String> = model.params().into_iter().map(|(n, _)| n).collect();
     let sizes: Vec<usize> = model.params().iter().map(|(_, p)| p.numel()).collect();
@@ -385,11 +402,17 @@ fn load_run(dir: &Path, cfg: &TrainConfig) -> Result<(Gpt, AdamW, TrainerState)>
     opt.step = state.step as u64;
     for t in tensors {
         let (kind, name) = t.name.split_once('.').unwrap_or(("", &t.name));
-        let i = names.iter().position(|n| n == name).with_context(|| {
-            format!("optimizer.safetensors: {} names no parameter", t.name)
-        })?;
+        let i = names
+            .iter()
+            .position(|n| n == name)
+            .with_context(|| format!("optimizer.safetensors: {} names no parameter", t.name))?;
         if t.data.len() != sizes[i] {
-            bail!("optimizer.safetensors: {} has {} values, expected {}", t.name, t.data.len(), sizes[i]);
+            bail!(
+                "optimizer.safetensors: {} has {} values, expected {}",
+                t.name,
+                t.data.len(),
+                sizes[i]
+            );
         }
         match kind {
             "m" => opt.m[i] = t.data,
@@ -400,20 +423,40 @@ fn load_run(dir: &Path, cfg: &TrainConfig) -> Result<(Gpt, AdamW, TrainerState)>
     Ok((model, opt, state))
 }
 
-fn save_run(dir: &Path, model: &Gpt, opt: &AdamW, state: &TrainerState, cfg: &TrainConfig) -> Result<()> {
+fn save_run(
+    dir: &Path,
+    model: &Gpt,
+    opt: &AdamW,
+    state: &TrainerState,
+    cfg: &TrainConfig,
+) -> Result<()> {
     let eos = crate::tokenizer::formats::load(&cfg.data, None)
         .ok()
         .and_then(|t| t.special_id(crate::tokenizer::ENDOFTEXT));
     let mut files: Vec<(&str, Vec<u8>)> = vec![
-        ("config.json", serde_json::to_vec_pretty(&model.config.to_hf_json(eos))?),
-        ("model.safetensors", safetensors_bytes(&model.to_named(), None)?),
+        (
+            "config.json",
+            serde_json::to_vec_pretty(&model.config.to_hf_json(eos))?,
+        ),
+        (
+            "model.safetensors",
+            safetensors_bytes(&model.to_named(), None)?,
+        ),
     ];
     let names: Vec<String> = model.params().into_iter().map(|(n, _)| n).collect();
     let mut moments = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let shape = vec![opt.m[i].len()];
-        moments.push(NamedTensor { name: format!("m.{name}"), shape: shape.clone(), data: opt.m[i].clone() });
-        moments.push(NamedTensor { name: format!("v.{name}"), shape, data: opt.v[i].clone() });
+        moments.push(NamedTensor {
+            name: format!("m.{name}"),
+            shape: shape.clone(),
+            data: opt.m[i].clone(),
+        });
+        moments.push(NamedTensor {
+            name: format!("v.{name}"),
+            shape,
+            data: opt.v[i].clone(),
+        });
     }
     files.push(("optimizer.safetensors", safetensors_bytes(&moments, None)?));
     files.push(("trainer_state.json", serde_json::to_vec_pretty(state)?));
