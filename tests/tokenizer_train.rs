@@ -245,3 +245,23 @@ fn corrupt_files_name_file_and_line() {
     );
     assert!(err.contains("missing: no such file"), "{err}");
 }
+
+#[test]
+fn parallel_counting_equals_sequential() {
+    // About 1.2 MB: several 256 KB chunks counted on different threads.
+    let text = sample_text().repeat(200);
+    let specials = vec!["<|endoftext|>".to_string()];
+    for split in [Split::Gpt2, Split::Gpt4] {
+        let got = pretrain::tokenizer::train::count_pretokens(&text, split, &specials);
+        let mut want: HashMap<String, u64> = HashMap::new();
+        for part in text.split("<|endoftext|>") {
+            for p in split.pieces(part) {
+                *want.entry(p.to_string()).or_default() += 1;
+            }
+        }
+        assert_eq!(got.len(), want.len());
+        for (k, v) in &want {
+            assert_eq!(got.get(k), Some(v), "{k:?}");
+        }
+    }
+}

@@ -151,18 +151,24 @@ pub fn train_from_counts(counts: &Counts, opts: &TrainOptions) -> Result<Tokeniz
     // Words in a fixed order (sorted) so that training is deterministic.
     let mut entries: Vec<(&String, &u64)> = counts.iter().collect();
     entries.sort_unstable();
-    let mut words: Vec<Vec<u32>> = entries
-        .iter()
-        .map(|(w, _)| w.bytes().map(u32::from).collect())
-        .collect();
+    // All words in one buffer: word w is syms[start[w]..start[w] + len[w]]. Merges only shrink
+    // words, so each is rewritten in place and the buffer never moves.
+    let mut syms: Vec<u32> = Vec::with_capacity(entries.iter().map(|(w, _)| w.len()).sum());
+    let mut start: Vec<usize> = Vec::with_capacity(entries.len());
+    let mut len: Vec<u32> = Vec::with_capacity(entries.len());
+    for (w, _) in &entries {
+        start.push(syms.len());
+        len.push(w.len() as u32);
+        syms.extend(w.bytes().map(u32::from));
+    }
     let freq: Vec<u64> = entries.iter().map(|&(_, &c)| c).collect();
     drop(entries);
 
     let mut vocab: Vec<Rc<[u8]>> = (0..=255u8).map(|b| Rc::from(&[b][..])).collect();
     let mut pair_count: FxHashMap<(u32, u32), i64> = FxHashMap::default();
     let mut where_: FxHashMap<(u32, u32), Vec<u32>> = FxHashMap::default();
-    for (w, word) in words.iter().enumerate() {
-        for p in word.windows(2) {
+    for w in 0..start.len() {
+        for p in syms[start[w]..start[w] + len[w] as usize].windows(2) {
             let key = (p[0], p[1]);
             *pair_count.entry(key).or_default() += freq[w] as i64;
             let list = where_.entry(key).or_default();
@@ -187,7 +193,6 @@ pub fn train_from_counts(counts: &Counts, opts: &TrainOptions) -> Result<Tokeniz
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let mut merges: Vec<(u32, u32)> = Vec::with_capacity(want);
-    let mut out = Vec::new();
     let mut touched: FxHashSet<(u32, u32)> = FxHashSet::default();
     while merges.len() < want {
         let Some(top) = heap.pop() else { break };
@@ -212,38 +217,40 @@ pub fn train_from_counts(counts: &Counts, opts: &TrainOptions) -> Result<Tokeniz
         // built in word order); some may have lost the pair since (stale) and are skipped.
         let list = where_.remove(&top.pair).unwrap_or_default();
         for &w in &list {
-            let word = &words[w as usize];
+            let word = &mut syms[start[w as usize]..start[w as usize] + len[w as usize] as usize];
             let f = freq[w as usize] as i64;
             let Some(first) = word.windows(2).position(|p| p[0] == a && p[1] == b) else {
                 continue;
             };
-            out.clear();
-            out.extend_from_slice(&word[..first]);
-            let mut i = first;
-            while i < word.len() {
-                if i + 1 < word.len() && word[i] == a && word[i + 1] == b {
-                    if let Some(&x) = out.last() {
+            // Rewrite in place: `out` (written so far) never overtakes `i` (read position).
+            let n = word.len();
+            let (mut out, mut i) = (first, first);
+            while i < n {
+                if i + 1 < n && word[i] == a && word[i + 1] == b {
+                    if out > 0 {
+                        let x = word[out - 1];
                         *pair_count.entry((x, a)).or_default() -= f;
                         *pair_count.entry((x, new)).or_default() += f;
                         touched.insert((x, new));
                         push_unique(where_.entry((x, new)).or_default(), w);
                     }
                     *pair_count.entry((a, b)).or_default() -= f;
-                    if i + 2 < word.len() {
+                    if i + 2 < n {
                         let y = word[i + 2];
                         *pair_count.entry((b, y)).or_default() -= f;
                         *pair_count.entry((new, y)).or_default() += f;
                         touched.insert((new, y));
                         push_unique(where_.entry((new, y)).or_default(), w);
                     }
-                    out.push(new);
+                    word[out] = new;
                     i += 2;
                 } else {
-                    out.push(word[i]);
+                    word[out] = word[i];
                     i += 1;
                 }
+                out += 1;
             }
-            std::mem::swap(&mut words[w as usize], &mut out);
+            len[w as usize] = out as u32;
         }
         for &p in &touched {
             let c = pair_count.get(&p).copied().unwrap_or(0);
