@@ -2,7 +2,7 @@
 //! The oracle is `tiktoken-rs`; the rank files are vendored in `tests/fixtures/tokenizer/`.
 
 mod common;
-use common::{Rng, fixture, random_text, sample_text};
+use common::{Rng, corpus_texts, fixture, random_text, sample_text};
 use pretrain::tokenizer::{Specials, Split, Tokenizer, formats};
 use std::sync::OnceLock;
 
@@ -141,5 +141,26 @@ fn batch_equals_one_by_one() {
     let batch = cl100k().encode_batch(&lines);
     for (line, ids) in lines.iter().zip(&batch) {
         assert_eq!(&cl100k().encode_ordinary(line), ids);
+    }
+}
+
+#[test]
+fn same_ids_as_tiktoken_on_bundled_corpus() {
+    // Runs where the checkout has the bundled corpus (data/raw, from the clean stage).
+    let texts = corpus_texts();
+    if texts.is_empty() {
+        eprintln!("data/raw not found: skipping the bundled-corpus comparison");
+        return;
+    }
+    for (name, text) in &texts {
+        let (o50, o100) = oracles();
+        assert!(
+            r50k().encode_ordinary(text) == o50.encode_ordinary(text),
+            "r50k ids differ on {name}"
+        );
+        assert!(
+            cl100k().encode_ordinary(text) == o100.encode_ordinary(text),
+            "cl100k ids differ on {name}"
+        );
     }
 }
