@@ -265,3 +265,24 @@ fn parallel_counting_equals_sequential() {
         }
     }
 }
+
+#[test]
+fn stream_counter_equals_whole_text() {
+    // About 9 MB in random pieces: the counter flushes (at 8 MB) at a safe cut.
+    let text = sample_text().repeat(1500);
+    let specials = vec!["<|endoftext|>".to_string()];
+    let mut counter = pretrain::tokenizer::train::StreamCounter::new(Split::Gpt4, &specials);
+    let mut rng = Rng(21);
+    let mut pos = 0;
+    while pos < text.len() {
+        let mut end = (pos + 1 + rng.below(300_000)).min(text.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        counter.push(&text[pos..end]);
+        pos = end;
+    }
+    let got = counter.finish();
+    let want = pretrain::tokenizer::train::count_pretokens(&text, Split::Gpt4, &specials);
+    assert_eq!(got, want);
+}

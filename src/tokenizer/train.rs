@@ -78,6 +78,64 @@ pub fn count_pretokens(text: &str, split: Split, specials: &[String]) -> Counts 
         })
 }
 
+/// Counts pre-tokens of text that arrives in pieces (file blocks, documents), holding at most
+/// about [`StreamCounter::FLUSH`] bytes of text at a time: whenever that much is pending, it is
+/// cut at the last place where cutting cannot change the split, and the head is counted.
+pub struct StreamCounter {
+    split: Split,
+    specials: Vec<String>,
+    pending: String,
+    counts: Counts,
+}
+
+impl StreamCounter {
+    /// Pending text above this size is counted.
+    pub const FLUSH: usize = 8 << 20;
+
+    pub fn new(split: Split, specials: &[String]) -> StreamCounter {
+        StreamCounter {
+            split,
+            specials: specials.to_vec(),
+            pending: String::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// Append text (the pieces are joined as they come).
+    pub fn push(&mut self, text: &str) {
+        self.pending.push_str(text);
+        if self.pending.len() >= Self::FLUSH {
+            let target = self.pending.len() - Self::FLUSH / 4;
+            if let Some(cut) = super::pretokenize::safe_cut(&self.pending, target) {
+                self.count(cut);
+            }
+        }
+    }
+
+    fn count(&mut self, upto: usize) {
+        let part = count_pretokens(&self.pending[..upto], self.split, &self.specials);
+        merge_counts(&mut self.counts, part);
+        self.pending.drain(..upto);
+    }
+
+    /// Count what is pending and return all counts.
+    pub fn finish(mut self) -> Counts {
+        self.count(self.pending.len());
+        self.counts
+    }
+}
+
+/// Add the counts of `b` to `a`.
+pub fn merge_counts(a: &mut Counts, b: Counts) {
+    if a.is_empty() {
+        *a = b;
+        return;
+    }
+    for (k, v) in b {
+        *a.entry(k).or_default() += v;
+    }
+}
+
 /// The parts of `text` between occurrences of any special token.
 pub fn split_on_specials<'a>(text: &'a str, specials: &[String]) -> Vec<&'a str> {
     let mut parts = vec![text];
