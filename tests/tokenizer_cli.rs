@@ -139,6 +139,25 @@ fn train_then_tokenize_end_to_end() {
         !out.split_whitespace().any(|id| id == "399"),
         "special text is ordinary text here: {out}"
     );
+    // --decode gives the text back; --check validates the shards.
+    let (code, text, _) = run(
+        TOKENIZE,
+        &["--tokenizer", tok.to_str().unwrap(), "--decode"],
+        out.as_bytes(),
+    );
+    assert_eq!((code, text.as_str()), (0, "héllo <|endoftext|>"));
+    let (code, out, err) = run(
+        TOKENIZE,
+        &[
+            "--tokenizer",
+            tok.to_str().unwrap(),
+            "--check",
+            shards.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("all shards valid"), "{out}");
 }
 
 #[test]

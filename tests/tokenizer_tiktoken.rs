@@ -164,3 +164,29 @@ fn same_ids_as_tiktoken_on_bundled_corpus() {
         );
     }
 }
+
+#[test]
+fn stream_decoder_equals_decode() {
+    use pretrain::tokenizer::StreamDecoder;
+    let mut rng = Rng(31);
+    for t in [r50k(), cl100k()] {
+        for _ in 0..500 {
+            let text = random_text(&mut rng, 30) + "中文分词🙂";
+            let ids = t.encode_ordinary(&text);
+            let mut d = StreamDecoder::new();
+            let mut out = String::new();
+            for &id in &ids {
+                out.push_str(&d.push(t, id).unwrap());
+            }
+            out.push_str(&d.finish());
+            assert_eq!(out, text);
+        }
+    }
+    // GPT-2 splits 你 into two tokens: nothing comes out until the second.
+    let t = r50k();
+    let ids = t.encode_ordinary("你");
+    assert_eq!(ids.len(), 2);
+    let mut d = StreamDecoder::new();
+    assert_eq!(d.push(t, ids[0]).unwrap(), "");
+    assert_eq!(d.push(t, ids[1]).unwrap(), "你");
+}

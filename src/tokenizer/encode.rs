@@ -272,3 +272,49 @@ fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize> {
     }
     Ok(n)
 }
+
+/// Decodes ids to text as they arrive (for streaming samples): a token may end in the middle of
+/// a UTF-8 char, so its bytes are held back until the char is complete.
+#[derive(Default, Debug)]
+pub struct StreamDecoder {
+    pending: Vec<u8>,
+}
+
+impl StreamDecoder {
+    pub fn new() -> StreamDecoder {
+        StreamDecoder::default()
+    }
+
+    /// Add one id; return the text that is now complete (often all of it, sometimes nothing).
+    pub fn push(&mut self, tok: &Tokenizer, id: u32) -> Result<String> {
+        match tok.token_bytes(id) {
+            Some(b) if !b.is_empty() => self.pending.extend_from_slice(b),
+            _ => bail!("token id {id} is not in the vocabulary"),
+        }
+        let mut text = String::new();
+        let mut used = 0;
+        for chunk in self.pending.utf8_chunks() {
+            text.push_str(chunk.valid());
+            used += chunk.valid().len();
+            let bad = chunk.invalid();
+            if bad.is_empty() {
+                continue;
+            }
+            let incomplete = std::str::from_utf8(bad)
+                .err()
+                .is_some_and(|e| e.error_len().is_none());
+            if incomplete && used + bad.len() == self.pending.len() {
+                break; // wait for the rest of this char
+            }
+            text.push('\u{FFFD}');
+            used += bad.len();
+        }
+        self.pending.drain(..used);
+        Ok(text)
+    }
+
+    /// The held-back bytes, if any, as replacement characters.
+    pub fn finish(self) -> String {
+        String::from_utf8_lossy(&self.pending).into_owned()
+    }
+}

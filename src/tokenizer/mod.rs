@@ -12,7 +12,7 @@ pub mod pretokenize;
 pub mod train;
 mod unicode_tables;
 
-pub use encode::Specials;
+pub use encode::{Specials, StreamDecoder};
 pub use pretokenize::Split;
 pub use train::{TrainOptions, train};
 
