@@ -190,3 +190,33 @@ fn stream_decoder_equals_decode() {
     assert_eq!(d.push(t, ids[0]).unwrap(), "");
     assert_eq!(d.push(t, ids[1]).unwrap(), "你");
 }
+
+#[test]
+fn reads_gpt2_style_tokenizer_json() {
+    // Built like HF's gpt2 tokenizer.json: GPT-2's vocab (with <|endoftext|> in it and in
+    // added_tokens), "A B" merges, and a ByteLevel pre-tokenizer with its built-in regex.
+    let dir = fixture("tokenizer");
+    let vocab: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("encoder.json")).unwrap()).unwrap();
+    let merges: Vec<String> = std::fs::read_to_string(dir.join("vocab.bpe"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("#version") && !l.is_empty())
+        .map(String::from)
+        .collect();
+    let doc = serde_json::json!({
+        "added_tokens": [{"id": 50256, "content": "<|endoftext|>", "special": true}],
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+        "model": {"type": "BPE", "vocab": vocab, "merges": merges}
+    });
+    let path = common::temp_dir("gpt2_tokenizer_json").join("tokenizer.json");
+    std::fs::write(&path, serde_json::to_string(&doc).unwrap()).unwrap();
+    let t = formats::load(&path, None).unwrap();
+    assert_eq!(t.split(), Split::Gpt2);
+    assert_eq!(t.special_id("<|endoftext|>"), Some(50256));
+    let text = sample_text();
+    assert_eq!(
+        t.encode(&text, Specials::Allow).unwrap(),
+        r50k().encode(&text, Specials::Allow).unwrap()
+    );
+}
