@@ -13,7 +13,8 @@ fn run(bin: &str, args: &[&str], stdin: &[u8]) -> (i32, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    // A binary that fails early closes stdin; that is not the test's error.
+    let _ = child.stdin.take().unwrap().write_all(stdin);
     let out = child.wait_with_output().unwrap();
     (
         out.status.code().unwrap_or(-1),
@@ -138,6 +139,25 @@ fn train_then_tokenize_end_to_end() {
         !out.split_whitespace().any(|id| id == "399"),
         "special text is ordinary text here: {out}"
     );
+    // --decode gives the text back; --check validates the shards.
+    let (code, text, _) = run(
+        TOKENIZE,
+        &["--tokenizer", tok.to_str().unwrap(), "--decode"],
+        out.as_bytes(),
+    );
+    assert_eq!((code, text.as_str()), (0, "héllo <|endoftext|>"));
+    let (code, out, err) = run(
+        TOKENIZE,
+        &[
+            "--tokenizer",
+            tok.to_str().unwrap(),
+            "--check",
+            shards.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("all shards valid"), "{out}");
 }
 
 #[test]
@@ -236,4 +256,50 @@ fn bad_input_is_one_line_exit_2() {
         b"",
     );
     assert_clean_error(code, &err, "bad.jsonl: line 2");
+}
+
+#[test]
+fn streamed_training_equals_library_training() {
+    // 3-byte chars only, so the 1 MiB read blocks end inside a char (2^20 is not a multiple of 3),
+    // plus a few lines, 1.5 MB in all: the binary's streaming must not change anything.
+    let dir = temp_dir("cli_streamed_training");
+    let line = "学而时习之，不亦说乎？有朋自远方来，不亦乐乎？人不知而不愠，不亦君子乎？\n";
+    let text: String = (0..14000)
+        .map(|i| {
+            if i % 7 == 0 {
+                line.replace('学', "问")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    assert!(text.len() > 1_400_000);
+    let path = dir.join("zh.txt");
+    std::fs::write(&path, &text).unwrap();
+    let out = dir.join("tok");
+    let (code, stdout, err) = run(
+        TRAIN,
+        &[
+            "--input",
+            path.to_str().unwrap(),
+            "--vocab-size",
+            "300",
+            "--split",
+            "gpt4",
+            "--output",
+            out.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains(" 0 invalid UTF-8"), "{stdout}");
+    let opts = pretrain::tokenizer::TrainOptions {
+        vocab_size: 300,
+        specials: vec![],
+        split: pretrain::tokenizer::Split::Gpt4,
+        progress: false,
+    };
+    let want = pretrain::tokenizer::train(&text, &opts).unwrap();
+    let got = pretrain::tokenizer::formats::load(&out, None).unwrap();
+    assert_eq!(got.merges(), want.merges());
 }

@@ -2,7 +2,7 @@
 //! The oracle is `fancy-regex` with tiktoken's pattern strings (what tiktoken itself runs).
 
 mod common;
-use common::{Rng, random_text, sample_text};
+use common::{Rng, corpus_texts, random_text, sample_text};
 use pretrain::tokenizer::Split;
 
 fn oracle(split: Split, text: &str) -> Vec<String> {
@@ -106,5 +106,19 @@ fn safe_cut_keeps_the_split() {
         }
         parts.extend(split.pieces(rest));
         assert_eq!(whole, parts);
+    }
+}
+
+#[test]
+fn splits_bundled_corpus_like_tiktoken() {
+    // Runs where the checkout has the bundled corpus (data/raw, from the clean stage).
+    for (name, text) in corpus_texts() {
+        for split in [Split::Gpt2, Split::Gpt4] {
+            let ours: Vec<&str> = split.pieces(&text).collect();
+            assert!(
+                ours == oracle(split, &text),
+                "{split:?} split differs on {name}"
+            );
+        }
     }
 }

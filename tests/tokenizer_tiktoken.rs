@@ -2,7 +2,7 @@
 //! The oracle is `tiktoken-rs`; the rank files are vendored in `tests/fixtures/tokenizer/`.
 
 mod common;
-use common::{Rng, fixture, random_text, sample_text};
+use common::{Rng, corpus_texts, fixture, random_text, sample_text};
 use pretrain::tokenizer::{Specials, Split, Tokenizer, formats};
 use std::sync::OnceLock;
 
@@ -142,4 +142,81 @@ fn batch_equals_one_by_one() {
     for (line, ids) in lines.iter().zip(&batch) {
         assert_eq!(&cl100k().encode_ordinary(line), ids);
     }
+}
+
+#[test]
+fn same_ids_as_tiktoken_on_bundled_corpus() {
+    // Runs where the checkout has the bundled corpus (data/raw, from the clean stage).
+    let texts = corpus_texts();
+    if texts.is_empty() {
+        eprintln!("data/raw not found: skipping the bundled-corpus comparison");
+        return;
+    }
+    for (name, text) in &texts {
+        let (o50, o100) = oracles();
+        assert!(
+            r50k().encode_ordinary(text) == o50.encode_ordinary(text),
+            "r50k ids differ on {name}"
+        );
+        assert!(
+            cl100k().encode_ordinary(text) == o100.encode_ordinary(text),
+            "cl100k ids differ on {name}"
+        );
+    }
+}
+
+#[test]
+fn stream_decoder_equals_decode() {
+    use pretrain::tokenizer::StreamDecoder;
+    let mut rng = Rng(31);
+    for t in [r50k(), cl100k()] {
+        for _ in 0..500 {
+            let text = random_text(&mut rng, 30) + "中文分词🙂";
+            let ids = t.encode_ordinary(&text);
+            let mut d = StreamDecoder::new();
+            let mut out = String::new();
+            for &id in &ids {
+                out.push_str(&d.push(t, id).unwrap());
+            }
+            out.push_str(&d.finish());
+            assert_eq!(out, text);
+        }
+    }
+    // GPT-2 splits 你 into two tokens: nothing comes out until the second.
+    let t = r50k();
+    let ids = t.encode_ordinary("你");
+    assert_eq!(ids.len(), 2);
+    let mut d = StreamDecoder::new();
+    assert_eq!(d.push(t, ids[0]).unwrap(), "");
+    assert_eq!(d.push(t, ids[1]).unwrap(), "你");
+}
+
+#[test]
+fn reads_gpt2_style_tokenizer_json() {
+    // Built like HF's gpt2 tokenizer.json: GPT-2's vocab (with <|endoftext|> in it and in
+    // added_tokens), "A B" merges, and a ByteLevel pre-tokenizer with its built-in regex.
+    let dir = fixture("tokenizer");
+    let vocab: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("encoder.json")).unwrap()).unwrap();
+    let merges: Vec<String> = std::fs::read_to_string(dir.join("vocab.bpe"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("#version") && !l.is_empty())
+        .map(String::from)
+        .collect();
+    let doc = serde_json::json!({
+        "added_tokens": [{"id": 50256, "content": "<|endoftext|>", "special": true}],
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+        "model": {"type": "BPE", "vocab": vocab, "merges": merges}
+    });
+    let path = common::temp_dir("gpt2_tokenizer_json").join("tokenizer.json");
+    std::fs::write(&path, serde_json::to_string(&doc).unwrap()).unwrap();
+    let t = formats::load(&path, None).unwrap();
+    assert_eq!(t.split(), Split::Gpt2);
+    assert_eq!(t.special_id("<|endoftext|>"), Some(50256));
+    let text = sample_text();
+    assert_eq!(
+        t.encode(&text, Specials::Allow).unwrap(),
+        r50k().encode(&text, Specials::Allow).unwrap()
+    );
 }

@@ -9,8 +9,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Encode text with a tokenizer: print the ids of stdin (--print-ids), count them (--count),
-/// or write train/val token shards from clean JSONL (--input ... --output DIR).
+/// Encode text with a tokenizer: print the ids of stdin (--print-ids), its tokens (--print-tokens),
+/// count them (--count), decode ids (--decode), write train/val token shards from clean JSONL
+/// (--input ... --output DIR), or validate shards (--check DIR).
 #[derive(Parser, Debug)]
 #[command(name = "tokenize", version)]
 struct Args {
@@ -28,6 +29,9 @@ struct Args {
     /// (a token that is not whole UTF-8 is shown as hex bytes).
     #[arg(long, conflicts_with_all = ["print_ids", "count"])]
     print_tokens: bool,
+    /// Read token ids (separated by whitespace) on stdin and print the text they decode to.
+    #[arg(long, conflicts_with_all = ["print_ids", "count", "print_tokens"])]
+    decode: bool,
     /// Validate the shards in DIR (header, size, token range) and show the start of each.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["print_ids", "count", "print_tokens"])]
     check: Option<PathBuf>,
@@ -110,6 +114,21 @@ fn main() -> std::process::ExitCode {
         let mut tok = formats::load(&args.tokenizer, split)?;
         if let Some(dir) = &args.check {
             return check(dir, &tok);
+        }
+        if args.decode {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text)
+                .context("reading stdin")?;
+            let mut ids = Vec::new();
+            for (i, word) in text.split_whitespace().enumerate() {
+                let id: u32 = word
+                    .parse()
+                    .with_context(|| format!("stdin: id {} ({word:?}) is not a number", i + 1))?;
+                ids.push(id);
+            }
+            let bytes = tok.decode_bytes(&ids).context("stdin")?;
+            std::io::stdout().write_all(&bytes)?;
+            return Ok(());
         }
         if args.print_tokens {
             let mut text = String::new();

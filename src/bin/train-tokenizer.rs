@@ -3,7 +3,9 @@
 use anyhow::Context;
 use clap::Parser;
 use pretrain::cli::{self, Common};
+use pretrain::tokenizer::train::StreamCounter;
 use pretrain::tokenizer::{Split, TrainOptions, formats};
+use std::io::Read;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -34,18 +36,46 @@ pretrain::has_common!(Args);
 /// Quick mode reads at most this many bytes of each input.
 const QUICK_BYTES: usize = 1 << 20;
 
-/// Decode UTF-8, replacing each invalid sequence with U+FFFD; returns the text and the count.
-fn decode_lossy(bytes: &[u8]) -> (String, usize) {
-    let mut out = String::with_capacity(bytes.len());
-    let mut bad = 0;
-    for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
-        if !chunk.invalid().is_empty() {
-            out.push('\u{FFFD}');
-            bad += 1;
+/// Stream `reader` into `counter` as UTF-8, replacing each invalid sequence with U+FFFD.
+/// Returns the bytes read and the number of replacements.
+fn push_lossy(
+    mut reader: impl Read,
+    counter: &mut StreamCounter,
+) -> std::io::Result<(usize, usize)> {
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut carry, mut total, mut bad) = (0usize, 0usize, 0usize);
+    loop {
+        let n = reader.read(&mut buf[carry..])?;
+        total += n;
+        let end = carry + n;
+        let eof = n == 0;
+        let mut text = String::with_capacity(end);
+        let mut keep = 0;
+        let mut chunks = buf[..end].utf8_chunks().peekable();
+        while let Some(chunk) = chunks.next() {
+            text.push_str(chunk.valid());
+            let bad_bytes = chunk.invalid();
+            if bad_bytes.is_empty() {
+                continue;
+            }
+            // A char cut by the block end is finished by the next read, not replaced.
+            let incomplete = std::str::from_utf8(bad_bytes)
+                .err()
+                .is_some_and(|e| e.error_len().is_none());
+            if chunks.peek().is_none() && incomplete && !eof {
+                keep = bad_bytes.len();
+            } else {
+                text.push('\u{FFFD}');
+                bad += 1;
+            }
         }
+        counter.push(&text);
+        if eof {
+            return Ok((total, bad));
+        }
+        buf.copy_within(end - keep..end, 0);
+        carry = keep;
     }
-    (out, bad)
 }
 
 /// A token for people: its text in quotes if it is valid UTF-8, else its bytes in hex.
@@ -80,41 +110,44 @@ fn main() -> std::process::ExitCode {
             opts.specials.len()
         );
         let joiner = args.specials.first().cloned().unwrap_or_default();
+        let limit = if cli::quick() {
+            QUICK_BYTES
+        } else {
+            usize::MAX
+        };
         let t0 = Instant::now();
-        let mut counts = pretrain::tokenizer::train::Counts::default();
+        // Text streams through a counter: memory is bounded by the distinct pre-tokens.
+        let mut counter = StreamCounter::new(split, &opts.specials);
         let (mut total, mut bad_total) = (0usize, 0usize);
         for path in &args.input {
-            let text = if pretrain::dataset::jsonl::is_jsonl(path) {
-                let mut docs = Vec::new();
-                let mut size = 0;
+            if pretrain::dataset::jsonl::is_jsonl(path) {
+                let (mut size, mut first) = (0, true);
                 pretrain::dataset::jsonl::for_each_doc(path, |t| {
+                    if !first {
+                        counter.push(&joiner);
+                    }
+                    first = false;
                     size += t.len();
-                    docs.push(t);
-                    Ok(!(cli::quick() && size >= QUICK_BYTES))
+                    counter.push(&t);
+                    Ok(size < limit)
                 })?;
-                docs.join(&joiner)
+                total += size;
             } else {
-                let mut bytes =
-                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-                if cli::quick() {
-                    bytes.truncate(QUICK_BYTES);
-                }
-                let (text, bad) = decode_lossy(&bytes);
+                let file = std::fs::File::open(path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                let (size, bad) = push_lossy(file.take(limit as u64), &mut counter)
+                    .with_context(|| format!("reading {}", path.display()))?;
                 if bad > 0 {
                     pretrain::info!(
                         "warning: {}: replaced {bad} invalid UTF-8 sequences with U+FFFD",
                         path.display()
                     );
                 }
+                total += size;
                 bad_total += bad;
-                text
-            };
-            total += text.len();
-            for (k, v) in pretrain::tokenizer::train::count_pretokens(&text, split, &opts.specials)
-            {
-                *counts.entry(k).or_default() += v;
             }
         }
+        let counts = counter.finish();
         if counts.is_empty() {
             anyhow::bail!(
                 "the training text is empty ({})",

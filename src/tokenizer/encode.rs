@@ -39,19 +39,21 @@ impl Tokenizer {
         if bytes.len() > LONG_PIECE {
             return self.bpe_heap(bytes, out);
         }
-        // parts[i] = (id, rank of the pair parts[i], parts[i + 1], merged id)
-        let mut parts: Vec<(u32, u32, u32)> = bytes
-            .iter()
-            .map(|&b| (self.byte_id[b as usize], u32::MAX, 0))
-            .collect();
+        // parts[i] = (id, rank of the pair parts[i], parts[i + 1], merged id), on the stack.
+        let mut buf = [(0u32, u32::MAX, 0u32); LONG_PIECE];
+        let parts = &mut buf[..bytes.len()];
+        for (p, &b) in parts.iter_mut().zip(bytes) {
+            p.0 = self.byte_id[b as usize];
+        }
         for i in 0..parts.len().saturating_sub(1) {
             let (r, m) = self.rank(parts[i].0, parts[i + 1].0);
             parts[i].1 = r;
             parts[i].2 = m;
         }
+        let mut n = parts.len();
         loop {
             let mut best = (u32::MAX, 0);
-            for (i, p) in parts.iter().enumerate() {
+            for (i, p) in parts[..n].iter().enumerate() {
                 if p.1 < best.0 {
                     best = (p.1, i);
                 }
@@ -59,10 +61,12 @@ impl Tokenizer {
             if best.0 == u32::MAX {
                 break;
             }
+            // Merge parts i and i + 1, then refresh the two pairs that changed.
             let i = best.1;
             parts[i].0 = parts[i].2;
-            parts.remove(i + 1);
-            if i + 1 < parts.len() {
+            parts.copy_within(i + 2..n, i + 1);
+            n -= 1;
+            if i + 1 < n {
                 let (r, m) = self.rank(parts[i].0, parts[i + 1].0);
                 parts[i].1 = r;
                 parts[i].2 = m;
@@ -75,7 +79,7 @@ impl Tokenizer {
                 parts[i - 1].2 = m;
             }
         }
-        out.extend(parts.iter().map(|p| p.0));
+        out.extend(parts[..n].iter().map(|p| p.0));
     }
 
     /// The same merges for long pieces: a linked list of parts and a min-heap of (rank, position),
@@ -140,7 +144,8 @@ impl Tokenizer {
     /// [`Tokenizer::encode_ordinary`], appending to `out`.
     pub fn encode_ordinary_into(&self, text: &str, out: &mut Vec<u32>) {
         // Cache: piece → the range of `out` where it was first encoded.
-        let mut cache: FxHashMap<&str, (u32, u32)> = FxHashMap::default();
+        let mut cache: FxHashMap<&str, (u32, u32)> =
+            FxHashMap::with_capacity_and_hasher((text.len() / 16).min(1 << 16), Default::default());
         for piece in self.split.pieces(text) {
             let b = piece.as_bytes();
             if b.len() == 1 {
@@ -211,35 +216,43 @@ impl Tokenizer {
         mut sink: impl FnMut(&[u32]),
     ) -> Result<u64> {
         const BLOCK: usize = 1 << 20;
-        let mut buf: Vec<u8> = Vec::new();
-        let mut done = 0u64;
-        let mut eof = false;
-        while !eof {
-            let old = buf.len();
-            buf.resize(old + BLOCK, 0);
-            let n = read_full(&mut reader, &mut buf[old..])?;
-            buf.truncate(old + n);
-            eof = n == 0;
-            let valid = match std::str::from_utf8(&buf) {
+        let mut raw = vec![0u8; BLOCK + 4];
+        let mut carry = 0; // bytes of a char cut by the previous block's end
+        let mut text = String::new(); // validated text not yet encoded
+        let mut done = 0u64; // bytes encoded so far
+        loop {
+            let n = read_full(&mut reader, &mut raw[carry..carry + BLOCK])?;
+            let end = carry + n;
+            let eof = n == 0;
+            let valid = match std::str::from_utf8(&raw[..end]) {
                 Ok(s) => s,
                 Err(e) if e.error_len().is_none() && !eof => {
-                    // A char cut by the block end: finish it with the next block.
-                    std::str::from_utf8(&buf[..e.valid_up_to()]).expect("checked")
+                    std::str::from_utf8(&raw[..e.valid_up_to()]).expect("checked")
                 }
-                Err(e) => bail!("invalid UTF-8 at byte {}", done + e.valid_up_to() as u64),
+                Err(e) => bail!(
+                    "invalid UTF-8 at byte {}",
+                    done + (text.len() + e.valid_up_to()) as u64
+                ),
             };
+            text.push_str(valid);
+            let used = valid.len();
+            raw.copy_within(used..end, 0);
+            carry = end - used;
+            // Encode up to the last safe cut, keeping a short tail for the next block.
             let cut = if eof {
-                Some(valid.len())
+                Some(text.len())
             } else {
-                super::pretokenize::safe_cut(valid, valid.len() / 2)
+                super::pretokenize::safe_cut(&text, text.len().saturating_sub(64 << 10))
             };
-            let Some(cut) = cut else { continue };
-            let ids = self.encode(&valid[..cut], specials)?;
-            sink(&ids);
-            done += cut as u64;
-            buf.drain(..cut);
+            if let Some(cut) = cut {
+                sink(&self.encode(&text[..cut], specials)?);
+                done += cut as u64;
+                text.drain(..cut);
+            }
+            if eof {
+                return Ok(done);
+            }
         }
-        Ok(done)
     }
 
     /// Decode ids to bytes; an unknown id is an error.
@@ -271,4 +284,50 @@ fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// Decodes ids to text as they arrive (for streaming samples): a token may end in the middle of
+/// a UTF-8 char, so its bytes are held back until the char is complete.
+#[derive(Default, Debug)]
+pub struct StreamDecoder {
+    pending: Vec<u8>,
+}
+
+impl StreamDecoder {
+    pub fn new() -> StreamDecoder {
+        StreamDecoder::default()
+    }
+
+    /// Add one id; return the text that is now complete (often all of it, sometimes nothing).
+    pub fn push(&mut self, tok: &Tokenizer, id: u32) -> Result<String> {
+        match tok.token_bytes(id) {
+            Some(b) if !b.is_empty() => self.pending.extend_from_slice(b),
+            _ => bail!("token id {id} is not in the vocabulary"),
+        }
+        let mut text = String::new();
+        let mut used = 0;
+        for chunk in self.pending.utf8_chunks() {
+            text.push_str(chunk.valid());
+            used += chunk.valid().len();
+            let bad = chunk.invalid();
+            if bad.is_empty() {
+                continue;
+            }
+            let incomplete = std::str::from_utf8(bad)
+                .err()
+                .is_some_and(|e| e.error_len().is_none());
+            if incomplete && used + bad.len() == self.pending.len() {
+                break; // wait for the rest of this char
+            }
+            text.push('\u{FFFD}');
+            used += bad.len();
+        }
+        self.pending.drain(..used);
+        Ok(text)
+    }
+
+    /// The held-back bytes, if any, as replacement characters.
+    pub fn finish(self) -> String {
+        String::from_utf8_lossy(&self.pending).into_owned()
+    }
 }

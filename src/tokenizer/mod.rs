@@ -12,7 +12,7 @@ pub mod pretokenize;
 pub mod train;
 mod unicode_tables;
 
-pub use encode::Specials;
+pub use encode::{Specials, StreamDecoder};
 pub use pretokenize::Split;
 pub use train::{TrainOptions, train};
 
@@ -126,8 +126,7 @@ impl Tokenizer {
             slots[i] = Some(v);
         }
         // Start with no merges, then add each token's merge in rank order.
-        let mut t = Tokenizer::new(split, slots.clone(), &[], specials.clone())?;
-        let mut merges = Vec::new();
+        let mut t = Tokenizer::new(split, slots.clone(), &[], specials)?;
         let mut parts = Vec::new();
         for (id, bytes) in slots.iter().enumerate() {
             let Some(bytes) = bytes else { continue };
@@ -139,12 +138,11 @@ impl Tokenizer {
             if parts.len() != 2 {
                 bail!("token {id} cannot be built by merging two earlier tokens");
             }
-            let rank = merges.len() as u32;
+            let rank = t.merges.len() as u32;
             t.pair_rank
                 .entry(pair_key(parts[0], parts[1]))
                 .or_insert((rank, id as u32));
             t.merges.push((parts[0], parts[1], id as u32));
-            merges.push((parts[0], parts[1]));
         }
         Ok(t)
     }

@@ -78,6 +78,64 @@ pub fn count_pretokens(text: &str, split: Split, specials: &[String]) -> Counts 
         })
 }
 
+/// Counts pre-tokens of text that arrives in pieces (file blocks, documents), holding at most
+/// about [`StreamCounter::FLUSH`] bytes of text at a time: whenever that much is pending, it is
+/// cut at the last place where cutting cannot change the split, and the head is counted.
+pub struct StreamCounter {
+    split: Split,
+    specials: Vec<String>,
+    pending: String,
+    counts: Counts,
+}
+
+impl StreamCounter {
+    /// Pending text above this size is counted.
+    pub const FLUSH: usize = 8 << 20;
+
+    pub fn new(split: Split, specials: &[String]) -> StreamCounter {
+        StreamCounter {
+            split,
+            specials: specials.to_vec(),
+            pending: String::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// Append text (the pieces are joined as they come).
+    pub fn push(&mut self, text: &str) {
+        self.pending.push_str(text);
+        if self.pending.len() >= Self::FLUSH {
+            let target = self.pending.len() - Self::FLUSH / 4;
+            if let Some(cut) = super::pretokenize::safe_cut(&self.pending, target) {
+                self.count(cut);
+            }
+        }
+    }
+
+    fn count(&mut self, upto: usize) {
+        let part = count_pretokens(&self.pending[..upto], self.split, &self.specials);
+        merge_counts(&mut self.counts, part);
+        self.pending.drain(..upto);
+    }
+
+    /// Count what is pending and return all counts.
+    pub fn finish(mut self) -> Counts {
+        self.count(self.pending.len());
+        self.counts
+    }
+}
+
+/// Add the counts of `b` to `a`.
+pub fn merge_counts(a: &mut Counts, b: Counts) {
+    if a.is_empty() {
+        *a = b;
+        return;
+    }
+    for (k, v) in b {
+        *a.entry(k).or_default() += v;
+    }
+}
+
 /// The parts of `text` between occurrences of any special token.
 pub fn split_on_specials<'a>(text: &'a str, specials: &[String]) -> Vec<&'a str> {
     let mut parts = vec![text];
@@ -151,18 +209,24 @@ pub fn train_from_counts(counts: &Counts, opts: &TrainOptions) -> Result<Tokeniz
     // Words in a fixed order (sorted) so that training is deterministic.
     let mut entries: Vec<(&String, &u64)> = counts.iter().collect();
     entries.sort_unstable();
-    let mut words: Vec<Vec<u32>> = entries
-        .iter()
-        .map(|(w, _)| w.bytes().map(u32::from).collect())
-        .collect();
+    // All words in one buffer: word w is syms[start[w]..start[w] + len[w]]. Merges only shrink
+    // words, so each is rewritten in place and the buffer never moves.
+    let mut syms: Vec<u32> = Vec::with_capacity(entries.iter().map(|(w, _)| w.len()).sum());
+    let mut start: Vec<usize> = Vec::with_capacity(entries.len());
+    let mut len: Vec<u32> = Vec::with_capacity(entries.len());
+    for (w, _) in &entries {
+        start.push(syms.len());
+        len.push(w.len() as u32);
+        syms.extend(w.bytes().map(u32::from));
+    }
     let freq: Vec<u64> = entries.iter().map(|&(_, &c)| c).collect();
     drop(entries);
 
     let mut vocab: Vec<Rc<[u8]>> = (0..=255u8).map(|b| Rc::from(&[b][..])).collect();
     let mut pair_count: FxHashMap<(u32, u32), i64> = FxHashMap::default();
     let mut where_: FxHashMap<(u32, u32), Vec<u32>> = FxHashMap::default();
-    for (w, word) in words.iter().enumerate() {
-        for p in word.windows(2) {
+    for w in 0..start.len() {
+        for p in syms[start[w]..start[w] + len[w] as usize].windows(2) {
             let key = (p[0], p[1]);
             *pair_count.entry(key).or_default() += freq[w] as i64;
             let list = where_.entry(key).or_default();
@@ -187,7 +251,6 @@ pub fn train_from_counts(counts: &Counts, opts: &TrainOptions) -> Result<Tokeniz
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let mut merges: Vec<(u32, u32)> = Vec::with_capacity(want);
-    let mut out = Vec::new();
     let mut touched: FxHashSet<(u32, u32)> = FxHashSet::default();
     while merges.len() < want {
         let Some(top) = heap.pop() else { break };
@@ -212,38 +275,40 @@ pub fn train_from_counts(counts: &Counts, opts: &TrainOptions) -> Result<Tokeniz
         // built in word order); some may have lost the pair since (stale) and are skipped.
         let list = where_.remove(&top.pair).unwrap_or_default();
         for &w in &list {
-            let word = &words[w as usize];
+            let word = &mut syms[start[w as usize]..start[w as usize] + len[w as usize] as usize];
             let f = freq[w as usize] as i64;
             let Some(first) = word.windows(2).position(|p| p[0] == a && p[1] == b) else {
                 continue;
             };
-            out.clear();
-            out.extend_from_slice(&word[..first]);
-            let mut i = first;
-            while i < word.len() {
-                if i + 1 < word.len() && word[i] == a && word[i + 1] == b {
-                    if let Some(&x) = out.last() {
+            // Rewrite in place: `out` (written so far) never overtakes `i` (read position).
+            let n = word.len();
+            let (mut out, mut i) = (first, first);
+            while i < n {
+                if i + 1 < n && word[i] == a && word[i + 1] == b {
+                    if out > 0 {
+                        let x = word[out - 1];
                         *pair_count.entry((x, a)).or_default() -= f;
                         *pair_count.entry((x, new)).or_default() += f;
                         touched.insert((x, new));
                         push_unique(where_.entry((x, new)).or_default(), w);
                     }
                     *pair_count.entry((a, b)).or_default() -= f;
-                    if i + 2 < word.len() {
+                    if i + 2 < n {
                         let y = word[i + 2];
                         *pair_count.entry((b, y)).or_default() -= f;
                         *pair_count.entry((new, y)).or_default() += f;
                         touched.insert((new, y));
                         push_unique(where_.entry((new, y)).or_default(), w);
                     }
-                    out.push(new);
+                    word[out] = new;
                     i += 2;
                 } else {
-                    out.push(word[i]);
+                    word[out] = word[i];
                     i += 1;
                 }
+                out += 1;
             }
-            std::mem::swap(&mut words[w as usize], &mut out);
+            len[w as usize] = out as u32;
         }
         for &p in &touched {
             let c = pair_count.get(&p).copied().unwrap_or(0);

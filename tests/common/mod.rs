@@ -148,3 +148,38 @@ pub fn temp_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// The bundled raw corpus texts (`data/raw/en/shakespeare/*.txt`, `data/raw/zh/*.jsonl`), if this
+/// checkout has them: (name, text) pairs. Empty when `data/raw` is absent.
+pub fn corpus_texts() -> Vec<(String, String)> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/raw");
+    let mut out = Vec::new();
+    let mut add_dir = |dir: PathBuf, ext: &str| {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for p in paths
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+        {
+            let Ok(text) = std::fs::read_to_string(&p) else {
+                continue;
+            };
+            let text = if ext == "jsonl" {
+                text.lines()
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .filter_map(|v| v["text"].as_str().map(String::from))
+                    .collect::<Vec<_>>()
+                    .join("\n\n")
+            } else {
+                text
+            };
+            out.push((p.display().to_string(), text));
+        }
+    };
+    add_dir(root.join("en/shakespeare"), "txt");
+    add_dir(root.join("zh"), "jsonl");
+    out
+}

@@ -55,14 +55,26 @@ pub fn to_json(tok: &Tokenizer) -> Value {
     })
 }
 
+/// The first `{"Regex": ...}` pattern inside a pre-tokenizer description.
+fn find_regex(v: &Value) -> Option<&str> {
+    match v {
+        Value::Object(m) => m
+            .get("Regex")
+            .and_then(Value::as_str)
+            .or_else(|| m.values().find_map(find_regex)),
+        Value::Array(a) => a.iter().find_map(find_regex),
+        _ => None,
+    }
+}
+
 /// Write `tokenizer.json`.
 pub fn write(path: &Path, tok: &Tokenizer) -> Result<()> {
     let text = serde_json::to_string(&to_json(tok))?;
     crate::cli::write_atomic(path, text.as_bytes())
 }
 
-/// Read a byte-level BPE `tokenizer.json`. The split is GPT-4's if the file's regex is GPT-4's,
-/// otherwise GPT-2's.
+/// Read a byte-level BPE `tokenizer.json`. The split is GPT-4's if the file's split regex is
+/// GPT-4's, otherwise GPT-2's.
 pub fn read(path: &Path) -> Result<Tokenizer> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -149,10 +161,10 @@ pub fn read(path: &Path) -> Result<Tokenizer> {
             .with_context(|| format!("{}: merge {i}: unknown token {b:?}", path.display()))?;
         merges.push((ia, ib));
     }
-    let split = if text.contains(&serde_json::to_string(Split::Gpt4.pattern())?[1..20]) {
-        Split::Gpt4
-    } else {
-        Split::Gpt2
+    // GPT-4's pattern is the one that cuts digits in groups of three.
+    let split = match doc.get("pre_tokenizer").and_then(find_regex) {
+        Some(re) if re.contains(r"\p{N}{1,3}") => Split::Gpt4,
+        _ => Split::Gpt2,
     };
     Tokenizer::new(split, slots, &merges, specials)
         .with_context(|| format!("reading {}", path.display()))
