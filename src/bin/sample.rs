@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::Parser;
 use pretrain::cli::{self, Common};
 use pretrain::sample::{SamplingConfig, generate};
+use pretrain::tokenizer::encode::StreamDecoder;
 use pretrain::train::trainer::load_model;
 use std::io::Write;
 use std::path::PathBuf;
@@ -64,30 +65,23 @@ fn main() -> std::process::ExitCode {
         let eot = tok.special_id(pretrain::tokenizer::ENDOFTEXT);
         let mut out = std::io::stdout().lock();
         write!(out, "{}", a.prompt)?;
-        // Tokens can end in the middle of a UTF-8 character (common in Chinese): hold back bytes
-        // until they form whole characters.
-        let mut pending: Vec<u8> = Vec::new();
-        let mut failed: Option<std::io::Error> = None;
+        // A token can end in the middle of a UTF-8 character (common in Chinese): the stream
+        // decoder holds such bytes back until the character is complete.
+        let mut decoder = StreamDecoder::new();
+        let mut failed: Option<anyhow::Error> = None;
         let t0 = std::time::Instant::now();
         let ids = generate(&model, &prompt, max_new, &cfg, a.seed, eot, |id| {
-            pending.extend_from_slice(tok.token_bytes(id).unwrap_or(b""));
-            let valid = match std::str::from_utf8(&pending) {
-                Ok(s) => s.len(),
-                Err(e) if e.error_len().is_some() => pending.len(), // truly invalid: flush
-                Err(e) => e.valid_up_to(),
-            };
-            let text = String::from_utf8_lossy(&pending[..valid]).into_owned();
-            pending.drain(..valid);
-            if let Err(e) = write!(out, "{text}").and_then(|_| out.flush()) {
+            let written = decoder
+                .push(&tok, id)
+                .and_then(|text| Ok(write!(out, "{text}").and_then(|_| out.flush())?));
+            if let Err(e) = written {
                 failed.get_or_insert(e);
             }
         });
-        if !pending.is_empty() {
-            write!(out, "{}", String::from_utf8_lossy(&pending))?;
-        }
+        write!(out, "{}", decoder.finish())?;
         writeln!(out)?;
         if let Some(e) = failed {
-            return Err(e).context("writing to stdout");
+            return Err(e).context("writing the sample");
         }
         let secs = t0.elapsed().as_secs_f64();
         pretrain::info!(
