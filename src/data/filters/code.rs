@@ -39,11 +39,11 @@ pub fn filter(text: &str) -> Result<(), &'static str> {
             }
         }
     }
-    if nonblank < MIN_LINES {
-        return Err("code_too_short");
-    }
     if longest > MAX_LINE_LEN {
         return Err("code_max_line_len");
+    }
+    if nonblank < MIN_LINES {
+        return Err("code_too_short");
     }
     if chars as f64 / lines as f64 > MAX_MEAN_LINE_LEN {
         return Err("code_mean_line_len");
