@@ -185,23 +185,33 @@ pub fn ngram_repetition(
         "gopher_dup_10_gram",
     ];
     let total = total_chars.max(1) as f64;
-    let gram = |i: usize, n: usize| {
-        let mut h = n as u64;
-        for &x in &hashes[i..i + n] {
-            h = crate::data::text::fmix64(h.rotate_left(23) ^ x);
-        }
-        h
-    };
     let gram_len =
         |i: usize, n: usize| lens[i..i + n].iter().sum::<usize>() + if spaced { n - 1 } else { 0 };
+    // grams[i] is the hash of the n-gram starting at token i; growing n by one token is one mix
+    // per position, so all n from 2 to 10 cost about 9 passes, not 9 × n.
+    let mut grams: Vec<u64> = hashes.to_vec();
+    let mut n_now = 1;
+    let mut grow_to = |grams: &mut Vec<u64>, n: usize| {
+        while n_now < n {
+            let keep = grams.len().saturating_sub(1);
+            for i in 0..keep {
+                grams[i] = crate::data::text::fmix64(grams[i].rotate_left(23) ^ hashes[i + n_now]);
+            }
+            grams.truncate(keep);
+            n_now += 1;
+        }
+    };
+    let mut counts: HashMap64<(usize, usize)> = HashMap64::default();
+    counts.reserve(hashes.len());
     for (k, &(n, frac)) in TOP_NGRAM_CHAR_FRAC.iter().enumerate() {
-        if hashes.len() < n {
+        grow_to(&mut grams, n);
+        if grams.is_empty() {
             continue;
         }
         // count, first position; the most frequent n-gram wins, ties go to the earliest.
-        let mut counts: HashMap64<(usize, usize)> = HashMap64::default();
-        for i in 0..=hashes.len() - n {
-            counts.entry(gram(i, n)).or_insert((0, i)).0 += 1;
+        counts.clear();
+        for (i, &g) in grams.iter().enumerate() {
+            counts.entry(g).or_insert((0, i)).0 += 1;
         }
         let (count, first) = counts
             .values()
@@ -212,11 +222,15 @@ pub fn ngram_repetition(
             return Err(TOP[k]);
         }
     }
+    drop(counts);
+    let mut seen = HashSet64::default();
+    seen.reserve(hashes.len());
     for (k, &(n, frac)) in DUP_NGRAM_CHAR_FRAC.iter().enumerate() {
-        let mut seen = HashSet64::default();
+        grow_to(&mut grams, n);
+        seen.clear();
         let (mut repeated, mut i) = (0usize, 0usize);
-        while i + n <= hashes.len() {
-            if seen.insert(gram(i, n)) {
+        while i < grams.len() {
+            if seen.insert(grams[i]) {
                 i += 1;
             } else {
                 // A repeat: count its characters and jump past it, as the paper's code does.

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Side-by-side comparison of pretrain's cleaning rules with datatrove's (PyPI `datatrove`).
+
+Same input, same rule sets, one core each:
+  Gopher repetition -> Gopher quality -> C4 -> FineWeb  (datatrove defaults = our constants),
+  plus MinHash signatures (5-gram shingles, 14 bands x 8 rows).
+Reports MB/s per core for both, the speed ratio, and how often the keep/remove decisions agree.
+
+Words: datatrove's English word splitter is NLTK's, whose model (punkt) is not on PyPI, so both
+sides get the same whitespace splitter and the same sentence rule (pretrain's `text::words` and
+`text::count_sentences`): the comparison is of the rules, not of tokenizers.
+
+Setup (once):  python3 -m venv benches/compare/.venv
+               benches/compare/.venv/bin/pip install datatrove regex "xxhash<3.6" tokenizers
+Run:           benches/compare/.venv/bin/python benches/compare/clean_datatrove.py
+"""
+import glob, json, os, subprocess, sys, tempfile, time
+
+from datatrove.data import Document
+from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter,
+                                        GopherQualityFilter, GopherRepetitionFilter)
+from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
+from datatrove.utils.word_tokenizers import WordTokenizer
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CHUNK_LINES = 60  # documents are cut from the books in pieces of this many lines (~2-4 KB)
+
+
+class Whitespace(WordTokenizer):
+    """Words = str.split(); sentences end at .!? (+ closing quotes) before whitespace."""
+
+    def __init__(self):
+        super().__init__("en")
+
+    def word_tokenize(self, text):
+        return text.split()
+
+    def sent_tokenize(self, text):
+        return [text[a:b] for a, b in self.span_tokenize(text)]
+
+    def span_tokenize(self, text):
+        spans, start, i, n = [], 0, 0, len(text)
+        while i < n:
+            if text[i] in ".!?":
+                j = i + 1
+                while j < n and text[j] in ".!?":
+                    j += 1
+                while j < n and text[j] in "\"')]":
+                    j += 1
+                if j == n or text[j] in " \t\n\r\x0b\x0c":
+                    if text[start:j].strip():
+                        spans.append((start, j))
+                    start = j
+                i = j
+            else:
+                i += 1
+        if text[start:].strip():
+            spans.append((start, n))
+        return spans
+
+
+def build_input(path):
+    """English books from data/raw/en, cut into documents, whitespace-normalized like `clean`."""
+    docs = []
+    for f in sorted(glob.glob(os.path.join(ROOT, "data/raw/en/**/*.txt"), recursive=True)):
+        lines = [" ".join(l.split()) for l in open(f, encoding="utf-8", errors="replace").read().splitlines()]
+        for k in range(0, len(lines), CHUNK_LINES):
+            text, blank = [], False
+            for l in lines[k:k + CHUNK_LINES]:
+                if l or not blank:
+                    text.append(l)
+                blank = not l
+            t = "\n".join(text).strip()
+            if t:
+                docs.append(t)
+    with open(path, "w", encoding="utf-8") as out:
+        for t in docs:
+            out.write(json.dumps({"text": t}, ensure_ascii=False) + "\n")
+    return docs
+
+
+def best_of(f, n=3):
+    best, out = float("inf"), None
+    for _ in range(n):
+        t = time.perf_counter()
+        out = f()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def main():
+    tmp = tempfile.mkdtemp()
+    inp, rust_dec = os.path.join(tmp, "input.jsonl"), os.path.join(tmp, "rust.txt")
+    docs = build_input(inp)
+    mb = sum(len(d.encode()) for d in docs) / 1e6
+    subprocess.run(["cargo", "build", "--release", "--bench", "clean", "-q"], cwd=ROOT, check=True)
+    rust = json.loads(subprocess.run(
+        ["cargo", "bench", "-q", "--bench", "clean", "--", "--compare", inp, rust_dec],
+        cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    rust_verdicts = open(rust_dec).read().split("\n")[:len(docs)]
+
+    tok = Whitespace()
+    rules = [GopherRepetitionFilter(language=tok), GopherQualityFilter(language=tok),
+             C4QualityFilter(language=tok), FineWebQualityFilter(language=tok)]
+
+    def run_rules():
+        verdicts = []
+        for i, t in enumerate(docs):
+            doc = Document(text=t, id=str(i))
+            verdict = "keep"
+            for r in rules:
+                res = r.filter(doc)
+                ok, reason = (res, None) if isinstance(res, bool) else res
+                if not ok:
+                    verdict = f"{r.name}:{reason}"
+                    break
+            verdicts.append(verdict)
+        return verdicts
+
+    t_rules, dt_verdicts = best_of(run_rules)
+    sig = MinhashDedupSignature(os.path.join(tmp, "sigs"), config=MinhashConfig(), language=tok)
+    def signatures():
+        out = []
+        for t in docs:
+            sh = sig.get_shingles(t)
+            if len(sh):  # datatrove's pipeline skips documents with fewer than 5 words too
+                out.append(sig.get_signature(sh))
+        return out
+
+    t_mh, _ = best_of(signatures)
+
+    agree = sum((a == "keep") == (b == "keep") for a, b in zip(rust_verdicts, dt_verdicts))
+    removed_rust = sum(v != "keep" for v in rust_verdicts)
+    removed_dt = sum(v != "keep" for v in dt_verdicts)
+    dt_rules, dt_mh = mb / t_rules, mb / t_mh
+    print(f"input: {len(docs)} documents, {mb:.2f} MB (English books from data/raw/en, {CHUNK_LINES}-line pieces)")
+    print("| step (one core) | pretrain MB/s | datatrove MB/s | ratio |")
+    print("|---|---:|---:|---:|")
+    print(f"| Gopher rep + Gopher quality + C4 + FineWeb | {rust['rules_mb_s']:.1f} | {dt_rules:.2f} | {rust['rules_mb_s'] / dt_rules:.0f}x |")
+    print(f"| MinHash signatures (5-grams, 14x8) | {rust['minhash_mb_s']:.1f} | {dt_mh:.2f} | {rust['minhash_mb_s'] / dt_mh:.0f}x |")
+    print(f"decisions: pretrain removes {removed_rust}, datatrove removes {removed_dt}; "
+          f"keep/remove agree on {agree}/{len(docs)} ({100 * agree / len(docs):.2f}%)")
+    for i, (a, b) in enumerate(zip(rust_verdicts, dt_verdicts)):
+        if (a == "keep") != (b == "keep"):
+            print(f"  differs: doc {i}: pretrain {a}, datatrove {b}: {docs[i][:80]!r}")
+
+
+if __name__ == "__main__":
+    main()
