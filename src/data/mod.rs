@@ -49,6 +49,8 @@ use std::path::{Path, PathBuf};
 
 /// Documents per batch (a batch is processed in parallel).
 pub const BATCH_DOCS: usize = 2048;
+/// Distinct boilerplate lines listed in the report as examples.
+pub const BOILERPLATE_EXAMPLES: usize = 12;
 /// Bytes per batch, roughly.
 pub const BATCH_BYTES: usize = 4 << 20;
 
@@ -239,11 +241,11 @@ fn judge(
     bp: &Boilerplate,
     cfg: &CleanConfig,
     mh: &MinHasher,
-) -> (Judged, usize, bool) {
-    let mut stripped = 0;
+) -> (Judged, Vec<String>, bool) {
+    let mut stripped = Vec::new();
     if doc.format == Format::Html {
-        let (t, n) = bp.strip(&doc.text);
-        stripped = n;
+        let (t, lines) = bp.strip_lines(&doc.text);
+        stripped = lines.into_iter().map(str::to_string).collect();
         if let Some(t) = t {
             doc.text = t;
         }
@@ -399,7 +401,13 @@ pub fn clean(
             .map(|d| judge(d, &bp, cfg, &mh))
             .collect();
         for (j, stripped, rewritten) in judged {
-            report.boilerplate_lines_removed += stripped;
+            report.boilerplate_lines_removed += stripped.len();
+            for line in stripped {
+                let ex = &mut report.boilerplate_examples;
+                if ex.len() < BOILERPLATE_EXAMPLES && !ex.contains(&line) {
+                    ex.push(line);
+                }
+            }
             report.c4_docs_rewritten += usize::from(rewritten);
             match j {
                 Judged::Removed(doc, reason) => {

@@ -31,6 +31,8 @@ pub struct Report {
     pub invalid_utf8_replaced: usize,
     pub boilerplate_distinct_lines: usize,
     pub boilerplate_lines_removed: usize,
+    /// The first distinct boilerplate lines removed, for inspection.
+    pub boilerplate_examples: Vec<String>,
     pub c4_docs_rewritten: usize,
     pub near_dup_candidate_pairs: usize,
     pub near_dup_pairs: usize,
@@ -90,6 +92,14 @@ impl Report {
             self.c4_docs_rewritten,
             self.invalid_utf8_replaced
         );
+        if !self.boilerplate_examples.is_empty() {
+            let ex: Vec<String> = self
+                .boilerplate_examples
+                .iter()
+                .map(|l| format!("{l:?}"))
+                .collect();
+            let _ = writeln!(s, "boilerplate examples: {}", ex.join(", "));
+        }
         let _ = writeln!(
             s,
             "near-dup: {} candidate pairs, {} similar pairs, {} clusters; PII: {} e-mails, {} IPs",

@@ -82,21 +82,27 @@ impl Boilerplate {
 
     /// Remove boilerplate lines. Returns the new text (if anything was removed) and the count.
     pub fn strip(&self, text: &str) -> (Option<String>, usize) {
+        let (t, removed) = self.strip_lines(text);
+        (t, removed.len())
+    }
+
+    /// Remove boilerplate lines. Returns the new text (if anything was removed) and the lines removed.
+    pub fn strip_lines<'a>(&self, text: &'a str) -> (Option<String>, Vec<&'a str>) {
+        let mut removed = Vec::new();
         if self.lines.is_empty() {
-            return (None, 0);
+            return (None, removed);
         }
         let mut out = String::with_capacity(text.len());
-        let mut removed = 0;
         for line in text.split('\n') {
             if !line.trim().is_empty() && self.lines.contains(&line_key(line)) {
-                removed += 1;
+                removed.push(line);
                 continue;
             }
             out.push_str(line);
             out.push('\n');
         }
-        if removed == 0 {
-            return (None, 0);
+        if removed.is_empty() {
+            return (None, removed);
         }
         // Re-normalize blank lines left behind by removed lines.
         let out = crate::data::normalize::normalize(out, false);
