@@ -13,6 +13,9 @@ sides get the same whitespace splitter and the same sentence rule (pretrain's `t
 Setup (once):  python3 -m venv benches/compare/.venv
                benches/compare/.venv/bin/pip install datatrove regex "xxhash<3.6" tokenizers
 Run:           benches/compare/.venv/bin/python benches/compare/clean_datatrove.py
+Fixture:       ... clean_datatrove.py --write-fixture tests/fixtures/clean/datatrove_verdicts.jsonl
+               (datatrove's verdicts on 100 real and 17 synthetic documents, checked by
+               `cargo test --test clean_datatrove` without Python)
 """
 import glob, json, os, subprocess, sys, tempfile, time
 
@@ -145,5 +148,61 @@ def main():
             print(f"  differs: doc {i}: pretrain {a}, datatrove {b}: {docs[i][:80]!r}")
 
 
+def synthetic():
+    """Small documents that trip each rule, for the fixture (real text alone trips only a few)."""
+    good = ("The river carries sediment to the sea, and the delta grows where the water slows. "
+            "Farmers have lived on the delta for thousands of years, and they have learned to read its floods. "
+            "Each spring the water rises over the fields and leaves a layer of fresh silt behind. "
+            "The town council meets in the old hall to decide when the gates should be opened. "
+            "Children learn to swim in the canals before they can read.")
+    docs = [good, good.replace(". ", ".\n")]
+    docs.append(good + "\nWe use cookies to improve your experience on this site.\nEnable JavaScript to view the map below.")
+    docs.append(good + "\nLorem ipsum dolor sit amet, consectetur adipiscing elit.")
+    docs.append(good + "\nThe config is written as {\"gates\": 4} in the file.")
+    docs.append(good + " The first record[1] was kept in the hall[edit] for years[citation needed].")
+    docs.append("Too short. Only a few words here.")
+    docs.append("\n".join(f"- item number {i} in the list of things to buy" for i in range(60)))
+    docs.append("\n".join(f"the story went on and on for {i} days..." for i in range(40)))
+    docs.append(good + " " + " ".join(f"#tag{i}" for i in range(30)))
+    docs.append(good + "\n" + "\n".join(["Home", "About", "Contact", "Shop", "Blog"] * 6))
+    docs.append(("buy cheap watches now and save " * 40).strip())
+    docs.append(good + " " + "x" * 1200 + " end of line.")
+    docs.append("\n\n".join([good] * 3))
+    docs.append(good + "\n" + "\n".join(f"Short line {i}." for i in range(40)))
+    docs.append(" ".join(["1234", "5678", "the", "and", "9999"] * 30))
+    docs.append(good.upper())
+    docs.append(good + "\n" + good.split(". ")[0] + ".\n" + good.split(". ")[0] + ".")
+    return docs
+
+
+def write_fixture(path, docs, n_real=100):
+    """Every k-th real document plus the synthetic ones, with datatrove's verdict and, for kept
+    documents, the text after C4's line rules. `tests/clean_datatrove.rs` checks ours against it."""
+    tok = Whitespace()
+    rules = [GopherRepetitionFilter(language=tok), GopherQualityFilter(language=tok),
+             C4QualityFilter(language=tok), FineWebQualityFilter(language=tok)]
+    step = max(1, len(docs) // n_real)
+    picked = [d for d in docs[::step] if len(d) < 4000][:n_real] + synthetic()
+    with open(path, "w", encoding="utf-8") as out:
+        for t in picked:
+            doc = Document(text=t, id="x")
+            verdict = "keep"
+            for r in rules:
+                res = r.filter(doc)
+                ok, reason = (res, None) if isinstance(res, bool) else res
+                if not ok:
+                    verdict = f"{r.name}:{reason}"
+                    break
+            rec = {"text": t, "datatrove": verdict}
+            if verdict == "keep":
+                rec["kept_text"] = doc.text
+            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    print(f"wrote {path}: {len(picked)} documents")
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--write-fixture":
+        tmp = tempfile.mkdtemp()
+        write_fixture(sys.argv[2], build_input(os.path.join(tmp, "input.jsonl")))
+    else:
+        main()

@@ -293,24 +293,29 @@ mod tests {
 
     #[test]
     fn repetition_failures() {
-        let lines = "Home\nAbout us\nContact\n".repeat(5) + GOOD;
-        assert_eq!(
-            repetition(&lines),
-            Err("gopher_dup_para_frac").or(repetition(&lines))
-        );
-        assert!(repetition(&lines).is_err());
+        // A menu repeated five times: 12 of 15 menu lines are repeats.
+        let menu = "Home\nAbout us\nContact\n".repeat(5) + GOOD;
+        assert_eq!(repetition(&menu), Err("gopher_dup_line_frac"));
         let paras = format!("{GOOD}\n\n{GOOD}\n\nA last short paragraph.");
         assert_eq!(repetition(&paras), Err("gopher_dup_para_frac"));
+        // One long paragraph repeated once among many distinct short ones: few repeats by count,
+        // many by characters.
+        let distinct: String = (0..8)
+            .map(|i| format!("Paragraph number {i} is here.\n\n"))
+            .collect();
+        let para_chars = format!("{distinct}{GOOD}\n\n{GOOD}");
+        assert_eq!(repetition(&para_chars), Err("gopher_dup_para_char_frac"));
         let spam = "buy cheap watches now ".repeat(40);
-        assert!(
-            repetition(&spam)
-                .unwrap_err()
-                .starts_with("gopher_top_2_gram")
-        );
+        assert_eq!(repetition(&spam), Err("gopher_top_2_gram"));
         let dup_run = format!(
             "{GOOD} {}",
             "one two three four five six seven eight nine ten eleven twelve ".repeat(4)
         );
-        assert!(repetition(&dup_run).unwrap_err().starts_with("gopher_dup_"));
+        assert!(
+            repetition(&dup_run).unwrap_err().starts_with("gopher_dup_"),
+            "{:?}",
+            repetition(&dup_run)
+        );
+        assert_eq!(repetition(""), Err("empty"));
     }
 }
