@@ -198,8 +198,7 @@ struct Prepared {
 
 fn prepare(raw: read::RawDoc, boilerplate: bool) -> Prepared {
     let bytes_in = raw.bytes.len();
-    let (mut text, bad) = normalize::decode(&raw.bytes);
-    drop(raw.bytes);
+    let (mut text, bad) = normalize::decode_owned(raw.bytes);
     if raw.format == Format::Html {
         text = html::to_text(&text);
     }

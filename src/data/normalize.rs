@@ -18,19 +18,29 @@ pub const MAX_BLANK_LINES: usize = 1;
 pub fn decode(bytes: &[u8]) -> (String, usize) {
     match std::str::from_utf8(bytes) {
         Ok(s) => (s.to_owned(), 0),
-        Err(_) => {
-            let mut out = String::with_capacity(bytes.len() + 16);
-            let mut bad = 0;
-            for chunk in bytes.utf8_chunks() {
-                out.push_str(chunk.valid());
-                if !chunk.invalid().is_empty() {
-                    out.push('\u{fffd}');
-                    bad += 1;
-                }
-            }
-            (out, bad)
+        Err(_) => decode_lossy(bytes),
+    }
+}
+
+/// [`decode`] for owned bytes: valid UTF-8 (the common case) is reused without a copy.
+pub fn decode_owned(bytes: Vec<u8>) -> (String, usize) {
+    match String::from_utf8(bytes) {
+        Ok(s) => (s, 0),
+        Err(e) => decode_lossy(e.as_bytes()),
+    }
+}
+
+fn decode_lossy(bytes: &[u8]) -> (String, usize) {
+    let mut out = String::with_capacity(bytes.len() + 16);
+    let mut bad = 0;
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        if !chunk.invalid().is_empty() {
+            out.push('\u{fffd}');
+            bad += 1;
         }
     }
+    (out, bad)
 }
 
 /// Unicode NFC, skipping the work when a quick check says the text already is NFC.

@@ -44,13 +44,13 @@ pub const DUP_NGRAM_CHAR_FRAC: [(usize, f64); 6] = [
 
 /// The Gopher quality rules. `Err` carries the reason.
 pub fn quality(text: &str) -> Result<(), &'static str> {
-    let ws: Vec<&str> = words(text).collect();
-    let n_words = ws.len();
+    let mut n_words = 0usize;
     let mut n_real = 0usize;
     let mut real_chars = 0usize;
     let mut alpha = 0usize;
     let mut stop_seen = [false; STOP_WORDS.len()];
-    for w in &ws {
+    for w in words(text) {
+        n_words += 1;
         if w.chars().any(|c| !is_punct(c)) {
             n_real += 1;
             real_chars += char_len(w);
@@ -58,7 +58,7 @@ pub fn quality(text: &str) -> Result<(), &'static str> {
         if w.chars().any(char::is_alphabetic) {
             alpha += 1;
         }
-        if let Some(k) = STOP_WORDS.iter().position(|s| s == w) {
+        if let Some(k) = STOP_WORDS.iter().position(|&s| s == w) {
             stop_seen[k] = true;
         }
     }
@@ -157,9 +157,13 @@ pub fn repetition(text: &str) -> Result<(), &'static str> {
     }
     let total = char_len(text);
     line_repetition(text, total)?;
-    let ws: Vec<&str> = words(text).collect();
-    let hashes: Vec<u64> = ws.iter().map(|w| hash64(w.as_bytes(), 1)).collect();
-    let lens: Vec<usize> = ws.iter().map(|w| char_len(w)).collect();
+    // Per word: a hash and a length (no vector of the words themselves: keeps a huge document
+    // at about 12 bytes per word).
+    let (mut hashes, mut lens) = (Vec::new(), Vec::new());
+    for w in words(text) {
+        hashes.push(hash64(w.as_bytes(), 1));
+        lens.push(char_len(w) as u32);
+    }
     ngram_repetition(&hashes, &lens, total, true)
 }
 
@@ -167,7 +171,7 @@ pub fn repetition(text: &str) -> Result<(), &'static str> {
 /// characters for Chinese). `spaced`: n-grams are written with spaces between tokens.
 pub fn ngram_repetition(
     hashes: &[u64],
-    lens: &[usize],
+    lens: &[u32],
     total_chars: usize,
     spaced: bool,
 ) -> Result<(), &'static str> {
@@ -185,8 +189,8 @@ pub fn ngram_repetition(
         "gopher_dup_10_gram",
     ];
     let total = total_chars.max(1) as f64;
-    let gram_len =
-        |i: usize, n: usize| lens[i..i + n].iter().sum::<usize>() + if spaced { n - 1 } else { 0 };
+    let sum = |i: usize, n: usize| lens[i..i + n].iter().map(|&l| l as usize).sum::<usize>();
+    let gram_len = |i: usize, n: usize| sum(i, n) + if spaced { n - 1 } else { 0 };
     // grams[i] is the hash of the n-gram starting at token i; growing n by one token is one mix
     // per position, so all n from 2 to 10 cost about 9 passes, not 9 × n.
     let mut grams: Vec<u64> = hashes.to_vec();
@@ -202,7 +206,7 @@ pub fn ngram_repetition(
         }
     };
     let mut counts: HashMap64<(usize, usize)> = HashMap64::default();
-    counts.reserve(hashes.len());
+    counts.reserve(hashes.len().min(1 << 16));
     for (k, &(n, frac)) in TOP_NGRAM_CHAR_FRAC.iter().enumerate() {
         grow_to(&mut grams, n);
         if grams.is_empty() {
@@ -228,7 +232,7 @@ pub fn ngram_repetition(
     // is most positions, which makes these six passes cheap. The verdicts are unchanged.
     grow_to(&mut grams, DUP_NGRAM_CHAR_FRAC[0].0);
     let mut once: HashMap64<u32> = HashMap64::default();
-    once.reserve(grams.len());
+    once.reserve(grams.len().min(1 << 16));
     for &g in &grams {
         *once.entry(g).or_insert(0) += 1;
     }
@@ -244,7 +248,7 @@ pub fn ngram_repetition(
                 i += 1;
             } else {
                 // A repeat: count its characters and jump past it, as the paper's code does.
-                repeated += lens[i..i + n].iter().sum::<usize>();
+                repeated += sum(i, n);
                 i += n;
             }
         }
