@@ -164,10 +164,16 @@ impl Rejects {
     }
 }
 
-/// Read up to `max_docs` spooled documents.
-fn read_spool(r: &mut BufReader<File>, max_docs: usize, path: &Path) -> Result<Vec<Vec<u8>>> {
+/// Read up to `max_docs` spooled documents or about `max_bytes` bytes.
+fn read_spool(
+    r: &mut BufReader<File>,
+    max_docs: usize,
+    max_bytes: usize,
+    path: &Path,
+) -> Result<Vec<Vec<u8>>> {
     let mut out = Vec::new();
-    while out.len() < max_docs {
+    let mut bytes = 0;
+    while out.len() < max_docs && bytes < max_bytes {
         let mut line = Vec::new();
         if r.read_until(b'\n', &mut line)
             .with_context(|| format!("reading {}", path.display()))?
@@ -175,6 +181,7 @@ fn read_spool(r: &mut BufReader<File>, max_docs: usize, path: &Path) -> Result<V
         {
             break;
         }
+        bytes += line.len();
         out.push(line);
     }
     Ok(out)
@@ -390,7 +397,7 @@ pub fn clean(
     let mut w2 = create(&spool2)?;
     let (mut n_bp, mut bytes_bp, mut n_kept, mut bytes_kept) = (0, 0u64, 0, 0u64);
     loop {
-        let lines = read_spool(&mut r1, cfg.batch_docs, &spool1)?;
+        let lines = read_spool(&mut r1, cfg.batch_docs, cfg.batch_bytes, &spool1)?;
         if lines.is_empty() {
             break;
         }
@@ -462,7 +469,7 @@ pub fn clean(
     let (mut n_unique2, mut bytes_unique2) = (0, 0u64);
     let mut idx = 0usize;
     loop {
-        let lines = read_spool(&mut r2, cfg.batch_docs, &spool2)?;
+        let lines = read_spool(&mut r2, cfg.batch_docs, cfg.batch_bytes, &spool2)?;
         if lines.is_empty() {
             break;
         }
