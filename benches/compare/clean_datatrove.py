@@ -11,7 +11,7 @@ sides get the same whitespace splitter and the same sentence rule (pretrain's `t
 `text::count_sentences`): the comparison is of the rules, not of tokenizers.
 
 Setup (once):  python3 -m venv benches/compare/.venv
-               benches/compare/.venv/bin/pip install datatrove regex "xxhash<3.6" tokenizers
+               benches/compare/.venv/bin/pip install datatrove regex "xxhash<3.6" tokenizers orjson
 Run:           benches/compare/.venv/bin/python benches/compare/clean_datatrove.py
 Fixture:       ... clean_datatrove.py --write-fixture tests/fixtures/clean/datatrove_verdicts.jsonl
                (datatrove's verdicts on 100 real and 17 synthetic documents, checked by
@@ -76,10 +76,43 @@ def build_input(path):
             t = "\n".join(text).strip()
             if t:
                 docs.append(t)
+    # Planted near-duplicates: every 25th piece again with two words changed.
+    planted = []
+    for t in docs[::25]:
+        w = t.split(" ")
+        if len(w) >= 100:
+            w[len(w) // 3] = "zzzz"
+            w[2 * len(w) // 3] = "qqqq"
+            planted.append(" ".join(w))
+    docs += planted
     with open(path, "w", encoding="utf-8") as out:
-        for t in docs:
-            out.write(json.dumps({"text": t}, ensure_ascii=False) + "\n")
+        for i, t in enumerate(docs):
+            out.write(json.dumps({"id": str(i), "text": t}, ensure_ascii=False) + "\n")
     return docs
+
+
+def datatrove_dedup(inp, tmp, tok):
+    """datatrove's MinHash stages 1-3 (signatures, buckets, clusters) on one core; returns the
+    indices of the documents it removes."""
+    import struct
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets, MinhashDedupCluster
+    cfg = MinhashConfig()
+    d = lambda name: os.path.join(tmp, name)
+    os.makedirs(d("in"), exist_ok=True)
+    os.replace(inp, d("in/input.jsonl"))
+    steps = [
+        ([JsonlReader(d("in")), MinhashDedupSignature(d("sigs"), config=cfg, language=tok)], 1),
+        ([MinhashDedupBuckets(d("sigs"), d("buckets"), config=cfg)], cfg.num_buckets),
+        ([MinhashDedupCluster(d("buckets"), d("remove"), config=cfg)], 1),
+    ]
+    for i, (pipeline, tasks) in enumerate(steps):
+        LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=1,
+                              logging_dir=d(f"logs{i}")).run()
+    os.replace(d("in/input.jsonl"), inp)
+    raw = open(d("remove/000000.remove"), "rb").read() if os.path.exists(d("remove/000000.remove")) else b""
+    return set(struct.unpack(f"<{len(raw) // 4}I", raw))
 
 
 def best_of(f, n=3):
@@ -132,15 +165,29 @@ def main():
 
     t_mh, _ = best_of(signatures)
 
+    import logging
+    from loguru import logger
+    logger.remove()
+    t = time.perf_counter()
+    dt_removed = datatrove_dedup(inp, os.path.join(tmp, "dedup"), tok)
+    t_dt_dedup = time.perf_counter() - t
+    rust_dups = open(rust_dec + ".dedup").read().split("\n")[:len(docs)]
+    rust_removed = {i for i, v in enumerate(rust_dups) if v == "dup"}
+
     agree = sum((a == "keep") == (b == "keep") for a, b in zip(rust_verdicts, dt_verdicts))
     removed_rust = sum(v != "keep" for v in rust_verdicts)
     removed_dt = sum(v != "keep" for v in dt_verdicts)
     dt_rules, dt_mh = mb / t_rules, mb / t_mh
-    print(f"input: {len(docs)} documents, {mb:.2f} MB (English books from data/raw/en, {CHUNK_LINES}-line pieces)")
+    print(f"input: {len(docs)} documents, {mb:.2f} MB (English books from data/raw/en, {CHUNK_LINES}-line pieces,"
+          f" plus every 25th piece again with two words changed)")
     print("| step (one core) | pretrain MB/s | datatrove MB/s | ratio |")
     print("|---|---:|---:|---:|")
     print(f"| Gopher rep + Gopher quality + C4 + FineWeb | {rust['rules_mb_s']:.1f} | {dt_rules:.2f} | {rust['rules_mb_s'] / dt_rules:.0f}x |")
     print(f"| MinHash signatures (5-grams, 14x8) | {rust['minhash_mb_s']:.1f} | {dt_mh:.2f} | {rust['minhash_mb_s'] / dt_mh:.0f}x |")
+    print(f"| MinHash near-dedup end to end (signatures, buckets, clusters) | {rust['dedup_mb_s']:.1f} | {mb / t_dt_dedup:.2f} | {rust['dedup_mb_s'] * t_dt_dedup / mb:.0f}x |")
+    both = len(rust_removed & dt_removed)
+    print(f"near-dedup: pretrain removes {len(rust_removed)}, datatrove removes {len(dt_removed)}, "
+          f"both {both}; decisions agree on {len(docs) - len(rust_removed ^ dt_removed)}/{len(docs)}")
     print(f"decisions: pretrain removes {removed_rust}, datatrove removes {removed_dt}; "
           f"keep/remove agree on {agree}/{len(docs)} ({100 * agree / len(docs):.2f}%)")
     for i, (a, b) in enumerate(zip(rust_verdicts, dt_verdicts)):
