@@ -158,8 +158,9 @@ fn compare(input: &str, decisions: &str) {
         let mut lsh = Lsh::new(&cfg);
         let mut index = Vec::new();
         for (i, d) in docs.iter().enumerate() {
-            if MinHasher::tokens(d, Lang::En).len() >= cfg.ngram {
-                lsh.add(&mh, mh.signature(d, Lang::En));
+            let tokens = MinHasher::tokens(d, Lang::En);
+            if tokens.len() >= cfg.ngram {
+                lsh.add(&mh, mh.signature_of_tokens(&tokens));
                 index.push(i);
             }
         }

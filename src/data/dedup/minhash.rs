@@ -163,7 +163,11 @@ impl MinHasher {
 
     /// The MinHash signature of a text (`bands × rows` values).
     pub fn signature(&self, text: &str, lang: Lang) -> Vec<u32> {
-        let tokens = Self::tokens(text, lang);
+        self.signature_of_tokens(&Self::tokens(text, lang))
+    }
+
+    /// The signature of a text given its [`MinHasher::tokens`].
+    pub fn signature_of_tokens(&self, tokens: &[u64]) -> Vec<u32> {
         let n = self.cfg.ngram;
         let mut sig = vec![u32::MAX; self.b.len()];
         let (a_lo, a_hi, b) = (&self.a_lo[..], &self.a_hi[..], &self.b[..]);
@@ -179,11 +183,11 @@ impl MinHasher {
             return sig;
         }
         if tokens.len() < n {
-            shingle(tokens.iter().fold(0, |h, &t| fmix64(h.rotate_left(17) ^ t)));
+            shingle(shingle_hash(tokens));
             return sig;
         }
         for w in tokens.windows(n) {
-            shingle(w.iter().fold(0, |h, &t| fmix64(h.rotate_left(17) ^ t)));
+            shingle(shingle_hash(w));
         }
         sig
     }
@@ -195,6 +199,22 @@ impl MinHasher {
             .map(|(i, band)| hash64(bytemuck::cast_slice(band), i as u64))
             .collect()
     }
+}
+
+/// The hash of a shingle (a window of token hashes): each token times a multiplier that depends
+/// on its position, summed, then mixed once. Order matters: "a b" and "b a" differ.
+fn shingle_hash(tokens: &[u64]) -> u64 {
+    const K: [u64; 4] = [
+        0x9e37_79b9_7f4a_7c15,
+        0xc2b2_ae3d_27d4_eb4f,
+        0x1656_67b1_9e37_79f9,
+        0xd6e8_feb8_6659_fd93,
+    ];
+    let mut h = tokens.len() as u64;
+    for (i, &t) in tokens.iter().enumerate() {
+        h = h.wrapping_add(t.rotate_left(i as u32 * 13).wrapping_mul(K[i % 4]));
+    }
+    fmix64(h)
 }
 
 /// Fold one shingle hash `x` (< 2^32) into the signature: `sig[i] = min(sig[i], h_i(x))`.
