@@ -13,12 +13,28 @@ use std::time::Instant;
 fn main() {
     let args: Vec<usize> = std::env::args()
         .skip(1)
-        .map(|a| a.parse().unwrap_or_else(|_| panic!("train_bench: {a:?} is not a number")))
+        .map(|a| {
+            a.parse()
+                .unwrap_or_else(|_| panic!("train_bench: {a:?} is not a number"))
+        })
         .collect();
     let get = |i: usize, d: usize| args.get(i).copied().unwrap_or(d);
-    let (l, d, h, t, b, v, steps) =
-        (get(0, 4), get(1, 256), get(2, 4), get(3, 256), get(4, 8), get(5, 8192), get(6, 5));
-    let config = GptConfig { n_layer: l, n_head: h, n_embd: d, block_size: t, vocab_size: v };
+    let (l, d, h, t, b, v, steps) = (
+        get(0, 4),
+        get(1, 256),
+        get(2, 4),
+        get(3, 256),
+        get(4, 8),
+        get(5, 8192),
+        get(6, 5),
+    );
+    let config = GptConfig {
+        n_layer: l,
+        n_head: h,
+        n_embd: d,
+        block_size: t,
+        vocab_size: v,
+    };
     let model = Gpt::new(config, 1);
     let params: Vec<_> = model.params().into_iter().map(|(_, p)| p.clone()).collect();
     let refs: Vec<_> = params.iter().collect();
@@ -28,7 +44,9 @@ fn main() {
     let mut tokens = |n: usize| -> Vec<u32> {
         (0..n)
             .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (x >> 33) as u32 % v as u32
             })
             .collect()

@@ -1,11 +1,9 @@
 //! `train-tokenizer`: learn a byte-level BPE tokenizer from text files or clean JSONL.
 
-use anyhow::Context;
 use clap::Parser;
 use pretrain::cli::{self, Common};
-use pretrain::tokenizer::train::StreamCounter;
+use pretrain::tokenizer::corpus::count_files;
 use pretrain::tokenizer::{Split, TrainOptions, formats};
-use std::io::Read;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -38,46 +36,6 @@ const QUICK_BYTES: usize = 1 << 20;
 
 /// Stream `reader` into `counter` as UTF-8, replacing each invalid sequence with U+FFFD.
 /// Returns the bytes read and the number of replacements.
-fn push_lossy(
-    mut reader: impl Read,
-    counter: &mut StreamCounter,
-) -> std::io::Result<(usize, usize)> {
-    let mut buf = vec![0u8; 1 << 20];
-    let (mut carry, mut total, mut bad) = (0usize, 0usize, 0usize);
-    loop {
-        let n = reader.read(&mut buf[carry..])?;
-        total += n;
-        let end = carry + n;
-        let eof = n == 0;
-        let mut text = String::with_capacity(end);
-        let mut keep = 0;
-        let mut chunks = buf[..end].utf8_chunks().peekable();
-        while let Some(chunk) = chunks.next() {
-            text.push_str(chunk.valid());
-            let bad_bytes = chunk.invalid();
-            if bad_bytes.is_empty() {
-                continue;
-            }
-            // A char cut by the block end is finished by the next read, not replaced.
-            let incomplete = std::str::from_utf8(bad_bytes)
-                .err()
-                .is_some_and(|e| e.error_len().is_none());
-            if chunks.peek().is_none() && incomplete && !eof {
-                keep = bad_bytes.len();
-            } else {
-                text.push('\u{FFFD}');
-                bad += 1;
-            }
-        }
-        counter.push(&text);
-        if eof {
-            return Ok((total, bad));
-        }
-        buf.copy_within(end - keep..end, 0);
-        carry = keep;
-    }
-}
-
 /// A token for people: its text in quotes if it is valid UTF-8, else its bytes in hex.
 fn show_token(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
@@ -116,38 +74,15 @@ fn main() -> std::process::ExitCode {
             usize::MAX
         };
         let t0 = Instant::now();
-        // Text streams through a counter: memory is bounded by the distinct pre-tokens.
-        let mut counter = StreamCounter::new(split, &opts.specials);
-        let (mut total, mut bad_total) = (0usize, 0usize);
-        for path in &args.input {
-            if pretrain::dataset::jsonl::is_jsonl(path) {
-                let (mut size, mut first) = (0, true);
-                pretrain::dataset::jsonl::for_each_doc(path, |t| {
-                    if !first {
-                        counter.push(&joiner);
-                    }
-                    first = false;
-                    size += t.len();
-                    counter.push(&t);
-                    Ok(size < limit)
-                })?;
-                total += size;
-            } else {
-                let file = std::fs::File::open(path)
-                    .with_context(|| format!("opening {}", path.display()))?;
-                let (size, bad) = push_lossy(file.take(limit as u64), &mut counter)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                if bad > 0 {
-                    pretrain::info!(
-                        "warning: {}: replaced {bad} invalid UTF-8 sequences with U+FFFD",
-                        path.display()
-                    );
-                }
-                total += size;
-                bad_total += bad;
-            }
+        let (counts, stats) = count_files(&args.input, split, &opts.specials, &joiner, limit)?;
+        for (path, bad) in &stats.invalid_utf8 {
+            pretrain::info!(
+                "warning: {}: replaced {bad} invalid UTF-8 sequences with U+FFFD",
+                path.display()
+            );
         }
-        let counts = counter.finish();
+        let (total, bad_total): (usize, usize) =
+            (stats.bytes, stats.invalid_utf8.iter().map(|(_, n)| n).sum());
         if counts.is_empty() {
             anyhow::bail!(
                 "the training text is empty ({})",

@@ -6,6 +6,7 @@
 //! neighbouring tokens into longer ones ([`train`]). Encoding replays the merges in the order they
 //! were learned ([`encode`]). [`formats`] reads and writes the files GPT-2, tiktoken and HF use.
 
+pub mod corpus;
 pub mod encode;
 pub mod formats;
 pub mod pretokenize;

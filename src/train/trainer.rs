@@ -161,7 +161,7 @@ pub fn train(cfg: &TrainConfig, resume: bool) -> Result<TrainSummary> {
     let params: Vec<Tensor> = model.params().into_iter().map(|(_, p)| p.clone()).collect();
     let param_refs: Vec<&Tensor> = params.iter().collect();
     let schedule = cfg.schedule();
-    let mut log = MetricsLog::open(&cfg.out)?;
+    let mut log = MetricsLog::open(&cfg.out, resume.then_some(start))?;
     let mut summary = TrainSummary {
         checkpoint: ckpt.clone(),
         ..Default::default()
