@@ -289,6 +289,15 @@ pub fn clean(
     let start = std::time::Instant::now();
     let mut report = Report::default();
     let files = read::collect_files(inputs)?;
+    // Create the folders the outputs go to (e.g. `runs/` in a fresh clone).
+    for path in [Some(output), report_path, rejects_path]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+    }
     let total: u64 = files
         .iter()
         .filter_map(|p| std::fs::metadata(p).ok())
