@@ -129,7 +129,7 @@ fn compare(input: &str, decisions: &str) {
     let best_of = |f: &dyn Fn() -> Vec<String>| {
         let mut best = f64::MAX;
         let mut out = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..5 {
             let t = Instant::now();
             out = f();
             best = best.min(t.elapsed().as_secs_f64());

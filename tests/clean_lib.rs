@@ -30,3 +30,15 @@ fn batch_size_and_threads_do_not_change_the_output() {
     assert!(big == single, "output depends on the thread count");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn output_folders_are_created() {
+    let dir = std::env::temp_dir().join(format!("pretrain-clean-dirs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = dir.join("a/b/out.jsonl");
+    let rep = dir.join("c/report.json");
+    let inputs = [PathBuf::from("tests/fixtures/clean/en")];
+    clean(&CleanConfig::default(), &inputs, &out, Some(&rep), None).unwrap();
+    assert!(out.exists() && rep.exists());
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -115,7 +115,7 @@ def datatrove_dedup(inp, tmp, tok):
     return set(struct.unpack(f"<{len(raw) // 4}I", raw))
 
 
-def best_of(f, n=3):
+def best_of(f, n=5):
     best, out = float("inf"), None
     for _ in range(n):
         t = time.perf_counter()
@@ -130,9 +130,13 @@ def main():
     docs = build_input(inp)
     mb = sum(len(d.encode()) for d in docs) / 1e6
     subprocess.run(["cargo", "build", "--release", "--bench", "clean", "-q"], cwd=ROOT, check=True)
-    rust = json.loads(subprocess.run(
-        ["cargo", "bench", "-q", "--bench", "clean", "--", "--compare", inp, rust_dec],
-        cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    def run_rust():
+        out = subprocess.run(["cargo", "bench", "-q", "--bench", "clean", "--", "--compare", inp, rust_dec],
+                             cwd=ROOT, check=True, capture_output=True, text=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    # The machine is shared: the Rust side runs before and after datatrove, best of both.
+    rust_runs = [run_rust()]
     rust_verdicts = open(rust_dec).read().split("\n")[:len(docs)]
 
     tok = Whitespace()
@@ -171,6 +175,8 @@ def main():
     t = time.perf_counter()
     dt_removed = datatrove_dedup(inp, os.path.join(tmp, "dedup"), tok)
     t_dt_dedup = time.perf_counter() - t
+    rust_runs.append(run_rust())
+    rust = {k: max(r[k] for r in rust_runs) for k in ("rules_mb_s", "minhash_mb_s", "dedup_mb_s")}
     rust_dups = open(rust_dec + ".dedup").read().split("\n")[:len(docs)]
     rust_removed = {i for i, v in enumerate(rust_dups) if v == "dup"}
 

@@ -4,18 +4,18 @@
 //! this stage removes what a model should not learn from: broken text, page chrome, junk pages,
 //! and copies. The steps run as a pipeline; each sees only the documents the earlier ones kept:
 //!
-//! 1. [`read`] + [`normalize`]: files → documents; UTF-8 repaired, NFC, control characters and
+//! 1. [`read`](crate::data::read) + [`normalize`](crate::data::normalize): files → documents; UTF-8 repaired, NFC, control characters and
 //!    whitespace normalized.
-//! 2. [`html`]: web pages → main text.
-//! 3. [`lang`]: `en`, `zh`, `code` or `other`, by script.
-//! 4. [`dedup::exact`]: identical documents (cheapest removal first; copies would get the same
+//! 2. [`html`](crate::data::html): web pages → main text.
+//! 3. [`lang`](crate::data::lang): `en`, `zh`, `code` or `other`, by script.
+//! 4. [`dedup::exact`](crate::data::dedup::exact): identical documents (cheapest removal first; copies would get the same
 //!    verdicts from every later step anyway).
-//! 5. [`dedup::lines`]: navigation and footer lines shared by many pages (before the quality
+//! 5. [`dedup::lines`](crate::data::dedup::lines): navigation and footer lines shared by many pages (before the quality
 //!    filters, so a page is judged on its own text, not its menu).
-//! 6. [`filters`]: Gopher, C4 and FineWeb rules for English, character rules for Chinese, code rules.
-//! 7. [`dedup::minhash`]: near-duplicates (after filtering, so the expensive index holds only
+//! 6. [`filters`](crate::data::filters): Gopher, C4 and FineWeb rules for English, character rules for Chinese, code rules.
+//! 7. [`dedup::minhash`](crate::data::dedup::minhash): near-duplicates (after filtering, so the expensive index holds only
 //!    documents we would keep).
-//! 8. [`pii`]: e-mail and IP addresses replaced (last, on the text that is actually written).
+//! 8. [`pii`](crate::data::pii): e-mail and IP addresses replaced (last, on the text that is actually written).
 //!
 //! Memory stays bounded by the dedup indexes: documents stream through in batches (processed in
 //! parallel with rayon, then handled in input order so the output is deterministic), and the two
@@ -289,6 +289,15 @@ pub fn clean(
     let start = std::time::Instant::now();
     let mut report = Report::default();
     let files = read::collect_files(inputs)?;
+    // Create the folders the outputs go to (e.g. `runs/` in a fresh clone).
+    for path in [Some(output), report_path, rejects_path]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+    }
     let total: u64 = files
         .iter()
         .filter_map(|p| std::fs::metadata(p).ok())
