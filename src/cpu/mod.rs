@@ -5,6 +5,7 @@
 pub mod cross_entropy;
 pub mod elementwise;
 pub mod embedding;
+pub mod fastmath;
 pub mod float;
 pub mod gelu;
 pub mod layernorm;
