@@ -190,3 +190,23 @@ fn shape_mismatch_names_op_and_shapes() {
 fn matmul_mismatch_names_shapes() {
     Tensor::zeros(&[2, 3]).matmul(&Tensor::zeros(&[4, 5]));
 }
+
+#[test]
+fn reshape_of_views_avoids_copies_when_possible() {
+    // A narrowed last axis split into heads: still a view (like q/k/v from a fused qkv).
+    let qkv = Tensor::arange(2 * 3 * 12).reshape(&[2, 3, 12]);
+    let k = qkv.narrow(2, 4, 4);
+    let heads = k.reshape(&[2, 3, 2, 2]);
+    assert!(heads.shares_storage(&qkv));
+    assert_eq!(heads.strides(), &[36, 12, 2, 1]);
+    assert_eq!(heads.to_vec(), k.contiguous().to_vec());
+    // Merging a transposed pair of axes needs a copy.
+    let t = Tensor::arange(6).reshape(&[2, 3]).t();
+    let flat = t.reshape(&[6]);
+    assert!(!flat.shares_storage(&t));
+    assert_eq!(flat.to_vec(), vec![0., 3., 1., 4., 2., 5.]);
+    // Size-1 axes anywhere are fine.
+    let x = t.reshape(&[3, 1, 2, 1]);
+    assert!(x.shares_storage(&t));
+    assert_eq!(x.to_vec(), vec![0., 3., 1., 4., 2., 5.]);
+}

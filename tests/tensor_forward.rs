@@ -251,6 +251,11 @@ fn embedding_masks_cat() {
         .collect();
     close("causal_mask", &m, &want);
 
+    // Fused causal softmax = scale, mask with −inf, softmax.
+    let fused = x.causal_softmax(0.5);
+    let composed = x.mul_scalar(0.5).causal_mask(f64::NEG_INFINITY).softmax();
+    close("causal_softmax", &fused, &composed.to_vec_f64());
+
     let (y, yv) = rand(&[2, 1, 5], &mut rng);
     let c = Tensor::cat(&[&x, &y], 1);
     assert_eq!(c.shape(), &[2, 4, 5]);

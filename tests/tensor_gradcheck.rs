@@ -325,7 +325,17 @@ fn masks() {
         &|a| a[0].causal_mask(f64::NEG_INFINITY).softmax(),
         std::slice::from_ref(&x),
     );
+    check(
+        "causal_softmax (fused)",
+        &|a| a[0].causal_softmax(0.7),
+        std::slice::from_ref(&x),
+    );
     let xs = randn(&[2, 3, t + 2], &mut rng);
+    check(
+        "causal_softmax (kv longer)",
+        &|a| a[0].causal_softmax(1.3),
+        std::slice::from_ref(&xs),
+    );
     check(
         "causal_mask (kv longer)",
         &|a| a[0].causal_mask(-3.0),

@@ -74,3 +74,56 @@ pub fn log_softmax_backward<T: Float>(y: &[T], g: &[T], dx: &mut [T], cols: usiz
         })
     });
 }
+
+/// Fused attention softmax: `y = softmax(scale·x)` over each row of a `[.., t, s]` tensor with
+/// the causal mask built in: in row `i` (query position `i % t`) only keys `j ≤ i + s − t` take
+/// part, the rest of the row is 0. One pass replaces scale, mask-fill and softmax.
+pub fn causal_softmax<T: Float>(x: &[T], y: &mut [T], t: usize, s: usize, scale: T) {
+    assert!(x.len() == y.len() && s >= t, "causal_softmax: sizes");
+    for_rows(y, s, |first, chunk| {
+        simd(|| {
+            for (r, yr) in chunk.chunks_mut(s).enumerate() {
+                let row = first + r;
+                let valid = row % t + (s - t) + 1;
+                let xr = &x[row * s..row * s + valid];
+                let m = max(xr) * scale;
+                let (head, tail) = yr.split_at_mut(valid);
+                for (o, &v) in head.iter_mut().zip(xr) {
+                    *o = (v * scale - m).exp();
+                }
+                let inv = T::ONE / sum(head);
+                for o in head.iter_mut() {
+                    *o *= inv;
+                }
+                tail.fill(T::ZERO);
+            }
+        })
+    });
+}
+
+/// Backward of [`causal_softmax`] from its output: `dx = scale · y ⊙ (g − Σ g⊙y)` (masked entries
+/// have `y = 0`, so their gradient is 0).
+pub fn causal_softmax_backward<T: Float>(
+    y: &[T],
+    g: &[T],
+    dx: &mut [T],
+    t: usize,
+    s: usize,
+    scale: T,
+) {
+    for_rows(dx, s, |first, chunk| {
+        simd(|| {
+            for (r, dr) in chunk.chunks_mut(s).enumerate() {
+                let row = first + r;
+                let valid = row % t + (s - t) + 1;
+                let (yr, gr) = (&y[row * s..row * s + valid], &g[row * s..row * s + valid]);
+                let d = dot(yr, gr);
+                let (head, tail) = dr.split_at_mut(valid);
+                for ((o, &p), &q) in head.iter_mut().zip(yr).zip(gr) {
+                    *o = scale * p * (q - d);
+                }
+                tail.fill(T::ZERO);
+            }
+        })
+    });
+}

@@ -173,6 +173,12 @@ impl Tensor {
             "backward: tensor does not require grad (no leaf with requires_grad_ reached it)"
         );
         let _guard = NoGradGuard::new();
+        let was = super::profile::set_in_backward(true);
+        self.run_backward(g);
+        super::profile::set_in_backward(was);
+    }
+
+    fn run_backward(&self, g: &Tensor) {
         let order = topo_order(self);
         let mut grads: HashMap<Key, Tensor> = HashMap::new();
         grads.insert(key(self), g.clone());

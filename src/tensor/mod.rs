@@ -16,6 +16,8 @@ mod autograd;
 pub mod backend;
 pub mod gradcheck;
 mod ops;
+pub mod pool;
+pub mod profile;
 pub mod rng;
 pub mod shape;
 pub mod storage;

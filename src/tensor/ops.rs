@@ -43,7 +43,8 @@ impl Tensor {
 
     // ---- views --------------------------------------------------------------------------
 
-    /// Same elements, new shape (a view when contiguous, else a copy).
+    /// Same elements, new shape: a view when the layout allows it (always for a contiguous
+    /// tensor), else a copy.
     pub fn reshape(&self, new_shape: &[usize]) -> Tensor {
         assert_eq!(
             numel(new_shape),
@@ -54,7 +55,10 @@ impl Tensor {
         if self.shape() == new_shape {
             return self.clone();
         }
-        let out = backend::contiguous(self).reshape_view(new_shape);
+        let out = match shape::view_strides(self.shape(), self.strides(), new_shape) {
+            Some(strides) => self.view_raw(new_shape.to_vec(), strides, self.offset()),
+            None => backend::copy(self).reshape_view(new_shape),
+        };
         let old = self.shape().to_vec();
         record(out, "reshape", &[self], move |g| {
             vec![Some(g.reshape(&old))]
@@ -385,6 +389,16 @@ impl Tensor {
         let y = out.detach();
         record(out, "log_softmax", &[self], move |g| {
             vec![Some(backend::softmax_backward(&y, g, true))]
+        })
+    }
+
+    /// Attention's `softmax(scale·x)` with the causal mask over the last two axes `[T, S]` built in
+    /// (key `j > i + S − T` gets probability 0): one fused pass instead of scale, mask, softmax.
+    pub fn causal_softmax(&self, scale: f64) -> Tensor {
+        let out = backend::causal_softmax(self, scale);
+        let y = out.detach();
+        record(out, "causal_softmax", &[self], move |g| {
+            vec![Some(backend::causal_softmax_backward(&y, g, scale))]
         })
     }
 
