@@ -210,3 +210,32 @@ fn reshape_of_views_avoids_copies_when_possible() {
     assert!(x.shares_storage(&t));
     assert_eq!(x.to_vec(), vec![0., 3., 1., 4., 2., 5.]);
 }
+
+#[test]
+fn in_place_accumulation_never_changes_a_gradient_someone_holds() {
+    let w = Tensor::from_vec(vec![1.0, 2.0], &[2]).requires_grad_();
+    w.mul_scalar(3.0).sum_all().backward();
+    let held = w.grad().unwrap();
+    w.mul_scalar(3.0).sum_all().backward();
+    assert_eq!(
+        held.to_vec(),
+        vec![3.0, 3.0],
+        "the first gradient is untouched"
+    );
+    assert_eq!(w.grad().unwrap().to_vec(), vec![6.0, 6.0]);
+    drop(held);
+    w.mul_scalar(1.0).sum_all().backward();
+    assert_eq!(w.grad().unwrap().to_vec(), vec![7.0, 7.0]);
+    // A tensor split three ways gets each slice's gradient in its own window.
+    let x = Tensor::arange(6).reshape(&[2, 3]).requires_grad_();
+    let p = x.split(&[1, 1, 1], 1);
+    p[0].mul_scalar(1.0)
+        .add(&p[1].mul_scalar(10.0))
+        .add(&p[2].mul_scalar(100.0))
+        .sum_all()
+        .backward();
+    assert_eq!(
+        x.grad().unwrap().to_vec(),
+        vec![1., 10., 100., 1., 10., 100.]
+    );
+}

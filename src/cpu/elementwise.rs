@@ -175,3 +175,46 @@ pub fn causal_fill<T: Copy + Send + Sync>(x: &mut [T], t: usize, s: usize, value
         }
     });
 }
+
+/// `dst[i] += src[i]` for every index of `shape`, where `dst` is a strided window of a mutable
+/// buffer (e.g. the slice of a gradient that a `narrow` view covers).
+pub fn add_assign_strided<T>(
+    shape: &[usize],
+    dst: &mut [T],
+    dst_offset: usize,
+    dst_strides: &[usize],
+    src: View<T>,
+) where
+    T: Copy + Send + Sync + std::ops::AddAssign,
+{
+    let n: usize = shape.iter().product();
+    if n == 0 {
+        return;
+    }
+    let inner = shape.last().copied().unwrap_or(1);
+    let (ld, ls) = (
+        dst_strides.last().copied().unwrap_or(0),
+        src.strides.last().copied().unwrap_or(0),
+    );
+    let dview = View {
+        data: &[] as &[T],
+        offset: dst_offset,
+        strides: dst_strides,
+    };
+    for row in 0..n / inner {
+        let od = row_offset(&dview, shape, row);
+        let os = row_offset(&src, shape, row);
+        if ld == 1 && ls == 1 {
+            for (d, &s) in dst[od..od + inner]
+                .iter_mut()
+                .zip(&src.data[os..os + inner])
+            {
+                *d += s;
+            }
+        } else {
+            for j in 0..inner {
+                dst[od + j * ld] += src.data[os + j * ls];
+            }
+        }
+    }
+}

@@ -21,6 +21,9 @@ pub(crate) struct Node {
     pub op: &'static str,
     pub inputs: Vec<Tensor>,
     pub backward: BackwardFn,
+    /// Set for `narrow`: its backward returns the gradient of the slice only, and the engine adds
+    /// it into `(axis, start)` of the input's gradient instead of padding it with zeros.
+    pub narrow: Option<(usize, usize)>,
 }
 
 thread_local! {
@@ -66,6 +69,16 @@ pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
 /// Attaches a node to a freshly computed `out` when recording is on and an input needs a
 /// gradient; otherwise returns `out` as is. `backward` must not capture `out` itself (that
 /// would be a reference cycle); capture `out.detach()` instead.
+/// Like [`record`] for `narrow`: `backward` returns the slice's gradient, which the engine adds
+/// into `(axis, start)` of the input's gradient.
+pub(crate) fn record_narrow(out: Tensor, input: &Tensor, axis: usize, start: usize) -> Tensor {
+    let out = record(out, "narrow", &[input], |g| vec![Some(g.clone())]);
+    if let Some(node) = out.0.node.lock().unwrap().as_mut() {
+        node.narrow = Some((axis, start));
+    }
+    out
+}
+
 pub(crate) fn record(
     out: Tensor,
     op: &'static str,
@@ -81,6 +94,7 @@ pub(crate) fn record(
         op,
         inputs: inputs.iter().map(|&t| t.clone()).collect(),
         backward: Box::new(backward),
+        narrow: None,
     };
     *inner.node.lock().unwrap() = Some(node);
     Tensor(Arc::new(super::tensor::Inner {
@@ -196,7 +210,7 @@ impl Tensor {
                     accumulate_leaf(t, g);
                 }
                 Some(node) => {
-                    let op = node.op;
+                    let (op, region) = (node.op, node.narrow);
                     let inputs = node.inputs;
                     let gs = (node.backward)(&g);
                     assert_eq!(
@@ -209,15 +223,31 @@ impl Tensor {
                         if !inp.requires_grad() {
                             continue;
                         }
-                        assert_eq!(
-                            gi.shape(),
-                            inp.shape(),
-                            "{op}: backward gave a gradient of the wrong shape"
-                        );
                         let k = key(inp);
-                        let sum = match grads.remove(&k) {
-                            Some(prev) => prev.add(&gi),
-                            None => gi,
+                        let prev = grads.remove(&k);
+                        let sum = match region {
+                            None => {
+                                assert_eq!(
+                                    gi.shape(),
+                                    inp.shape(),
+                                    "{op}: backward gave a gradient of the wrong shape"
+                                );
+                                match prev {
+                                    Some(prev) => accumulate(prev, &gi, None),
+                                    None => gi,
+                                }
+                            }
+                            Some(r) => {
+                                let base = prev.unwrap_or_else(|| {
+                                    super::backend::full(
+                                        inp.shape(),
+                                        0.0,
+                                        inp.dtype(),
+                                        inp.device(),
+                                    )
+                                });
+                                accumulate(base, &gi, Some(r))
+                            }
                         };
                         grads.insert(k, sum);
                     }
@@ -227,19 +257,34 @@ impl Tensor {
     }
 }
 
+/// True when nothing else can see `t`'s buffer, so it may be changed in place.
+fn exclusively_owned(t: &Tensor) -> bool {
+    Arc::strong_count(&t.0) == 1
+        && Arc::strong_count(&t.0.storage) == 1
+        && t.is_contiguous()
+        && t.offset() == 0
+        && t.0.storage.read().unwrap().len() == t.numel()
+}
+
+/// `acc + g` (into `region` of `acc` when given), in place when `acc` is exclusively owned.
+fn accumulate(acc: Tensor, g: &Tensor, region: Option<(usize, usize)>) -> Tensor {
+    let acc = if exclusively_owned(&acc) {
+        acc
+    } else {
+        super::backend::copy(&acc)
+    };
+    super::backend::add_into(&acc, g, region);
+    acc
+}
+
 /// Adds `g` into a leaf's gradient. The stored gradient always owns its storage, so an optimizer
 /// may scale it in place without touching another tensor.
 fn accumulate_leaf(t: &Tensor, g: Tensor) {
     let mut slot = t.0.grad.lock().unwrap();
     let new = match slot.take() {
-        Some(prev) => prev.add(&g),
-        None => {
-            let owned = g.is_contiguous()
-                && g.offset() == 0
-                && Arc::strong_count(&g.0.storage) == 1
-                && g.0.storage.read().unwrap().len() == g.numel();
-            if owned { g } else { super::backend::copy(&g) }
-        }
+        Some(prev) => accumulate(prev, &g, None),
+        None if exclusively_owned(&g) => g,
+        None => super::backend::copy(&g),
     };
     *slot = Some(new);
 }

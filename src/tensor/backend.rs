@@ -272,6 +272,25 @@ pub fn binary(op: Binary, a: &Tensor, b: &Tensor) -> Tensor {
     dispatch!(op.name(), a.device(), a.dtype(), go(op, a, b))
 }
 
+/// `dst[.., start..start + len, ..] += src` along axis `axis` (the whole of `dst` when `axis` is
+/// `None`), in place. `dst` must be contiguous and not shared with any other tensor.
+pub fn add_into(dst: &Tensor, src: &Tensor, region: Option<(usize, usize)>) {
+    fn go<T: Element>(dst: &Tensor, src: &Tensor, region: Option<(usize, usize)>) {
+        let off = dst.offset() + region.map_or(0, |(a, start)| start * dst.strides()[a]);
+        let gs = src.0.storage.read().unwrap();
+        let v = View {
+            data: T::slice(&gs),
+            offset: src.offset(),
+            strides: src.strides(),
+        };
+        let mut gd = dst.0.storage.write().unwrap();
+        let d = T::slice_mut(&mut gd);
+        cpu::elementwise::add_assign_strided(src.shape(), d, off, dst.strides(), v);
+    }
+    same("add_into", dst, src);
+    dispatch!("add_into", dst.device(), dst.dtype(), go(dst, src, region))
+}
+
 /// `x` where `mask == 0`, `value` where `mask != 0` (mask broadcasts to x's shape).
 pub fn masked_fill(x: &Tensor, mask: &Tensor, value: f64) -> Tensor {
     fn go<T: Element>(x: &Tensor, mask: &Tensor, value: f64) -> Tensor {

@@ -1,7 +1,7 @@
 //! Differentiable ops: each computes its result through `backend` and records how to
 //! backpropagate through it. Views (reshape, permute, narrow, expand) share storage.
 
-use super::autograd::record;
+use super::autograd::{record, record_narrow};
 use super::backend::{self, Binary, Unary};
 use super::shape::{self, broadcast_shapes, contiguous_strides, numel};
 use super::storage::DType;
@@ -122,26 +122,10 @@ impl Tensor {
             self.strides().to_vec(),
             self.offset() + start * self.strides()[a],
         );
-        record(out, "narrow", &[self], move |g| {
-            // Gradient: g in place of the slice, zeros around it.
-            let mut parts = Vec::new();
-            let mut zshape = g.shape().to_vec();
-            if start > 0 {
-                zshape[a] = start;
-                parts.push(backend::full(&zshape, 0.0, g.dtype(), g.device()));
-            }
-            parts.push(g.clone());
-            if start + len < full {
-                zshape[a] = full - start - len;
-                parts.push(backend::full(&zshape, 0.0, g.dtype(), g.device()));
-            }
-            let refs: Vec<&Tensor> = parts.iter().collect();
-            vec![Some(if refs.len() == 1 {
-                g.clone()
-            } else {
-                backend::cat(&refs, a)
-            })]
-        })
+        // Backward: the engine adds the slice's gradient into the matching window of the
+        // input's gradient (see `autograd::record_narrow`), so splitting qkv three ways costs one
+        // zero-filled buffer rather than three padded copies.
+        record_narrow(out, self, a, start)
     }
 
     /// A broadcast view of `self` with shape `shape` (stride 0 on broadcast axes).
