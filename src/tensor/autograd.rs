@@ -161,6 +161,34 @@ impl Tensor {
         *self.0.grad.lock().unwrap() = g;
     }
 
+    /// The recorded graph behind this tensor, one line per tensor, inputs before outputs:
+    /// `%id = op(%in, ...) shape`, leaves as `%id = leaf shape`. For teaching and debugging.
+    pub fn graph(&self) -> String {
+        let order = topo_order(self);
+        let ids: HashMap<Key, usize> = order.iter().enumerate().map(|(i, t)| (key(t), i)).collect();
+        let mut s = String::new();
+        for (i, t) in order.iter().enumerate() {
+            let node = t.0.node.lock().unwrap();
+            let line = match node.as_ref() {
+                Some(n) => {
+                    let args: Vec<String> = n
+                        .inputs
+                        .iter()
+                        .map(|x| {
+                            ids.get(&key(x))
+                                .map_or("const".to_string(), |j| format!("%{j}"))
+                        })
+                        .collect();
+                    format!("%{i} = {}({}) {:?}\n", n.op, args.join(", "), t.shape())
+                }
+                None if t.0.leaf => format!("%{i} = leaf {:?}\n", t.shape()),
+                None => format!("%{i} = (graph freed by backward) {:?}\n", t.shape()),
+            };
+            s.push_str(&line);
+        }
+        s
+    }
+
     /// Backpropagates from a scalar: adds d(self)/d(leaf) into every leaf's `grad`.
     pub fn backward(&self) {
         assert_eq!(
@@ -313,7 +341,8 @@ fn topo_order(root: &Tensor) -> Vec<Tensor> {
             None => Vec::new(),
         };
         stack.push((t, true));
-        for i in inputs {
+        // Reversed so that the first input is visited (and numbered) first.
+        for i in inputs.into_iter().rev() {
             if !seen.contains(&key(&i)) {
                 stack.push((i, false));
             }
