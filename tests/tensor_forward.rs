@@ -155,6 +155,12 @@ fn matmul_variants() {
         close_mm("matmul Bᵀ view", &a.matmul(&bt.t()), &want);
         close_mm("matmul both views", &at.t().matmul(&bt.t()), &want);
     }
+    // linear = matmul + bias.
+    let (x, _) = rand(&[3, 4, 7], &mut rng);
+    let (w, _) = rand(&[7, 5], &mut rng);
+    let (bias, _) = rand(&[5], &mut rng);
+    let want = x.matmul(&w).add(&bias).to_vec_f64();
+    close("linear", &x.linear(&w, Some(&bias)), &want);
     // Batched with broadcasting: [2, 1, m, k] @ [3, k, n] → [2, 3, m, n].
     let (m, k, n) = (5, 7, 3);
     let (a, av) = rand(&[2, 1, m, k], &mut rng);

@@ -201,6 +201,24 @@ pub fn add_assign_strided<T>(
         offset: dst_offset,
         strides: dst_strides,
     };
+    if dst_offset == 0 && dview.is_dense(shape) && dst.len() == n {
+        // The whole of a contiguous buffer: rows in parallel.
+        for_rows(dst, inner, |first, chunk| {
+            for (r, drow) in chunk.chunks_mut(inner).enumerate() {
+                let os = row_offset(&src, shape, first + r);
+                if ls == 1 {
+                    for (d, &s) in drow.iter_mut().zip(&src.data[os..os + inner]) {
+                        *d += s;
+                    }
+                } else {
+                    for (j, d) in drow.iter_mut().enumerate() {
+                        *d += src.data[os + j * ls];
+                    }
+                }
+            }
+        });
+        return;
+    }
     for row in 0..n / inner {
         let od = row_offset(&dview, shape, row);
         let os = row_offset(&src, shape, row);

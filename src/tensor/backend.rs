@@ -403,7 +403,7 @@ pub fn max_axis_backward(x: &Tensor, y: &Tensor, g: &Tensor, a: usize) -> Tensor
 // ---- matmul -------------------------------------------------------------------------------
 
 /// How the last two axes of `t` can be handed to gemm without a copy, if they can.
-fn mat_layout(t: &Tensor) -> Option<Layout> {
+pub(crate) fn mat_layout(t: &Tensor) -> Option<Layout> {
     let nd = t.ndim();
     let (r, c) = (t.shape()[nd - 2], t.shape()[nd - 1]);
     let (sr, sc) = (t.strides()[nd - 2], t.strides()[nd - 1]);

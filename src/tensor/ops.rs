@@ -6,6 +6,7 @@ use super::backend::{self, Binary, Unary};
 use super::shape::{self, broadcast_shapes, contiguous_strides, numel};
 use super::storage::DType;
 use super::tensor::Tensor;
+use crate::cpu::matmul::Layout;
 
 /// Sums `g` down to `shape` (undoes broadcasting): the gradient of a broadcast input.
 pub(crate) fn sum_to(g: &Tensor, shape: &[usize]) -> Tensor {
@@ -353,6 +354,63 @@ impl Tensor {
                 .requires_grad()
                 .then(|| sum_to(&a.t().matmul(g), b.shape()));
             vec![ga, gb]
+        })
+    }
+
+    /// `self · w + b` over the last axis of `self`, with `w` of shape `[in, out]` (GPT-2's
+    /// Conv1D layout; pass `w.t()` for a PyTorch `[out, in]` weight) and `b` of shape `[out]`.
+    /// One node: the bias is added into the product's buffer in place, and backward gives
+    /// `dx = g·wᵀ`, `dw = xᵀ·g`, `db = Σ_rows g`.
+    pub fn linear(&self, w: &Tensor, b: Option<&Tensor>) -> Tensor {
+        let k = *self
+            .shape()
+            .last()
+            .expect("linear: input needs at least 1 axis");
+        assert!(
+            w.ndim() == 2 && w.shape()[0] == k,
+            "linear: input {:?} and weight {:?} do not match (weight is [in, out])",
+            self.shape(),
+            w.shape()
+        );
+        let n = w.shape()[1];
+        if let Some(b) = b {
+            assert_eq!(
+                b.shape(),
+                [n],
+                "linear: bias {:?} for weight {:?}",
+                b.shape(),
+                w.shape()
+            );
+        }
+        let mut out_shape = self.shape().to_vec();
+        *out_shape.last_mut().unwrap() = n;
+        let x2 = self.reshape(&[self.numel() / k.max(1), k]);
+        let y = backend::matmul(&x2, w);
+        if let Some(b) = b {
+            backend::add_into(&y, &b.detach().expand(y.shape()), None);
+        }
+        let (xs, ws, has_b) = (x2.clone(), w.clone(), b.is_some());
+        let y = y.reshape_view(&out_shape);
+        let mut inputs = vec![&x2, w];
+        if let Some(b) = b {
+            inputs.push(b);
+        }
+        record(y, "linear", &inputs, move |g| {
+            let g2 = g.reshape(&[xs.shape()[0], ws.shape()[1]]);
+            let transposed = |t: &Tensor| backend::mat_layout(t) == Some(Layout::T);
+            let gx = xs.requires_grad().then(|| g2.matmul(&ws.t()));
+            let gw = ws.requires_grad().then(|| {
+                if transposed(&ws) {
+                    g2.t().matmul(&xs).t()
+                } else {
+                    xs.t().matmul(&g2)
+                }
+            });
+            let mut v = vec![gx, gw];
+            if has_b {
+                v.push(Some(sum_to(&g2, &[ws.shape()[1]])));
+            }
+            v
         })
     }
 
