@@ -4,6 +4,7 @@
 //! a broadcast dimension). The output is always contiguous. The last dimension is the inner loop;
 //! rows of the output are split across rayon threads when there is enough work.
 
+use super::fastmath::simd;
 use rayon::prelude::*;
 
 /// Below this many elements a kernel runs on the calling thread (threads cost more than they save).
@@ -70,9 +71,11 @@ where
     if a.is_dense(shape) {
         let src = &a.data[a.offset..a.offset + n];
         for_rows(out, 1, |start, chunk| {
-            for (o, &x) in chunk.iter_mut().zip(&src[start..]) {
-                *o = f(x);
-            }
+            simd(|| {
+                for (o, &x) in chunk.iter_mut().zip(&src[start..]) {
+                    *o = f(x);
+                }
+            })
         });
         return;
     }
@@ -81,8 +84,18 @@ where
     for_rows(out, inner, |first, chunk| {
         for (r, orow) in chunk.chunks_mut(inner).enumerate() {
             let oa = row_offset(&a, shape, first + r);
-            for (j, o) in orow.iter_mut().enumerate() {
-                *o = f(a.data[oa + j * sa]);
+            match sa {
+                0 => orow.fill(f(a.data[oa])),
+                1 => {
+                    for (o, &x) in orow.iter_mut().zip(&a.data[oa..oa + inner]) {
+                        *o = f(x);
+                    }
+                }
+                _ => {
+                    for (j, o) in orow.iter_mut().enumerate() {
+                        *o = f(a.data[oa + j * sa]);
+                    }
+                }
             }
         }
     });
@@ -101,9 +114,11 @@ where
             &b.data[b.offset..b.offset + n],
         );
         for_rows(out, 1, |start, chunk| {
-            for ((o, &x), &y) in chunk.iter_mut().zip(&sa[start..]).zip(&sb[start..]) {
-                *o = f(x, y);
-            }
+            simd(|| {
+                for ((o, &x), &y) in chunk.iter_mut().zip(&sa[start..]).zip(&sb[start..]) {
+                    *o = f(x, y);
+                }
+            })
         });
         return;
     }

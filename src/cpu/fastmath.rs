@@ -134,6 +134,32 @@ pub fn dot<T: Float>(a: &[T], b: &[T]) -> T {
     s
 }
 
+/// Σ a·b·c, 8 accumulators.
+#[inline(always)]
+pub fn dot3<T: Float>(a: &[T], b: &[T], c: &[T]) -> T {
+    let n = a.len().min(b.len()).min(c.len());
+    let (a, b, c) = (&a[..n], &b[..n], &c[..n]);
+    let mut acc = [T::ZERO; 8];
+    let split = n - n % 8;
+    for ((ca, cb), cc) in a[..split]
+        .chunks_exact(8)
+        .zip(b[..split].chunks_exact(8))
+        .zip(c[..split].chunks_exact(8))
+    {
+        for i in 0..8 {
+            acc[i] += ca[i] * cb[i] * cc[i];
+        }
+    }
+    let mut s = T::ZERO;
+    for i in split..n {
+        s += a[i] * b[i] * c[i];
+    }
+    for v in acc {
+        s += v;
+    }
+    s
+}
+
 /// Σ e^(x − m), 8 accumulators (the denominator of a softmax).
 #[inline(always)]
 pub fn sum_exp<T: Float>(xs: &[T], m: T) -> T {
@@ -217,6 +243,7 @@ mod tests {
         assert_eq!(sum(&v), v.iter().sum::<f64>());
         assert_eq!(max(&v), 26.0);
         assert_eq!(dot(&v, &v), v.iter().map(|x| x * x).sum::<f64>());
+        assert_eq!(dot3(&v, &v, &v), v.iter().map(|x| x * x * x).sum::<f64>());
         assert_eq!(sum_exp(&[0.0f64, 0.0], 0.0), 2.0);
         assert_eq!(sum_sq_dev(&[1.0f64, 3.0], 2.0), 2.0);
         assert_eq!(max::<f64>(&[]), f64::NEG_INFINITY);

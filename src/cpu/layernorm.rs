@@ -6,7 +6,7 @@
 //! `db = Σ_rows g` (accumulated per block of rows in parallel, then summed).
 
 use super::elementwise::PAR_GRAIN;
-use super::fastmath::{simd, sum, sum_sq_dev};
+use super::fastmath::{dot, dot3, simd, sum, sum_sq_dev};
 use super::float::Float;
 use rayon::prelude::*;
 
@@ -80,21 +80,22 @@ pub fn layernorm_backward<T: Float>(
                 let r = c * rows_per + i;
                 let (xr, gr) = (&x[r * cols..(r + 1) * cols], &g[r * cols..(r + 1) * cols]);
                 let (m, rs) = (mean[r], rstd[r]);
-                // dr holds x̂ for now; the two row sums use 8 lanes.
-                let mut acc_g = [T::ZERO; 8];
-                let mut acc_gx = [T::ZERO; 8];
-                for j in 0..cols {
-                    let xh = (xr[j] - m) * rs;
-                    let gh = gr[j] * w[j];
-                    dr[j] = xh;
-                    acc_g[j % 8] += gh;
-                    acc_gx[j % 8] += gh * xh;
-                    pw[j] += gr[j] * xh;
-                    pb[j] += gr[j];
+                // dr holds x̂ for now; every loop here is a plain slice loop that vectorises.
+                for (((d, &xv), &gv), (pwj, pbj)) in dr
+                    .iter_mut()
+                    .zip(xr)
+                    .zip(gr)
+                    .zip(pw.iter_mut().zip(pb.iter_mut()))
+                {
+                    let xh = (xv - m) * rs;
+                    *d = xh;
+                    *pwj += gv * xh;
+                    *pbj += gv;
                 }
-                let (mg, mgx) = (sum(&acc_g) * inv_n, sum(&acc_gx) * inv_n);
-                for j in 0..cols {
-                    dr[j] = rs * (gr[j] * w[j] - mg - dr[j] * mgx);
+                let mg = dot(gr, w) * inv_n;
+                let mgx = dot3(gr, w, dr) * inv_n;
+                for ((d, &gv), &wv) in dr.iter_mut().zip(gr).zip(w) {
+                    *d = rs * (gv * wv - mg - *d * mgx);
                 }
             }
             (pw, pb)
