@@ -80,7 +80,6 @@ fn ops(c: &mut Criterion) {
         Tensor::randn(&[4 * C, C], 0.0, 0.02, &mut rng).requires_grad_(),
         Tensor::zeros(&[C]).requires_grad_(),
     ];
-    g.throughput(Throughput::Elements((rows * C * 4 * C * 2 * 2 * 3) as u64));
     g.bench_function("mlp block fwd+bwd 512x256", |b| {
         b.iter(|| {
             let h = x.layer_norm(&p[0], &p[1], 1e-5);
