@@ -239,3 +239,20 @@ fn in_place_accumulation_never_changes_a_gradient_someone_holds() {
         vec![1., 10., 100., 1., 10., 100.]
     );
 }
+
+#[test]
+fn empty_tensors_do_not_panic() {
+    let e = Tensor::zeros(&[0, 3]);
+    assert_eq!(e.add(&Tensor::ones(&[3])).shape(), &[0, 3]);
+    assert_eq!(e.exp().numel(), 0);
+    assert_eq!(e.softmax().shape(), &[0, 3]);
+    assert_eq!(e.sum(0, false).to_vec(), vec![0.0; 3]);
+    assert_eq!(e.t().contiguous().shape(), &[3, 0]);
+    assert_eq!(e.matmul(&Tensor::ones(&[3, 2])).shape(), &[0, 2]);
+    assert_eq!(
+        Tensor::zeros(&[2, 0])
+            .matmul(&Tensor::ones(&[0, 4]))
+            .to_vec(),
+        vec![0.0; 8]
+    );
+}

@@ -68,6 +68,9 @@ where
     F: Fn(T) -> T + Sync,
 {
     let n = out.len();
+    if n == 0 {
+        return;
+    }
     if a.is_dense(shape) {
         let src = &a.data[a.offset..a.offset + n];
         for_rows(out, 1, |start, chunk| {
@@ -108,6 +111,9 @@ where
     F: Fn(T, T) -> T + Sync,
 {
     let n = out.len();
+    if n == 0 {
+        return;
+    }
     if a.is_dense(shape) && b.is_dense(shape) {
         let (sa, sb) = (
             &a.data[a.offset..a.offset + n],

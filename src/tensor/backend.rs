@@ -496,6 +496,9 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Tensor {
 pub fn softmax(x: &Tensor, log: bool) -> Tensor {
     fn go<T: Element>(x: &Tensor, log: bool) -> Tensor {
         let x = contiguous(x);
+        if x.numel() == 0 {
+            return x.clone();
+        }
         let cols = x.shape().last().copied().unwrap_or(1);
         let mut out = pool::take::<T>(x.numel());
         read(&x, |s: &[T]| {
@@ -534,6 +537,9 @@ pub fn softmax_backward(y: &Tensor, g: &Tensor, log: bool) -> Tensor {
 pub fn causal_softmax(x: &Tensor, scale: f64) -> Tensor {
     fn go<T: Element>(x: &Tensor, scale: f64) -> Tensor {
         let x = contiguous(x);
+        if x.numel() == 0 {
+            return x.clone();
+        }
         let nd = x.ndim();
         assert!(
             nd >= 2,
