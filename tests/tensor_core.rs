@@ -256,3 +256,35 @@ fn empty_tensors_do_not_panic() {
         vec![0.0; 8]
     );
 }
+
+#[test]
+fn buffer_pool_reuses_large_buffers() {
+    use pretrain::tensor::pool;
+    let n = 1 << 16; // 256 KiB of f32: pooled
+    let a = Tensor::full(&[n], 3.0);
+    drop(a);
+    assert!(pool::pooled_bytes() >= n * 4);
+    // A reused buffer is fully overwritten: no stale values leak into a new tensor.
+    let b = Tensor::full(&[n], 1.0).exp();
+    assert!(
+        b.to_vec()
+            .iter()
+            .all(|&v| (v - std::f32::consts::E).abs() < 1e-6)
+    );
+    let z = Tensor::zeros(&[n]);
+    assert!(z.to_vec().iter().all(|&v| v == 0.0));
+}
+
+#[test]
+fn profiler_reports_ops() {
+    use pretrain::tensor::profile;
+    profile::enable(true);
+    let w = Tensor::ones(&[4, 4]).requires_grad_();
+    w.matmul(&w).softmax().sum_all().backward();
+    profile::enable(false);
+    let r = profile::report();
+    assert!(
+        r.contains("matmul") && r.contains("softmax_backward"),
+        "{r}"
+    );
+}

@@ -10,7 +10,17 @@
 //!   that dispatches on [`Device`]; the CPU kernels live in `crate::cpu`.
 //! - Autograd: ops on tensors that require grad record a node; `loss.backward()` fills `grad()` of
 //!   every leaf; [`no_grad`] turns recording off; `update_` changes a parameter in place.
-//! - [`gradcheck`] checks every op's backward against finite differences in `f64`.
+//! - Ops (each differentiable): `add/sub/mul/div` with broadcasting (also `+ - * /` on `&Tensor`
+//!   and `f64`), `add_scalar`, `mul_scalar`, `neg`, `exp`, `log`, `sqrt`, `tanh`, `relu`, `powf`,
+//!   `gelu`; `sum/mean/max(axis, keepdim)`, `sum_all`, `mean_all`; `matmul` (2-d, batched,
+//!   broadcast batch), `linear(w, b)`; `softmax`, `log_softmax`, `causal_softmax(scale)`,
+//!   `layer_norm`, `embedding`, `cross_entropy[_ignore]`, `masked_fill`, `causal_mask`; views
+//!   `reshape`, `permute`, `transpose`, `t`, `narrow`, `expand`, `split`, `chunk`; `cat`;
+//!   `contiguous`, `to_dtype`. A shape mismatch panics naming the op and both shapes.
+//! - [`gradcheck`] checks every op's backward against finite differences in `f64`
+//!   (`|analytic − numeric| ≤ 1e-6·(1 + |numeric|)`, eps 1e-6).
+//! - [`profile`] times every backend op (forward and backward) when enabled; [`pool`] recycles
+//!   large buffers between steps.
 
 mod autograd;
 pub mod backend;
