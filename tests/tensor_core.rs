@@ -288,3 +288,25 @@ fn profiler_reports_ops() {
         "{r}"
     );
 }
+
+#[test]
+fn deep_graphs_backpropagate_without_recursion() {
+    // 20k chained ops: the topological sort and backward are iterative.
+    let w = Tensor::from_vec(vec![1.0], &[1]).requires_grad_();
+    let mut x = w.clone();
+    for _ in 0..20_000 {
+        x = x.mul_scalar(1.0);
+    }
+    x.sum_all().backward();
+    assert_eq!(w.grad().unwrap().to_vec(), vec![1.0]);
+}
+
+#[test]
+fn deep_graphs_drop_without_recursion() {
+    let w = Tensor::from_vec(vec![1.0], &[1]).requires_grad_();
+    let mut x = w.clone();
+    for _ in 0..200_000 {
+        x = x.mul_scalar(1.0);
+    }
+    drop(x); // no backward: the graph is freed iteratively
+}

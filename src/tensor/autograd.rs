@@ -12,6 +12,7 @@ use super::tensor::Tensor;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// Maps the gradient of an op's output to one optional gradient per input.
 pub(crate) type BackwardFn = Box<dyn FnOnce(&Tensor) -> Vec<Option<Tensor>> + Send + Sync>;
@@ -24,6 +25,26 @@ pub(crate) struct Node {
     /// Set for `narrow`: its backward returns the gradient of the slice only, and the engine adds
     /// it into `(axis, start)` of the input's gradient instead of padding it with zeros.
     pub narrow: Option<(usize, usize)>,
+}
+
+impl Drop for super::tensor::Inner {
+    /// Frees a long chain of recorded nodes iteratively: the default recursive drop (tensor →
+    /// node → input tensor → node → …) would overflow the stack on a graph thousands of ops deep
+    /// that is dropped without running backward.
+    fn drop(&mut self) {
+        let Some(node) = self.node.get_mut().ok().and_then(|n| n.take()) else {
+            return;
+        };
+        let mut stack = node.inputs;
+        drop(node.backward);
+        while let Some(t) = stack.pop() {
+            if let Ok(mut inner) = Arc::try_unwrap(t.0)
+                && let Some(n) = inner.node.get_mut().ok().and_then(|n| n.take())
+            {
+                stack.extend(n.inputs);
+            }
+        }
+    }
 }
 
 thread_local! {
@@ -88,19 +109,20 @@ pub(crate) fn record(
     if !is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
         return out;
     }
-    let inner = Arc::try_unwrap(out.0)
-        .unwrap_or_else(|_| panic!("{op}: output of a recorded op must be freshly made"));
+    assert_eq!(
+        Arc::strong_count(&out.0),
+        1,
+        "{op}: output of a recorded op must be freshly made"
+    );
     let node = Node {
         op,
         inputs: inputs.iter().map(|&t| t.clone()).collect(),
         backward: Box::new(backward),
         narrow: None,
     };
-    *inner.node.lock().unwrap() = Some(node);
-    Tensor(Arc::new(super::tensor::Inner {
-        requires_grad: true,
-        ..inner
-    }))
+    *out.0.node.lock().unwrap() = Some(node);
+    out.0.requires_grad.store(true, Ordering::Relaxed);
+    out
 }
 
 type Key = *const super::tensor::Inner;
@@ -113,18 +135,15 @@ impl Tensor {
     /// True for a leaf marked with [`Tensor::requires_grad`] and for every tensor computed from one
     /// while recording.
     pub fn requires_grad(&self) -> bool {
-        self.0.requires_grad
+        self.0.requires_grad.load(Ordering::Relaxed)
     }
 
     /// This tensor as a leaf that accumulates gradients (shares storage with `self`).
     pub fn requires_grad_(self) -> Tensor {
         let t = self.detach();
-        let inner = Arc::try_unwrap(t.0).unwrap_or_else(|_| unreachable!());
-        Tensor(Arc::new(super::tensor::Inner {
-            requires_grad: true,
-            leaf: true,
-            ..inner
-        }))
+        t.0.requires_grad.store(true, Ordering::Relaxed);
+        t.0.leaf.store(true, Ordering::Relaxed);
+        t
     }
 
     /// A tensor sharing this one's storage, cut off from the graph.
@@ -138,7 +157,7 @@ impl Tensor {
 
     /// True when this tensor was made by a recorded op (not a leaf).
     pub fn is_leaf(&self) -> bool {
-        !self.requires_grad() || self.0.leaf
+        !self.requires_grad() || self.0.leaf.load(Ordering::Relaxed)
     }
 
     /// The name of the op that made this tensor, while its graph is alive.
@@ -181,7 +200,9 @@ impl Tensor {
                         .collect();
                     format!("%{i} = {}({}) {:?}\n", n.op, args.join(", "), t.shape())
                 }
-                None if t.0.leaf => format!("%{i} = leaf {:?}\n", t.shape()),
+                None if t.0.leaf.load(Ordering::Relaxed) => {
+                    format!("%{i} = leaf {:?}\n", t.shape())
+                }
                 None => format!("%{i} = (graph freed by backward) {:?}\n", t.shape()),
             };
             s.push_str(&line);
@@ -232,7 +253,7 @@ impl Tensor {
             match node {
                 None => {
                     assert!(
-                        t.0.leaf,
+                        t.0.leaf.load(Ordering::Relaxed),
                         "backward: the graph was already freed (backward called twice?)"
                     );
                     accumulate_leaf(t, g);
