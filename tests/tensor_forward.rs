@@ -46,6 +46,46 @@ fn elementwise_with_broadcasting() {
         &y.exp(),
         &yv.iter().map(|v| v.exp()).collect::<Vec<_>>(),
     );
+    close("neg", &y.neg(), &yv.iter().map(|v| -v).collect::<Vec<_>>());
+    close(
+        "relu",
+        &y.relu(),
+        &yv.iter().map(|v| v.max(0.0)).collect::<Vec<_>>(),
+    );
+    let pos = y.mul(&y).add_scalar(0.5);
+    let pv: Vec<f64> = pos.to_vec_f64();
+    close(
+        "log",
+        &pos.log(),
+        &pv.iter().map(|v| v.ln()).collect::<Vec<_>>(),
+    );
+    close(
+        "sqrt",
+        &pos.sqrt(),
+        &pv.iter().map(|v| v.sqrt()).collect::<Vec<_>>(),
+    );
+    close(
+        "powf",
+        &pos.powf(1.7),
+        &pv.iter().map(|v| v.powf(1.7)).collect::<Vec<_>>(),
+    );
+    close(
+        "div",
+        &y.div(&pos),
+        &yv.iter().zip(&pv).map(|(a, b)| a / b).collect::<Vec<_>>(),
+    );
+    close(
+        "scalar ops",
+        &(&(&y * 2.0) - 1.0),
+        &yv.iter().map(|v| 2.0 * v - 1.0).collect::<Vec<_>>(),
+    );
+    let mask = Tensor::from_vec((0..c).map(|k| (k % 2) as f32).collect(), &[c]);
+    let filled: Vec<f64> = yv
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| if i % c % 2 == 1 { -5.0 } else { v })
+        .collect();
+    close("masked_fill", &y.masked_fill(&mask, -5.0), &filled);
     close(
         "tanh",
         &y.tanh(),
