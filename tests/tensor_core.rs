@@ -190,3 +190,123 @@ fn shape_mismatch_names_op_and_shapes() {
 fn matmul_mismatch_names_shapes() {
     Tensor::zeros(&[2, 3]).matmul(&Tensor::zeros(&[4, 5]));
 }
+
+#[test]
+fn reshape_of_views_avoids_copies_when_possible() {
+    // A narrowed last axis split into heads: still a view (like q/k/v from a fused qkv).
+    let qkv = Tensor::arange(2 * 3 * 12).reshape(&[2, 3, 12]);
+    let k = qkv.narrow(2, 4, 4);
+    let heads = k.reshape(&[2, 3, 2, 2]);
+    assert!(heads.shares_storage(&qkv));
+    assert_eq!(heads.strides(), &[36, 12, 2, 1]);
+    assert_eq!(heads.to_vec(), k.contiguous().to_vec());
+    // Merging a transposed pair of axes needs a copy.
+    let t = Tensor::arange(6).reshape(&[2, 3]).t();
+    let flat = t.reshape(&[6]);
+    assert!(!flat.shares_storage(&t));
+    assert_eq!(flat.to_vec(), vec![0., 3., 1., 4., 2., 5.]);
+    // Size-1 axes anywhere are fine.
+    let x = t.reshape(&[3, 1, 2, 1]);
+    assert!(x.shares_storage(&t));
+    assert_eq!(x.to_vec(), vec![0., 3., 1., 4., 2., 5.]);
+}
+
+#[test]
+fn in_place_accumulation_never_changes_a_gradient_someone_holds() {
+    let w = Tensor::from_vec(vec![1.0, 2.0], &[2]).requires_grad_();
+    w.mul_scalar(3.0).sum_all().backward();
+    let held = w.grad().unwrap();
+    w.mul_scalar(3.0).sum_all().backward();
+    assert_eq!(
+        held.to_vec(),
+        vec![3.0, 3.0],
+        "the first gradient is untouched"
+    );
+    assert_eq!(w.grad().unwrap().to_vec(), vec![6.0, 6.0]);
+    drop(held);
+    w.mul_scalar(1.0).sum_all().backward();
+    assert_eq!(w.grad().unwrap().to_vec(), vec![7.0, 7.0]);
+    // A tensor split three ways gets each slice's gradient in its own window.
+    let x = Tensor::arange(6).reshape(&[2, 3]).requires_grad_();
+    let p = x.split(&[1, 1, 1], 1);
+    p[0].mul_scalar(1.0)
+        .add(&p[1].mul_scalar(10.0))
+        .add(&p[2].mul_scalar(100.0))
+        .sum_all()
+        .backward();
+    assert_eq!(
+        x.grad().unwrap().to_vec(),
+        vec![1., 10., 100., 1., 10., 100.]
+    );
+}
+
+#[test]
+fn empty_tensors_do_not_panic() {
+    let e = Tensor::zeros(&[0, 3]);
+    assert_eq!(e.add(&Tensor::ones(&[3])).shape(), &[0, 3]);
+    assert_eq!(e.exp().numel(), 0);
+    assert_eq!(e.softmax().shape(), &[0, 3]);
+    assert_eq!(e.sum(0, false).to_vec(), vec![0.0; 3]);
+    assert_eq!(e.t().contiguous().shape(), &[3, 0]);
+    assert_eq!(e.matmul(&Tensor::ones(&[3, 2])).shape(), &[0, 2]);
+    assert_eq!(
+        Tensor::zeros(&[2, 0])
+            .matmul(&Tensor::ones(&[0, 4]))
+            .to_vec(),
+        vec![0.0; 8]
+    );
+}
+
+#[test]
+fn buffer_pool_reuses_large_buffers() {
+    use pretrain::tensor::pool;
+    let n = 1 << 16; // 256 KiB of f32: pooled
+    let a = Tensor::full(&[n], 3.0);
+    drop(a);
+    assert!(pool::pooled_bytes() >= n * 4);
+    // A reused buffer is fully overwritten: no stale values leak into a new tensor.
+    let b = Tensor::full(&[n], 1.0).exp();
+    assert!(
+        b.to_vec()
+            .iter()
+            .all(|&v| (v - std::f32::consts::E).abs() < 1e-6)
+    );
+    let z = Tensor::zeros(&[n]);
+    assert!(z.to_vec().iter().all(|&v| v == 0.0));
+}
+
+#[test]
+fn profiler_reports_ops() {
+    use pretrain::tensor::profile;
+    profile::enable(true);
+    let w = Tensor::ones(&[4, 4]).requires_grad_();
+    w.matmul(&w).softmax().sum_all().backward();
+    profile::enable(false);
+    let r = profile::report();
+    assert!(
+        r.contains("matmul") && r.contains("softmax_backward"),
+        "{r}"
+    );
+}
+
+#[test]
+fn deep_graphs_backpropagate_without_recursion() {
+    // 20k chained ops: the topological sort and backward are iterative.
+    let w = Tensor::from_vec(vec![1.0], &[1]).requires_grad_();
+    let mut x = w.clone();
+    for _ in 0..20_000 {
+        x = x.mul_scalar(1.0);
+    }
+    x.sum_all().backward();
+    assert_eq!(w.grad().unwrap().to_vec(), vec![1.0]);
+}
+
+#[test]
+fn deep_graphs_drop_without_recursion() {
+    let w = Tensor::from_vec(vec![1.0], &[1]).requires_grad_();
+    let mut x = w.clone();
+    for _ in 0..200_000 {
+        x = x.mul_scalar(1.0);
+    }
+    drop(x); // no backward: the graph is freed iteratively
+}

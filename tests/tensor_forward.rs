@@ -46,6 +46,46 @@ fn elementwise_with_broadcasting() {
         &y.exp(),
         &yv.iter().map(|v| v.exp()).collect::<Vec<_>>(),
     );
+    close("neg", &y.neg(), &yv.iter().map(|v| -v).collect::<Vec<_>>());
+    close(
+        "relu",
+        &y.relu(),
+        &yv.iter().map(|v| v.max(0.0)).collect::<Vec<_>>(),
+    );
+    let pos = y.mul(&y).add_scalar(0.5);
+    let pv: Vec<f64> = pos.to_vec_f64();
+    close(
+        "log",
+        &pos.log(),
+        &pv.iter().map(|v| v.ln()).collect::<Vec<_>>(),
+    );
+    close(
+        "sqrt",
+        &pos.sqrt(),
+        &pv.iter().map(|v| v.sqrt()).collect::<Vec<_>>(),
+    );
+    close(
+        "powf",
+        &pos.powf(1.7),
+        &pv.iter().map(|v| v.powf(1.7)).collect::<Vec<_>>(),
+    );
+    close(
+        "div",
+        &y.div(&pos),
+        &yv.iter().zip(&pv).map(|(a, b)| a / b).collect::<Vec<_>>(),
+    );
+    close(
+        "scalar ops",
+        &(&(&y * 2.0) - 1.0),
+        &yv.iter().map(|v| 2.0 * v - 1.0).collect::<Vec<_>>(),
+    );
+    let mask = Tensor::from_vec((0..c).map(|k| (k % 2) as f32).collect(), &[c]);
+    let filled: Vec<f64> = yv
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| if i % c % 2 == 1 { -5.0 } else { v })
+        .collect();
+    close("masked_fill", &y.masked_fill(&mask, -5.0), &filled);
     close(
         "tanh",
         &y.tanh(),
@@ -155,6 +195,12 @@ fn matmul_variants() {
         close_mm("matmul Bᵀ view", &a.matmul(&bt.t()), &want);
         close_mm("matmul both views", &at.t().matmul(&bt.t()), &want);
     }
+    // linear = matmul + bias.
+    let (x, _) = rand(&[3, 4, 7], &mut rng);
+    let (w, _) = rand(&[7, 5], &mut rng);
+    let (bias, _) = rand(&[5], &mut rng);
+    let want = x.matmul(&w).add(&bias).to_vec_f64();
+    close("linear", &x.linear(&w, Some(&bias)), &want);
     // Batched with broadcasting: [2, 1, m, k] @ [3, k, n] → [2, 3, m, n].
     let (m, k, n) = (5, 7, 3);
     let (a, av) = rand(&[2, 1, m, k], &mut rng);
@@ -250,6 +296,11 @@ fn embedding_masks_cat() {
         })
         .collect();
     close("causal_mask", &m, &want);
+
+    // Fused causal softmax = scale, mask with −inf, softmax.
+    let fused = x.causal_softmax(0.5);
+    let composed = x.mul_scalar(0.5).causal_mask(f64::NEG_INFINITY).softmax();
+    close("causal_softmax", &fused, &composed.to_vec_f64());
 
     let (y, yv) = rand(&[2, 1, 5], &mut rng);
     let c = Tensor::cat(&[&x, &y], 1);

@@ -228,6 +228,46 @@ fn matmul_2d_batched_broadcast_transposed() {
 }
 
 #[test]
+fn linear_with_bias() {
+    let mut rng = Rng::new(41);
+    let (b, t, i, o) = (
+        dim(&mut rng, 3),
+        dim(&mut rng, 4),
+        dim(&mut rng, 6),
+        dim(&mut rng, 5),
+    );
+    let x = randn(&[b, t, i], &mut rng);
+    let w = randn(&[i, o], &mut rng);
+    let wt = randn(&[o, i], &mut rng);
+    let bias = randn(&[o], &mut rng);
+    check(
+        "linear 3-d + bias",
+        &|p| p[0].linear(&p[1], Some(&p[2])),
+        &[x.clone(), w.clone(), bias.clone()],
+    );
+    check(
+        "linear no bias",
+        &|p| p[0].linear(&p[1], None),
+        &[x.clone(), w],
+    );
+    check(
+        "linear wᵀ view (tied head)",
+        &|p| p[0].linear(&p[1].t(), Some(&p[2])),
+        &[x.clone(), wt.clone(), bias],
+    );
+    check(
+        "matmul with wᵀ view",
+        &|p| p[0].matmul(&p[1].t()),
+        &[x.clone(), wt],
+    );
+    check(
+        "linear of transposed input",
+        &|p| p[0].transpose(0, 1).linear(&p[1].t(), None),
+        &[x, randn(&[o, i], &mut rng)],
+    );
+}
+
+#[test]
 fn softmax_log_softmax() {
     let mut rng = Rng::new(5);
     let x = randn(
@@ -325,7 +365,17 @@ fn masks() {
         &|a| a[0].causal_mask(f64::NEG_INFINITY).softmax(),
         std::slice::from_ref(&x),
     );
+    check(
+        "causal_softmax (fused)",
+        &|a| a[0].causal_softmax(0.7),
+        std::slice::from_ref(&x),
+    );
     let xs = randn(&[2, 3, t + 2], &mut rng);
+    check(
+        "causal_softmax (kv longer)",
+        &|a| a[0].causal_softmax(1.3),
+        std::slice::from_ref(&xs),
+    );
     check(
         "causal_mask (kv longer)",
         &|a| a[0].causal_mask(-3.0),

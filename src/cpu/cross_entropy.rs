@@ -5,6 +5,7 @@
 //! Backward: `dx[r, j] = g/count · (exp(x[r, j] − lse_r) − [j = t])`, zero for ignored rows.
 
 use super::elementwise::for_rows;
+use super::fastmath::{max, simd, sum_exp};
 use super::float::Float;
 
 /// Returns `(sum of row losses, number of counted rows)` and fills `lse` (one per row).
@@ -21,12 +22,13 @@ pub fn cross_entropy<T: Float>(
         "cross_entropy: sizes"
     );
     for_rows(lse, (cols / 64).max(1), |first, chunk| {
-        for (r, l) in chunk.iter_mut().enumerate() {
-            let xr = &x[(first + r) * cols..(first + r + 1) * cols];
-            let m = xr.iter().fold(T::NEG_INFINITY, |a, &v| a.max(v));
-            let s = xr.iter().fold(T::ZERO, |a, &v| a + (v - m).exp());
-            *l = m + s.ln();
-        }
+        simd(|| {
+            for (r, l) in chunk.iter_mut().enumerate() {
+                let xr = &x[(first + r) * cols..(first + r + 1) * cols];
+                let m = max(xr);
+                *l = m + sum_exp(xr, m).ln();
+            }
+        })
     });
     let mut total = 0.0f64;
     let mut count = 0;
@@ -59,18 +61,20 @@ pub fn cross_entropy_backward<T: Float>(
         "cross_entropy_backward: sizes"
     );
     for_rows(dx, cols, |first, chunk| {
-        for (i, dr) in chunk.chunks_mut(cols).enumerate() {
-            let r = first + i;
-            let t = targets[r];
-            if Some(t) == ignore {
-                dr.fill(T::ZERO);
-                continue;
+        simd(|| {
+            for (i, dr) in chunk.chunks_mut(cols).enumerate() {
+                let r = first + i;
+                let t = targets[r];
+                if Some(t) == ignore {
+                    dr.fill(T::ZERO);
+                    continue;
+                }
+                let (xr, l) = (&x[r * cols..(r + 1) * cols], lse[r]);
+                for (d, &v) in dr.iter_mut().zip(xr) {
+                    *d = scale * (v - l).exp();
+                }
+                dr[t as usize] -= scale;
             }
-            let (xr, l) = (&x[r * cols..(r + 1) * cols], lse[r]);
-            for (d, &v) in dr.iter_mut().zip(xr) {
-                *d = scale * (v - l).exp();
-            }
-            dr[t as usize] -= scale;
-        }
+        })
     });
 }

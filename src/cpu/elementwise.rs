@@ -4,6 +4,7 @@
 //! a broadcast dimension). The output is always contiguous. The last dimension is the inner loop;
 //! rows of the output are split across rayon threads when there is enough work.
 
+use super::fastmath::simd;
 use rayon::prelude::*;
 
 /// Below this many elements a kernel runs on the calling thread (threads cost more than they save).
@@ -67,12 +68,17 @@ where
     F: Fn(T) -> T + Sync,
 {
     let n = out.len();
+    if n == 0 {
+        return;
+    }
     if a.is_dense(shape) {
         let src = &a.data[a.offset..a.offset + n];
         for_rows(out, 1, |start, chunk| {
-            for (o, &x) in chunk.iter_mut().zip(&src[start..]) {
-                *o = f(x);
-            }
+            simd(|| {
+                for (o, &x) in chunk.iter_mut().zip(&src[start..]) {
+                    *o = f(x);
+                }
+            })
         });
         return;
     }
@@ -81,8 +87,18 @@ where
     for_rows(out, inner, |first, chunk| {
         for (r, orow) in chunk.chunks_mut(inner).enumerate() {
             let oa = row_offset(&a, shape, first + r);
-            for (j, o) in orow.iter_mut().enumerate() {
-                *o = f(a.data[oa + j * sa]);
+            match sa {
+                0 => orow.fill(f(a.data[oa])),
+                1 => {
+                    for (o, &x) in orow.iter_mut().zip(&a.data[oa..oa + inner]) {
+                        *o = f(x);
+                    }
+                }
+                _ => {
+                    for (j, o) in orow.iter_mut().enumerate() {
+                        *o = f(a.data[oa + j * sa]);
+                    }
+                }
             }
         }
     });
@@ -95,15 +111,20 @@ where
     F: Fn(T, T) -> T + Sync,
 {
     let n = out.len();
+    if n == 0 {
+        return;
+    }
     if a.is_dense(shape) && b.is_dense(shape) {
         let (sa, sb) = (
             &a.data[a.offset..a.offset + n],
             &b.data[b.offset..b.offset + n],
         );
         for_rows(out, 1, |start, chunk| {
-            for ((o, &x), &y) in chunk.iter_mut().zip(&sa[start..]).zip(&sb[start..]) {
-                *o = f(x, y);
-            }
+            simd(|| {
+                for ((o, &x), &y) in chunk.iter_mut().zip(&sa[start..]).zip(&sb[start..]) {
+                    *o = f(x, y);
+                }
+            })
         });
         return;
     }
@@ -174,4 +195,65 @@ pub fn causal_fill<T: Copy + Send + Sync>(x: &mut [T], t: usize, s: usize, value
             row[i + (s - t) + 1..].fill(value);
         }
     });
+}
+
+/// `dst[i] += src[i]` for every index of `shape`, where `dst` is a strided window of a mutable
+/// buffer (e.g. the slice of a gradient that a `narrow` view covers).
+pub fn add_assign_strided<T>(
+    shape: &[usize],
+    dst: &mut [T],
+    dst_offset: usize,
+    dst_strides: &[usize],
+    src: View<T>,
+) where
+    T: Copy + Send + Sync + std::ops::AddAssign,
+{
+    let n: usize = shape.iter().product();
+    if n == 0 {
+        return;
+    }
+    let inner = shape.last().copied().unwrap_or(1);
+    let (ld, ls) = (
+        dst_strides.last().copied().unwrap_or(0),
+        src.strides.last().copied().unwrap_or(0),
+    );
+    let dview = View {
+        data: &[] as &[T],
+        offset: dst_offset,
+        strides: dst_strides,
+    };
+    if dst_offset == 0 && dview.is_dense(shape) && dst.len() == n {
+        // The whole of a contiguous buffer: rows in parallel.
+        for_rows(dst, inner, |first, chunk| {
+            for (r, drow) in chunk.chunks_mut(inner).enumerate() {
+                let os = row_offset(&src, shape, first + r);
+                if ls == 1 {
+                    for (d, &s) in drow.iter_mut().zip(&src.data[os..os + inner]) {
+                        *d += s;
+                    }
+                } else {
+                    for (j, d) in drow.iter_mut().enumerate() {
+                        *d += src.data[os + j * ls];
+                    }
+                }
+            }
+        });
+        return;
+    }
+    for row in 0..n / inner {
+        let od = row_offset(&dview, shape, row);
+        let os = row_offset(&src, shape, row);
+        if ld == 1 && ls == 1 {
+            for (d, &s) in dst[od..od + inner]
+                .iter_mut()
+                .zip(&src.data[os..os + inner])
+            {
+                *d += s;
+            }
+        } else {
+            for j in 0..inner {
+                dst[od + j * ld] += src.data[os + j * ls];
+            }
+        }
+    }
 }

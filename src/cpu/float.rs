@@ -63,20 +63,12 @@ macro_rules! float_impl {
             self as f64
         }
         #[inline]
-        fn exp(self) -> Self {
-            <$t>::exp(self)
-        }
-        #[inline]
         fn ln(self) -> Self {
             <$t>::ln(self)
         }
         #[inline]
         fn sqrt(self) -> Self {
             <$t>::sqrt(self)
-        }
-        #[inline]
-        fn tanh(self) -> Self {
-            <$t>::tanh(self)
         }
         #[inline]
         fn powf(self, p: Self) -> Self {
@@ -91,6 +83,16 @@ macro_rules! float_impl {
 
 impl Float for f32 {
     float_impl!(f32);
+    /// The fast polynomial `exp` (≤ 2 ulp), see `fastmath`.
+    #[inline(always)]
+    fn exp(self) -> f32 {
+        super::fastmath::exp_f32(self)
+    }
+    /// The fast `tanh` (absolute error ≤ 2e-7), see `fastmath`.
+    #[inline(always)]
+    fn tanh(self) -> f32 {
+        super::fastmath::tanh_f32(self)
+    }
     fn gemm(
         m: usize,
         k: usize,
@@ -108,6 +110,14 @@ impl Float for f32 {
 
 impl Float for f64 {
     float_impl!(f64);
+    #[inline]
+    fn exp(self) -> f64 {
+        f64::exp(self)
+    }
+    #[inline]
+    fn tanh(self) -> f64 {
+        f64::tanh(self)
+    }
     fn gemm(
         m: usize,
         k: usize,

@@ -6,6 +6,7 @@
 //! `db = Σ_rows g` (accumulated per block of rows in parallel, then summed).
 
 use super::elementwise::PAR_GRAIN;
+use super::fastmath::{dot, dot3, simd, sum, sum_sq_dev};
 use super::float::Float;
 use rayon::prelude::*;
 
@@ -28,31 +29,29 @@ pub fn layernorm<T: Float>(
         "layernorm: weight/bias size"
     );
     let inv_n = T::ONE / T::from_f64(cols as f64);
-    let row = |r: usize, yr: &mut [T], m_out: &mut T, rs_out: &mut T| {
-        let xr = &x[r * cols..(r + 1) * cols];
-        let m = xr.iter().fold(T::ZERO, |a, &v| a + v) * inv_n;
-        let var = xr.iter().fold(T::ZERO, |a, &v| a + (v - m) * (v - m)) * inv_n;
-        let rs = T::ONE / (var + eps).sqrt();
-        for (((o, &v), &wv), &bv) in yr.iter_mut().zip(xr).zip(w).zip(b) {
-            *o = (v - m) * rs * wv + bv;
-        }
-        (*m_out, *rs_out) = (m, rs);
+    // One block of rows: statistics, then the normalised rows.
+    let block = |r0: usize, y: &mut [T], mean: &mut [T], rstd: &mut [T]| {
+        simd(|| {
+            for (i, yr) in y.chunks_mut(cols).enumerate() {
+                let xr = &x[(r0 + i) * cols..(r0 + i + 1) * cols];
+                let m = sum(xr) * inv_n;
+                let rs = T::ONE / (sum_sq_dev(xr, m) * inv_n + eps).sqrt();
+                for (((o, &v), &wv), &bv) in yr.iter_mut().zip(xr).zip(w).zip(b) {
+                    *o = (v - m) * rs * wv + bv;
+                }
+                (mean[i], rstd[i]) = (m, rs);
+            }
+        })
     };
+    let rows_per = PAR_GRAIN.div_ceil(cols).max(1);
     if x.len() < PAR_GRAIN {
-        for (r, ((yr, m), rs)) in y
-            .chunks_mut(cols)
-            .zip(mean.iter_mut())
-            .zip(rstd.iter_mut())
-            .enumerate()
-        {
-            row(r, yr, m, rs);
-        }
+        block(0, y, mean, rstd);
     } else {
-        y.par_chunks_mut(cols)
-            .zip(mean.par_iter_mut())
-            .zip(rstd.par_iter_mut())
+        y.par_chunks_mut(rows_per * cols)
+            .zip(mean.par_chunks_mut(rows_per))
+            .zip(rstd.par_chunks_mut(rows_per))
             .enumerate()
-            .for_each(|(r, ((yr, m), rs))| row(r, yr, m, rs));
+            .for_each(|(c, ((y, m), rs))| block(c * rows_per, y, m, rs));
     }
 }
 
@@ -73,35 +72,43 @@ pub fn layernorm_backward<T: Float>(
     assert!(x.len() == rows * cols && g.len() == x.len() && dx.len() == x.len());
     let inv_n = T::ONE / T::from_f64(cols as f64);
     let rows_per = PAR_GRAIN.div_ceil(cols).max(1);
-    let partials: Vec<(Vec<T>, Vec<T>)> = dx
-        .par_chunks_mut(rows_per * cols)
-        .enumerate()
-        .map(|(c, chunk)| {
+    let block = |c: usize, chunk: &mut [T]| {
+        simd(|| {
             let mut pw = vec![T::ZERO; cols];
             let mut pb = vec![T::ZERO; cols];
             for (i, dr) in chunk.chunks_mut(cols).enumerate() {
                 let r = c * rows_per + i;
                 let (xr, gr) = (&x[r * cols..(r + 1) * cols], &g[r * cols..(r + 1) * cols]);
                 let (m, rs) = (mean[r], rstd[r]);
-                let mut sum_g = T::ZERO;
-                let mut sum_gx = T::ZERO;
-                for j in 0..cols {
-                    let xh = (xr[j] - m) * rs;
-                    let gh = gr[j] * w[j];
-                    sum_g += gh;
-                    sum_gx += gh * xh;
-                    pw[j] += gr[j] * xh;
-                    pb[j] += gr[j];
+                // dr holds x̂ for now; every loop here is a plain slice loop that vectorises.
+                for (((d, &xv), &gv), (pwj, pbj)) in dr
+                    .iter_mut()
+                    .zip(xr)
+                    .zip(gr)
+                    .zip(pw.iter_mut().zip(pb.iter_mut()))
+                {
+                    let xh = (xv - m) * rs;
+                    *d = xh;
+                    *pwj += gv * xh;
+                    *pbj += gv;
                 }
-                let (mg, mgx) = (sum_g * inv_n, sum_gx * inv_n);
-                for j in 0..cols {
-                    let xh = (xr[j] - m) * rs;
-                    dr[j] = rs * (gr[j] * w[j] - mg - xh * mgx);
+                let mg = dot(gr, w) * inv_n;
+                let mgx = dot3(gr, w, dr) * inv_n;
+                for ((d, &gv), &wv) in dr.iter_mut().zip(gr).zip(w) {
+                    *d = rs * (gv * wv - mg - *d * mgx);
                 }
             }
             (pw, pb)
         })
-        .collect();
+    };
+    let partials: Vec<(Vec<T>, Vec<T>)> = if x.len() < PAR_GRAIN {
+        vec![block(0, dx)]
+    } else {
+        dx.par_chunks_mut(rows_per * cols)
+            .enumerate()
+            .map(|(c, chunk)| block(c, chunk))
+            .collect()
+    };
     dw.fill(T::ZERO);
     db.fill(T::ZERO);
     for (pw, pb) in partials {

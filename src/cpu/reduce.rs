@@ -2,6 +2,7 @@
 //! `[outer, n, inner]` (n = size of axis d); the result is `[outer, inner]`.
 
 use super::elementwise::{PAR_GRAIN, for_rows};
+use super::fastmath::{simd, sum};
 use super::float::Float;
 use rayon::prelude::*;
 
@@ -11,11 +12,18 @@ pub fn sum_axis<T: Float>(x: &[T], outer: usize, n: usize, inner: usize, out: &m
     assert_eq!(out.len(), outer * inner, "sum_axis: output size");
     if inner == 1 {
         // Row sums: one row per output element.
+        if outer == 1 && n >= 2 * PAR_GRAIN {
+            // One long row (a sum over everything): partial sums in parallel.
+            let parts: Vec<T> = x.par_chunks(PAR_GRAIN).map(|c| simd(|| sum(c))).collect();
+            out[0] = sum(&parts);
+            return;
+        }
         for_rows(out, n.max(1), |first, chunk| {
-            for (r, o) in chunk.iter_mut().enumerate() {
-                let row = &x[(first + r) * n..(first + r + 1) * n];
-                *o = row.iter().fold(T::ZERO, |s, &v| s + v);
-            }
+            simd(|| {
+                for (r, o) in chunk.iter_mut().enumerate() {
+                    *o = sum(&x[(first + r) * n..(first + r + 1) * n]);
+                }
+            })
         });
         return;
     }

@@ -12,6 +12,7 @@ use super::tensor::Tensor;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// Maps the gradient of an op's output to one optional gradient per input.
 pub(crate) type BackwardFn = Box<dyn FnOnce(&Tensor) -> Vec<Option<Tensor>> + Send + Sync>;
@@ -21,6 +22,29 @@ pub(crate) struct Node {
     pub op: &'static str,
     pub inputs: Vec<Tensor>,
     pub backward: BackwardFn,
+    /// Set for `narrow`: its backward returns the gradient of the slice only, and the engine adds
+    /// it into `(axis, start)` of the input's gradient instead of padding it with zeros.
+    pub narrow: Option<(usize, usize)>,
+}
+
+impl Drop for super::tensor::Inner {
+    /// Frees a long chain of recorded nodes iteratively: the default recursive drop (tensor →
+    /// node → input tensor → node → …) would overflow the stack on a graph thousands of ops deep
+    /// that is dropped without running backward.
+    fn drop(&mut self) {
+        let Some(node) = self.node.get_mut().ok().and_then(|n| n.take()) else {
+            return;
+        };
+        let mut stack = node.inputs;
+        drop(node.backward);
+        while let Some(t) = stack.pop() {
+            if let Ok(mut inner) = Arc::try_unwrap(t.0)
+                && let Some(n) = inner.node.get_mut().ok().and_then(|n| n.take())
+            {
+                stack.extend(n.inputs);
+            }
+        }
+    }
 }
 
 thread_local! {
@@ -66,6 +90,16 @@ pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
 /// Attaches a node to a freshly computed `out` when recording is on and an input needs a
 /// gradient; otherwise returns `out` as is. `backward` must not capture `out` itself (that
 /// would be a reference cycle); capture `out.detach()` instead.
+/// Like [`record`] for `narrow`: `backward` returns the slice's gradient, which the engine adds
+/// into `(axis, start)` of the input's gradient.
+pub(crate) fn record_narrow(out: Tensor, input: &Tensor, axis: usize, start: usize) -> Tensor {
+    let out = record(out, "narrow", &[input], |g| vec![Some(g.clone())]);
+    if let Some(node) = out.0.node.lock().unwrap().as_mut() {
+        node.narrow = Some((axis, start));
+    }
+    out
+}
+
 pub(crate) fn record(
     out: Tensor,
     op: &'static str,
@@ -75,18 +109,20 @@ pub(crate) fn record(
     if !is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
         return out;
     }
-    let inner = Arc::try_unwrap(out.0)
-        .unwrap_or_else(|_| panic!("{op}: output of a recorded op must be freshly made"));
+    assert_eq!(
+        Arc::strong_count(&out.0),
+        1,
+        "{op}: output of a recorded op must be freshly made"
+    );
     let node = Node {
         op,
         inputs: inputs.iter().map(|&t| t.clone()).collect(),
         backward: Box::new(backward),
+        narrow: None,
     };
-    *inner.node.lock().unwrap() = Some(node);
-    Tensor(Arc::new(super::tensor::Inner {
-        requires_grad: true,
-        ..inner
-    }))
+    *out.0.node.lock().unwrap() = Some(node);
+    out.0.requires_grad.store(true, Ordering::Relaxed);
+    out
 }
 
 type Key = *const super::tensor::Inner;
@@ -99,18 +135,15 @@ impl Tensor {
     /// True for a leaf marked with [`Tensor::requires_grad`] and for every tensor computed from one
     /// while recording.
     pub fn requires_grad(&self) -> bool {
-        self.0.requires_grad
+        self.0.requires_grad.load(Ordering::Relaxed)
     }
 
     /// This tensor as a leaf that accumulates gradients (shares storage with `self`).
     pub fn requires_grad_(self) -> Tensor {
         let t = self.detach();
-        let inner = Arc::try_unwrap(t.0).unwrap_or_else(|_| unreachable!());
-        Tensor(Arc::new(super::tensor::Inner {
-            requires_grad: true,
-            leaf: true,
-            ..inner
-        }))
+        t.0.requires_grad.store(true, Ordering::Relaxed);
+        t.0.leaf.store(true, Ordering::Relaxed);
+        t
     }
 
     /// A tensor sharing this one's storage, cut off from the graph.
@@ -124,7 +157,7 @@ impl Tensor {
 
     /// True when this tensor was made by a recorded op (not a leaf).
     pub fn is_leaf(&self) -> bool {
-        !self.requires_grad() || self.0.leaf
+        !self.requires_grad() || self.0.leaf.load(Ordering::Relaxed)
     }
 
     /// The name of the op that made this tensor, while its graph is alive.
@@ -145,6 +178,36 @@ impl Tensor {
     /// Replaces the accumulated gradient (e.g. after clipping).
     pub fn set_grad(&self, g: Option<Tensor>) {
         *self.0.grad.lock().unwrap() = g;
+    }
+
+    /// The recorded graph behind this tensor, one line per tensor, inputs before outputs:
+    /// `%id = op(%in, ...) shape`, leaves as `%id = leaf shape`. For teaching and debugging.
+    pub fn graph(&self) -> String {
+        let order = topo_order(self);
+        let ids: HashMap<Key, usize> = order.iter().enumerate().map(|(i, t)| (key(t), i)).collect();
+        let mut s = String::new();
+        for (i, t) in order.iter().enumerate() {
+            let node = t.0.node.lock().unwrap();
+            let line = match node.as_ref() {
+                Some(n) => {
+                    let args: Vec<String> = n
+                        .inputs
+                        .iter()
+                        .map(|x| {
+                            ids.get(&key(x))
+                                .map_or("const".to_string(), |j| format!("%{j}"))
+                        })
+                        .collect();
+                    format!("%{i} = {}({}) {:?}\n", n.op, args.join(", "), t.shape())
+                }
+                None if t.0.leaf.load(Ordering::Relaxed) => {
+                    format!("%{i} = leaf {:?}\n", t.shape())
+                }
+                None => format!("%{i} = (graph freed by backward) {:?}\n", t.shape()),
+            };
+            s.push_str(&line);
+        }
+        s
     }
 
     /// Backpropagates from a scalar: adds d(self)/d(leaf) into every leaf's `grad`.
@@ -173,6 +236,12 @@ impl Tensor {
             "backward: tensor does not require grad (no leaf with requires_grad_ reached it)"
         );
         let _guard = NoGradGuard::new();
+        let was = super::profile::set_in_backward(true);
+        self.run_backward(g);
+        super::profile::set_in_backward(was);
+    }
+
+    fn run_backward(&self, g: &Tensor) {
         let order = topo_order(self);
         let mut grads: HashMap<Key, Tensor> = HashMap::new();
         grads.insert(key(self), g.clone());
@@ -184,13 +253,13 @@ impl Tensor {
             match node {
                 None => {
                     assert!(
-                        t.0.leaf,
+                        t.0.leaf.load(Ordering::Relaxed),
                         "backward: the graph was already freed (backward called twice?)"
                     );
                     accumulate_leaf(t, g);
                 }
                 Some(node) => {
-                    let op = node.op;
+                    let (op, region) = (node.op, node.narrow);
                     let inputs = node.inputs;
                     let gs = (node.backward)(&g);
                     assert_eq!(
@@ -203,15 +272,31 @@ impl Tensor {
                         if !inp.requires_grad() {
                             continue;
                         }
-                        assert_eq!(
-                            gi.shape(),
-                            inp.shape(),
-                            "{op}: backward gave a gradient of the wrong shape"
-                        );
                         let k = key(inp);
-                        let sum = match grads.remove(&k) {
-                            Some(prev) => prev.add(&gi),
-                            None => gi,
+                        let prev = grads.remove(&k);
+                        let sum = match region {
+                            None => {
+                                assert_eq!(
+                                    gi.shape(),
+                                    inp.shape(),
+                                    "{op}: backward gave a gradient of the wrong shape"
+                                );
+                                match prev {
+                                    Some(prev) => accumulate(prev, &gi, None),
+                                    None => gi,
+                                }
+                            }
+                            Some(r) => {
+                                let base = prev.unwrap_or_else(|| {
+                                    super::backend::full(
+                                        inp.shape(),
+                                        0.0,
+                                        inp.dtype(),
+                                        inp.device(),
+                                    )
+                                });
+                                accumulate(base, &gi, Some(r))
+                            }
                         };
                         grads.insert(k, sum);
                     }
@@ -221,19 +306,34 @@ impl Tensor {
     }
 }
 
+/// True when nothing else can see `t`'s buffer, so it may be changed in place.
+fn exclusively_owned(t: &Tensor) -> bool {
+    Arc::strong_count(&t.0) == 1
+        && Arc::strong_count(&t.0.storage) == 1
+        && t.is_contiguous()
+        && t.offset() == 0
+        && t.0.storage.read().unwrap().len() == t.numel()
+}
+
+/// `acc + g` (into `region` of `acc` when given), in place when `acc` is exclusively owned.
+fn accumulate(acc: Tensor, g: &Tensor, region: Option<(usize, usize)>) -> Tensor {
+    let acc = if exclusively_owned(&acc) {
+        acc
+    } else {
+        super::backend::copy(&acc)
+    };
+    super::backend::add_into(&acc, g, region);
+    acc
+}
+
 /// Adds `g` into a leaf's gradient. The stored gradient always owns its storage, so an optimizer
 /// may scale it in place without touching another tensor.
 fn accumulate_leaf(t: &Tensor, g: Tensor) {
     let mut slot = t.0.grad.lock().unwrap();
     let new = match slot.take() {
-        Some(prev) => prev.add(&g),
-        None => {
-            let owned = g.is_contiguous()
-                && g.offset() == 0
-                && Arc::strong_count(&g.0.storage) == 1
-                && g.0.storage.read().unwrap().len() == g.numel();
-            if owned { g } else { super::backend::copy(&g) }
-        }
+        Some(prev) => accumulate(prev, &g, None),
+        None if exclusively_owned(&g) => g,
+        None => super::backend::copy(&g),
     };
     *slot = Some(new);
 }
@@ -262,7 +362,8 @@ fn topo_order(root: &Tensor) -> Vec<Tensor> {
             None => Vec::new(),
         };
         stack.push((t, true));
-        for i in inputs {
+        // Reversed so that the first input is visited (and numbered) first.
+        for i in inputs.into_iter().rev() {
             if !seen.contains(&key(&i)) {
                 stack.push((i, false));
             }

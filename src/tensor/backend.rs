@@ -4,6 +4,7 @@
 //!
 //! None of these record anything on the tape.
 
+use super::pool;
 use super::shape::{broadcast_shapes, broadcast_strides, numel, split_at_axis};
 use super::storage::{DType, Device, Element};
 use super::tensor::Tensor;
@@ -35,6 +36,30 @@ pub enum Binary {
     Div,
 }
 
+impl Unary {
+    pub fn name(self) -> &'static str {
+        match self {
+            Unary::Neg => "neg",
+            Unary::Exp => "exp",
+            Unary::Log => "log",
+            Unary::Sqrt => "sqrt",
+            Unary::Tanh => "tanh",
+            Unary::Gelu => "gelu",
+            Unary::Relu => "relu",
+            Unary::Powf(_) => "powf",
+            Unary::AddScalar(_) => "add_scalar",
+            Unary::MulScalar(_) => "mul_scalar",
+        }
+    }
+
+    fn backward_name(self) -> &'static str {
+        match self {
+            Unary::Gelu => "gelu_backward",
+            _ => "unary_backward",
+        }
+    }
+}
+
 impl Binary {
     pub fn name(self) -> &'static str {
         match self {
@@ -47,12 +72,14 @@ impl Binary {
 }
 
 /// Runs `$f::<T>(args)` with `T` the element type of `$dtype` (CPU only for now).
+/// Runs `$f::<T>(args)` with `T` the element type of `$dtype` (CPU only for now), timed under
+/// `$name` when the profiler is on.
 macro_rules! dispatch {
-    ($dev:expr, $dtype:expr, $f:ident($($arg:expr),*)) => {
-        match ($dev, $dtype) {
+    ($name:expr, $dev:expr, $dtype:expr, $f:ident($($arg:expr),*)) => {
+        super::profile::time($name, || match ($dev, $dtype) {
             (Device::Cpu, DType::F32) => $f::<f32>($($arg),*),
             (Device::Cpu, DType::F64) => $f::<f64>($($arg),*),
-        }
+        })
     };
 }
 
@@ -84,9 +111,11 @@ fn read<T: Element, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> R {
 
 pub fn full(shape: &[usize], value: f64, dtype: DType, device: Device) -> Tensor {
     fn go<T: Element>(shape: &[usize], value: f64) -> Tensor {
-        new(vec![T::from_f64(value); numel(shape)], shape)
+        let mut v = pool::take::<T>(numel(shape));
+        v.fill(T::from_f64(value));
+        new(v, shape)
     }
-    dispatch!(device, dtype, go(shape, value))
+    dispatch!("full", device, dtype, go(shape, value))
 }
 
 /// A dense copy of any view.
@@ -98,11 +127,11 @@ pub fn copy(x: &Tensor) -> Tensor {
             offset: x.offset(),
             strides: x.strides(),
         };
-        let mut out = vec![T::ZERO; x.numel()];
+        let mut out = pool::take::<T>(x.numel());
         map1(x.shape(), src, &mut out, |v| v);
         new(out, x.shape())
     }
-    dispatch!(x.device(), x.dtype(), go(x))
+    dispatch!("copy", x.device(), x.dtype(), go(x))
 }
 
 /// `x` itself when contiguous, else a dense copy.
@@ -129,7 +158,7 @@ pub fn cast(x: &Tensor, dtype: DType) -> Tensor {
 
 pub fn unary(op: Unary, x: &Tensor) -> Tensor {
     fn go<T: Element>(op: Unary, x: &Tensor) -> Tensor {
-        let mut out = vec![T::ZERO; x.numel()];
+        let mut out = pool::take::<T>(x.numel());
         if op == Unary::Gelu {
             let xc = contiguous(x);
             read(&xc, |s: &[T]| cpu::gelu::gelu(s, &mut out));
@@ -165,14 +194,14 @@ pub fn unary(op: Unary, x: &Tensor) -> Tensor {
         }
         new(out, sh)
     }
-    dispatch!(x.device(), x.dtype(), go(op, x))
+    dispatch!(op.name(), x.device(), x.dtype(), go(op, x))
 }
 
 /// The gradient of `y = op(x)` given `g = dL/dy`.
 pub fn unary_backward(op: Unary, x: &Tensor, y: &Tensor, g: &Tensor) -> Tensor {
     fn go<T: Element>(op: Unary, x: &Tensor, y: &Tensor, g: &Tensor) -> Tensor {
         let (x, y, g) = (contiguous(x), contiguous(y), contiguous(g));
-        let mut out = vec![T::ZERO; x.numel()];
+        let mut out = pool::take::<T>(x.numel());
         read(&x, |xs: &[T]| {
             read(&y, |ys: &[T]| {
                 read(&g, |gs: &[T]| {
@@ -207,7 +236,7 @@ pub fn unary_backward(op: Unary, x: &Tensor, y: &Tensor, g: &Tensor) -> Tensor {
         });
         new(out, x.shape())
     }
-    dispatch!(x.device(), x.dtype(), go(op, x, y, g))
+    dispatch!(op.backward_name(), x.device(), x.dtype(), go(op, x, y, g))
 }
 
 /// `a op b` with numpy broadcasting.
@@ -216,7 +245,7 @@ pub fn binary(op: Binary, a: &Tensor, b: &Tensor) -> Tensor {
         let shape = broadcast_shapes(op.name(), a.shape(), b.shape());
         let sa = broadcast_strides(a.shape(), a.strides(), &shape);
         let sb = broadcast_strides(b.shape(), b.strides(), &shape);
-        let mut out = vec![T::ZERO; numel(&shape)];
+        let mut out = pool::take::<T>(numel(&shape));
         {
             let ga = a.0.storage.read().unwrap();
             let gb = b.0.storage.read().unwrap();
@@ -240,7 +269,26 @@ pub fn binary(op: Binary, a: &Tensor, b: &Tensor) -> Tensor {
         new(out, &shape)
     }
     same(op.name(), a, b);
-    dispatch!(a.device(), a.dtype(), go(op, a, b))
+    dispatch!(op.name(), a.device(), a.dtype(), go(op, a, b))
+}
+
+/// `dst[.., start..start + len, ..] += src` along axis `axis` (the whole of `dst` when `axis` is
+/// `None`), in place. `dst` must be contiguous and not shared with any other tensor.
+pub fn add_into(dst: &Tensor, src: &Tensor, region: Option<(usize, usize)>) {
+    fn go<T: Element>(dst: &Tensor, src: &Tensor, region: Option<(usize, usize)>) {
+        let off = dst.offset() + region.map_or(0, |(a, start)| start * dst.strides()[a]);
+        let gs = src.0.storage.read().unwrap();
+        let v = View {
+            data: T::slice(&gs),
+            offset: src.offset(),
+            strides: src.strides(),
+        };
+        let mut gd = dst.0.storage.write().unwrap();
+        let d = T::slice_mut(&mut gd);
+        cpu::elementwise::add_assign_strided(src.shape(), d, off, dst.strides(), v);
+    }
+    same("add_into", dst, src);
+    dispatch!("add_into", dst.device(), dst.dtype(), go(dst, src, region))
 }
 
 /// `x` where `mask == 0`, `value` where `mask != 0` (mask broadcasts to x's shape).
@@ -255,7 +303,7 @@ pub fn masked_fill(x: &Tensor, mask: &Tensor, value: f64) -> Tensor {
             x.shape()
         );
         let sm = broadcast_strides(mask.shape(), mask.strides(), &shape);
-        let mut out = vec![T::ZERO; numel(&shape)];
+        let mut out = pool::take::<T>(numel(&shape));
         let gx = x.0.storage.read().unwrap();
         let gm = mask.0.storage.read().unwrap();
         let vx = View {
@@ -279,7 +327,7 @@ pub fn masked_fill(x: &Tensor, mask: &Tensor, value: f64) -> Tensor {
         new(out, &shape)
     }
     same("masked_fill", x, mask);
-    dispatch!(x.device(), x.dtype(), go(x, mask, value))
+    dispatch!("masked_fill", x.device(), x.dtype(), go(x, mask, value))
 }
 
 /// The causal mask over the last two axes `[t, s]`: positions `j > i + s − t` become `value`.
@@ -292,11 +340,12 @@ pub fn causal_fill(x: &Tensor, value: f64) -> Tensor {
             x.shape()
         );
         let (t, s) = (x.shape()[nd - 2], x.shape()[nd - 1]);
-        let mut out = read(&contiguous(x), |v: &[T]| v.to_vec());
+        let mut out = pool::take::<T>(x.numel());
+        read(&contiguous(x), |v: &[T]| out.copy_from_slice(v));
         cpu::elementwise::causal_fill(&mut out, t, s, T::from_f64(value));
         new(out, x.shape())
     }
-    dispatch!(x.device(), x.dtype(), go(x, value))
+    dispatch!("causal_fill", x.device(), x.dtype(), go(x, value))
 }
 
 // ---- reductions ---------------------------------------------------------------------------
@@ -306,7 +355,7 @@ pub fn sum_axis(x: &Tensor, a: usize) -> Tensor {
     fn go<T: Element>(x: &Tensor, a: usize) -> Tensor {
         let x = contiguous(x);
         let (outer, n, inner) = split_at_axis(x.shape(), a);
-        let mut out = vec![T::ZERO; outer * inner];
+        let mut out = pool::take::<T>(outer * inner);
         read(&x, |s: &[T]| {
             cpu::reduce::sum_axis(s, outer, n, inner, &mut out)
         });
@@ -314,7 +363,7 @@ pub fn sum_axis(x: &Tensor, a: usize) -> Tensor {
         shape[a] = 1;
         new(out, &shape)
     }
-    dispatch!(x.device(), x.dtype(), go(x, a))
+    dispatch!("sum_axis", x.device(), x.dtype(), go(x, a))
 }
 
 /// Max over axis `a`, keeping it with size 1.
@@ -322,7 +371,7 @@ pub fn max_axis(x: &Tensor, a: usize) -> Tensor {
     fn go<T: Element>(x: &Tensor, a: usize) -> Tensor {
         let x = contiguous(x);
         let (outer, n, inner) = split_at_axis(x.shape(), a);
-        let mut out = vec![T::ZERO; outer * inner];
+        let mut out = pool::take::<T>(outer * inner);
         read(&x, |s: &[T]| {
             cpu::reduce::max_axis(s, outer, n, inner, &mut out)
         });
@@ -330,7 +379,7 @@ pub fn max_axis(x: &Tensor, a: usize) -> Tensor {
         shape[a] = 1;
         new(out, &shape)
     }
-    dispatch!(x.device(), x.dtype(), go(x, a))
+    dispatch!("max_axis", x.device(), x.dtype(), go(x, a))
 }
 
 /// Gradient of `y = max_axis(x, a)`: `g` goes to the first maximum of each lane.
@@ -338,7 +387,7 @@ pub fn max_axis_backward(x: &Tensor, y: &Tensor, g: &Tensor, a: usize) -> Tensor
     fn go<T: Element>(x: &Tensor, y: &Tensor, g: &Tensor, a: usize) -> Tensor {
         let (x, y, g) = (contiguous(x), contiguous(y), contiguous(g));
         let (outer, n, inner) = split_at_axis(x.shape(), a);
-        let mut dx = vec![T::ZERO; x.numel()];
+        let mut dx = pool::take::<T>(x.numel());
         read(&x, |xs: &[T]| {
             read(&y, |ys: &[T]| {
                 read(&g, |gs: &[T]| {
@@ -348,13 +397,13 @@ pub fn max_axis_backward(x: &Tensor, y: &Tensor, g: &Tensor, a: usize) -> Tensor
         });
         new(dx, x.shape())
     }
-    dispatch!(x.device(), x.dtype(), go(x, y, g, a))
+    dispatch!("max_axis_backward", x.device(), x.dtype(), go(x, y, g, a))
 }
 
 // ---- matmul -------------------------------------------------------------------------------
 
 /// How the last two axes of `t` can be handed to gemm without a copy, if they can.
-fn mat_layout(t: &Tensor) -> Option<Layout> {
+pub(crate) fn mat_layout(t: &Tensor) -> Option<Layout> {
     let nd = t.ndim();
     let (r, c) = (t.shape()[nd - 2], t.shape()[nd - 1]);
     let (sr, sc) = (t.strides()[nd - 2], t.strides()[nd - 1]);
@@ -389,14 +438,15 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Tensor {
         let sb = broadcast_strides(&b.shape()[..nb - 2], &b.strides()[..nb - 2], &batch);
         let mut out_shape = batch.clone();
         out_shape.extend([m, n]);
-        let mut out = vec![T::ZERO; numel(&out_shape)];
-        if m * n == 0 {
+        let mut out = pool::take::<T>(numel(&out_shape));
+        if m * n == 0 || k == 0 {
+            out.fill(T::ZERO);
             return new(out, &out_shape);
         }
         let ga = a.0.storage.read().unwrap();
         let gb = b.0.storage.read().unwrap();
         let (da, db) = (T::slice(&ga), T::slice(&gb));
-        for (bi, c) in out.chunks_mut(m * n).enumerate() {
+        let one = |bi: usize, c: &mut [T]| {
             let (mut oa, mut ob, mut rest) = (a.offset(), b.offset(), bi);
             for d in (0..batch.len()).rev() {
                 let i = rest % batch[d];
@@ -415,6 +465,17 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Tensor {
                 c,
                 false,
             );
+        };
+        // Many small products (attention heads): one per task. Large ones parallelise inside gemm.
+        if out.len() > m * n && m * n * k < (1 << 22) {
+            use rayon::prelude::*;
+            out.par_chunks_mut(m * n)
+                .enumerate()
+                .for_each(|(bi, c)| one(bi, c));
+        } else {
+            for (bi, c) in out.chunks_mut(m * n).enumerate() {
+                one(bi, c);
+            }
         }
         drop((ga, gb));
         new(out, &out_shape)
@@ -426,7 +487,7 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Tensor {
         a.shape(),
         b.shape()
     );
-    dispatch!(a.device(), a.dtype(), go(a, b))
+    dispatch!("matmul", a.device(), a.dtype(), go(a, b))
 }
 
 // ---- fused row ops ------------------------------------------------------------------------
@@ -435,8 +496,11 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Tensor {
 pub fn softmax(x: &Tensor, log: bool) -> Tensor {
     fn go<T: Element>(x: &Tensor, log: bool) -> Tensor {
         let x = contiguous(x);
+        if x.numel() == 0 {
+            return x.clone();
+        }
         let cols = x.shape().last().copied().unwrap_or(1);
-        let mut out = vec![T::ZERO; x.numel()];
+        let mut out = pool::take::<T>(x.numel());
         read(&x, |s: &[T]| {
             if log {
                 cpu::softmax::log_softmax(s, &mut out, cols)
@@ -446,7 +510,7 @@ pub fn softmax(x: &Tensor, log: bool) -> Tensor {
         });
         new(out, x.shape())
     }
-    dispatch!(x.device(), x.dtype(), go(x, log))
+    dispatch!("softmax", x.device(), x.dtype(), go(x, log))
 }
 
 /// Gradient of softmax/log-softmax from its output `y` and `g`.
@@ -454,7 +518,7 @@ pub fn softmax_backward(y: &Tensor, g: &Tensor, log: bool) -> Tensor {
     fn go<T: Element>(y: &Tensor, g: &Tensor, log: bool) -> Tensor {
         let (y, g) = (contiguous(y), contiguous(g));
         let cols = y.shape().last().copied().unwrap_or(1);
-        let mut dx = vec![T::ZERO; y.numel()];
+        let mut dx = pool::take::<T>(y.numel());
         read(&y, |ys: &[T]| {
             read(&g, |gs: &[T]| {
                 if log {
@@ -466,7 +530,59 @@ pub fn softmax_backward(y: &Tensor, g: &Tensor, log: bool) -> Tensor {
         });
         new(dx, y.shape())
     }
-    dispatch!(y.device(), y.dtype(), go(y, g, log))
+    dispatch!("softmax_backward", y.device(), y.dtype(), go(y, g, log))
+}
+
+/// `softmax(scale·x)` over the last axis with the causal mask of the last two axes built in.
+pub fn causal_softmax(x: &Tensor, scale: f64) -> Tensor {
+    fn go<T: Element>(x: &Tensor, scale: f64) -> Tensor {
+        let x = contiguous(x);
+        if x.numel() == 0 {
+            return x.clone();
+        }
+        let nd = x.ndim();
+        assert!(
+            nd >= 2,
+            "causal_softmax: needs at least 2 axes, got shape {:?}",
+            x.shape()
+        );
+        let (t, s) = (x.shape()[nd - 2], x.shape()[nd - 1]);
+        assert!(
+            s >= t,
+            "causal_softmax: {t} queries but only {s} keys in shape {:?}",
+            x.shape()
+        );
+        let mut out = pool::take::<T>(x.numel());
+        let sc = T::from_f64(scale);
+        read(&x, |xs: &[T]| {
+            cpu::softmax::causal_softmax(xs, &mut out, t, s, sc)
+        });
+        new(out, x.shape())
+    }
+    dispatch!("causal_softmax", x.device(), x.dtype(), go(x, scale))
+}
+
+/// Gradient of [`causal_softmax`] from its output `y` and `g`.
+pub fn causal_softmax_backward(y: &Tensor, g: &Tensor, scale: f64) -> Tensor {
+    fn go<T: Element>(y: &Tensor, g: &Tensor, scale: f64) -> Tensor {
+        let (y, g) = (contiguous(y), contiguous(g));
+        let nd = y.ndim();
+        let (t, s) = (y.shape()[nd - 2], y.shape()[nd - 1]);
+        let mut dx = pool::take::<T>(y.numel());
+        let sc = T::from_f64(scale);
+        read(&y, |ys: &[T]| {
+            read(&g, |gs: &[T]| {
+                cpu::softmax::causal_softmax_backward(ys, gs, &mut dx, t, s, sc)
+            })
+        });
+        new(dx, y.shape())
+    }
+    dispatch!(
+        "causal_softmax_backward",
+        y.device(),
+        y.dtype(),
+        go(y, g, scale)
+    )
 }
 
 /// LayerNorm over the last axis: returns `(y, mean, rstd)`, the last two of shape `[rows]`.
@@ -475,8 +591,8 @@ pub fn layernorm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> (Tensor, Tenso
         let (x, w, b) = (contiguous(x), contiguous(w), contiguous(b));
         let cols = x.shape().last().copied().unwrap_or(1);
         let rows = x.numel() / cols.max(1);
-        let mut y = vec![T::ZERO; x.numel()];
-        let (mut mean, mut rstd) = (vec![T::ZERO; rows], vec![T::ZERO; rows]);
+        let mut y = pool::take::<T>(x.numel());
+        let (mut mean, mut rstd) = (pool::take::<T>(rows), pool::take::<T>(rows));
         read(&x, |xs: &[T]| {
             read(&w, |ws: &[T]| {
                 read(&b, |bs: &[T]| {
@@ -497,7 +613,7 @@ pub fn layernorm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> (Tensor, Tenso
         w.shape(),
         b.shape()
     );
-    dispatch!(x.device(), x.dtype(), go(x, w, b, eps))
+    dispatch!("layernorm", x.device(), x.dtype(), go(x, w, b, eps))
 }
 
 /// LayerNorm gradients `(dx, dw, db)`.
@@ -517,8 +633,8 @@ pub fn layernorm_backward(
     ) -> (Tensor, Tensor, Tensor) {
         let (x, w, g) = (contiguous(x), contiguous(w), contiguous(g));
         let cols = x.shape().last().copied().unwrap_or(1);
-        let mut dx = vec![T::ZERO; x.numel()];
-        let (mut dw, mut db) = (vec![T::ZERO; cols], vec![T::ZERO; cols]);
+        let mut dx = pool::take::<T>(x.numel());
+        let (mut dw, mut db) = (pool::take::<T>(cols), pool::take::<T>(cols));
         read(&x, |xs: &[T]| {
             read(&w, |ws: &[T]| {
                 read(mean, |ms: &[T]| {
@@ -534,7 +650,12 @@ pub fn layernorm_backward(
         });
         (new(dx, x.shape()), new(dw, &[cols]), new(db, &[cols]))
     }
-    dispatch!(x.device(), x.dtype(), go(x, w, mean, rstd, g))
+    dispatch!(
+        "layernorm_backward",
+        x.device(),
+        x.dtype(),
+        go(x, w, mean, rstd, g)
+    )
 }
 
 /// Rows of `w` (`[vocab, dim]`) gathered by `ids`; the result has shape `shape + [dim]`.
@@ -542,7 +663,7 @@ pub fn embedding(w: &Tensor, ids: &[u32], shape: &[usize]) -> Tensor {
     fn go<T: Element>(w: &Tensor, ids: &[u32], shape: &[usize]) -> Tensor {
         let w = contiguous(w);
         let dim = w.shape()[1];
-        let mut out = vec![T::ZERO; ids.len() * dim];
+        let mut out = pool::take::<T>(ids.len() * dim);
         read(&w, |ws: &[T]| {
             cpu::embedding::embedding(ws, dim, ids, &mut out)
         });
@@ -561,7 +682,7 @@ pub fn embedding(w: &Tensor, ids: &[u32], shape: &[usize]) -> Tensor {
         "embedding: {} ids for shape {shape:?}",
         ids.len()
     );
-    dispatch!(w.device(), w.dtype(), go(w, ids, shape))
+    dispatch!("embedding", w.device(), w.dtype(), go(w, ids, shape))
 }
 
 /// Scatter-add of `g` (`[.., dim]`) into a zero `[vocab, dim]` table at rows `ids`.
@@ -569,13 +690,18 @@ pub fn embedding_backward(g: &Tensor, ids: &[u32], vocab: usize) -> Tensor {
     fn go<T: Element>(g: &Tensor, ids: &[u32], vocab: usize) -> Tensor {
         let g = contiguous(g);
         let dim = g.shape().last().copied().unwrap_or(1);
-        let mut dw = vec![T::ZERO; vocab * dim];
+        let mut dw = pool::take_zeroed::<T>(vocab * dim);
         read(&g, |gs: &[T]| {
             cpu::embedding::embedding_backward(gs, dim, ids, &mut dw)
         });
         new(dw, &[vocab, dim])
     }
-    dispatch!(g.device(), g.dtype(), go(g, ids, vocab))
+    dispatch!(
+        "embedding_backward",
+        g.device(),
+        g.dtype(),
+        go(g, ids, vocab)
+    )
 }
 
 /// Mean cross-entropy of rows of `x` (`[rows, classes]`) against `targets`: returns the scalar
@@ -584,14 +710,19 @@ pub fn cross_entropy(x: &Tensor, targets: &[u32], ignore: Option<u32>) -> (Tenso
     fn go<T: Element>(x: &Tensor, targets: &[u32], ignore: Option<u32>) -> (Tensor, Tensor, usize) {
         let x = contiguous(x);
         let cols = x.shape()[1];
-        let mut lse = vec![T::ZERO; targets.len()];
+        let mut lse = pool::take::<T>(targets.len());
         let (total, count) = read(&x, |xs: &[T]| {
             cpu::cross_entropy::cross_entropy(xs, targets, ignore, cols, &mut lse)
         });
         let loss = new(vec![T::from_f64(total / count as f64)], &[]);
         (loss, new(lse, &[targets.len()]), count)
     }
-    dispatch!(x.device(), x.dtype(), go(x, targets, ignore))
+    dispatch!(
+        "cross_entropy",
+        x.device(),
+        x.dtype(),
+        go(x, targets, ignore)
+    )
 }
 
 /// Gradient of the mean cross-entropy with respect to the logits, scaled by the scalar `g`.
@@ -614,7 +745,7 @@ pub fn cross_entropy_backward(
         let x = contiguous(x);
         let cols = x.shape()[1];
         let scale = T::from_f64(g.item_f64() / count.max(1) as f64);
-        let mut dx = vec![T::ZERO; x.numel()];
+        let mut dx = pool::take::<T>(x.numel());
         read(&x, |xs: &[T]| {
             read(lse, |ls: &[T]| {
                 cpu::cross_entropy::cross_entropy_backward(
@@ -624,7 +755,12 @@ pub fn cross_entropy_backward(
         });
         new(dx, x.shape())
     }
-    dispatch!(x.device(), x.dtype(), go(x, lse, targets, ignore, count, g))
+    dispatch!(
+        "cross_entropy_backward",
+        x.device(),
+        x.dtype(),
+        go(x, lse, targets, ignore, count, g)
+    )
 }
 
 // ---- layout -------------------------------------------------------------------------------
@@ -635,7 +771,7 @@ pub fn cat(xs: &[&Tensor], a: usize) -> Tensor {
         let mut shape = xs[0].shape().to_vec();
         shape[a] = xs.iter().map(|t| t.shape()[a]).sum();
         let (outer, total, inner) = split_at_axis(&shape, a);
-        let mut out = vec![T::ZERO; numel(&shape)];
+        let mut out = pool::take::<T>(numel(&shape));
         let mut start = 0;
         for t in xs {
             let t = contiguous(t);
@@ -663,7 +799,7 @@ pub fn cat(xs: &[&Tensor], a: usize) -> Tensor {
             t.shape()
         );
     }
-    dispatch!(xs[0].device(), xs[0].dtype(), go(xs, a))
+    dispatch!("cat", xs[0].device(), xs[0].dtype(), go(xs, a))
 }
 
 // ---- attention ----------------------------------------------------------------------------

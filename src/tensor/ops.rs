@@ -1,11 +1,12 @@
 //! Differentiable ops: each computes its result through `backend` and records how to
 //! backpropagate through it. Views (reshape, permute, narrow, expand) share storage.
 
-use super::autograd::record;
+use super::autograd::{record, record_narrow};
 use super::backend::{self, Binary, Unary};
 use super::shape::{self, broadcast_shapes, contiguous_strides, numel};
 use super::storage::DType;
 use super::tensor::Tensor;
+use crate::cpu::matmul::Layout;
 
 /// Sums `g` down to `shape` (undoes broadcasting): the gradient of a broadcast input.
 pub(crate) fn sum_to(g: &Tensor, shape: &[usize]) -> Tensor {
@@ -43,7 +44,8 @@ impl Tensor {
 
     // ---- views --------------------------------------------------------------------------
 
-    /// Same elements, new shape (a view when contiguous, else a copy).
+    /// Same elements, new shape: a view when the layout allows it (always for a contiguous
+    /// tensor), else a copy.
     pub fn reshape(&self, new_shape: &[usize]) -> Tensor {
         assert_eq!(
             numel(new_shape),
@@ -54,7 +56,10 @@ impl Tensor {
         if self.shape() == new_shape {
             return self.clone();
         }
-        let out = backend::contiguous(self).reshape_view(new_shape);
+        let out = match shape::view_strides(self.shape(), self.strides(), new_shape) {
+            Some(strides) => self.view_raw(new_shape.to_vec(), strides, self.offset()),
+            None => backend::copy(self).reshape_view(new_shape),
+        };
         let old = self.shape().to_vec();
         record(out, "reshape", &[self], move |g| {
             vec![Some(g.reshape(&old))]
@@ -118,26 +123,10 @@ impl Tensor {
             self.strides().to_vec(),
             self.offset() + start * self.strides()[a],
         );
-        record(out, "narrow", &[self], move |g| {
-            // Gradient: g in place of the slice, zeros around it.
-            let mut parts = Vec::new();
-            let mut zshape = g.shape().to_vec();
-            if start > 0 {
-                zshape[a] = start;
-                parts.push(backend::full(&zshape, 0.0, g.dtype(), g.device()));
-            }
-            parts.push(g.clone());
-            if start + len < full {
-                zshape[a] = full - start - len;
-                parts.push(backend::full(&zshape, 0.0, g.dtype(), g.device()));
-            }
-            let refs: Vec<&Tensor> = parts.iter().collect();
-            vec![Some(if refs.len() == 1 {
-                g.clone()
-            } else {
-                backend::cat(&refs, a)
-            })]
-        })
+        // Backward: the engine adds the slice's gradient into the matching window of the
+        // input's gradient (see `autograd::record_narrow`), so splitting qkv three ways costs one
+        // zero-filled buffer rather than three padded copies.
+        record_narrow(out, self, a, start)
     }
 
     /// A broadcast view of `self` with shape `shape` (stride 0 on broadcast axes).
@@ -368,6 +357,63 @@ impl Tensor {
         })
     }
 
+    /// `self · w + b` over the last axis of `self`, with `w` of shape `[in, out]` (GPT-2's
+    /// Conv1D layout; pass `w.t()` for a PyTorch `[out, in]` weight) and `b` of shape `[out]`.
+    /// One node: the bias is added into the product's buffer in place, and backward gives
+    /// `dx = g·wᵀ`, `dw = xᵀ·g`, `db = Σ_rows g`.
+    pub fn linear(&self, w: &Tensor, b: Option<&Tensor>) -> Tensor {
+        let k = *self
+            .shape()
+            .last()
+            .expect("linear: input needs at least 1 axis");
+        assert!(
+            w.ndim() == 2 && w.shape()[0] == k,
+            "linear: input {:?} and weight {:?} do not match (weight is [in, out])",
+            self.shape(),
+            w.shape()
+        );
+        let n = w.shape()[1];
+        if let Some(b) = b {
+            assert_eq!(
+                b.shape(),
+                [n],
+                "linear: bias {:?} for weight {:?}",
+                b.shape(),
+                w.shape()
+            );
+        }
+        let mut out_shape = self.shape().to_vec();
+        *out_shape.last_mut().unwrap() = n;
+        let x2 = self.reshape(&[self.numel() / k.max(1), k]);
+        let y = backend::matmul(&x2, w);
+        if let Some(b) = b {
+            backend::add_into(&y, &b.detach().expand(y.shape()), None);
+        }
+        let (xs, ws, has_b) = (x2.clone(), w.clone(), b.is_some());
+        let y = y.reshape_view(&out_shape);
+        let mut inputs = vec![&x2, w];
+        if let Some(b) = b {
+            inputs.push(b);
+        }
+        record(y, "linear", &inputs, move |g| {
+            let g2 = g.reshape(&[xs.shape()[0], ws.shape()[1]]);
+            let transposed = |t: &Tensor| backend::mat_layout(t) == Some(Layout::T);
+            let gx = xs.requires_grad().then(|| g2.matmul(&ws.t()));
+            let gw = ws.requires_grad().then(|| {
+                if transposed(&ws) {
+                    g2.t().matmul(&xs).t()
+                } else {
+                    xs.t().matmul(&g2)
+                }
+            });
+            let mut v = vec![gx, gw];
+            if has_b {
+                v.push(Some(sum_to(&g2, &[ws.shape()[1]])));
+            }
+            v
+        })
+    }
+
     // ---- fused neural-network ops -------------------------------------------------------
 
     /// Softmax over the last axis.
@@ -385,6 +431,16 @@ impl Tensor {
         let y = out.detach();
         record(out, "log_softmax", &[self], move |g| {
             vec![Some(backend::softmax_backward(&y, g, true))]
+        })
+    }
+
+    /// Attention's `softmax(scale·x)` with the causal mask over the last two axes `[T, S]` built in
+    /// (key `j > i + S − T` gets probability 0): one fused pass instead of scale, mask, softmax.
+    pub fn causal_softmax(&self, scale: f64) -> Tensor {
+        let out = backend::causal_softmax(self, scale);
+        let y = out.detach();
+        record(out, "causal_softmax", &[self], move |g| {
+            vec![Some(backend::causal_softmax_backward(&y, g, scale))]
         })
     }
 

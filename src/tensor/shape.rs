@@ -71,3 +71,36 @@ pub fn axis(op: &str, axis: isize, ndim: usize) -> usize {
 pub fn split_at_axis(shape: &[usize], a: usize) -> (usize, usize, usize) {
     (numel(&shape[..a]), shape[a], numel(&shape[a + 1..]))
 }
+
+/// Strides that let a tensor of `shape`/`strides` be read as `new_shape` without copying, if any
+/// exist. Walks the old axes from the last, grouping runs of axes that are laid out back to back
+/// (each run can be re-split freely); the new axes must tile those runs exactly.
+pub fn view_strides(shape: &[usize], strides: &[usize], new_shape: &[usize]) -> Option<Vec<usize>> {
+    if numel(shape) <= 1 || shape.is_empty() {
+        return Some(contiguous_strides(new_shape));
+    }
+    let mut new_strides = vec![0; new_shape.len()];
+    let mut nd = new_shape.len();
+    let mut base = strides[shape.len() - 1];
+    let (mut run, mut view_run) = (1, 1);
+    for d in (0..shape.len()).rev() {
+        run *= shape[d];
+        let run_ends = d == 0 || (shape[d - 1] != 1 && strides[d - 1] != run * base);
+        if run_ends {
+            while nd > 0 && (view_run < run || new_shape[nd - 1] == 1) {
+                new_strides[nd - 1] = view_run * base;
+                view_run *= new_shape[nd - 1];
+                nd -= 1;
+            }
+            if view_run != run {
+                return None;
+            }
+            if d > 0 {
+                base = strides[d - 1];
+                run = 1;
+                view_run = 1;
+            }
+        }
+    }
+    (nd == 0).then_some(new_strides)
+}

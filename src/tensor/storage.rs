@@ -27,10 +27,20 @@ pub enum Device {
 }
 
 /// A flat buffer of elements. Views (reshape, transpose, narrow) share one `Storage`.
+/// When dropped, a large buffer goes back to the [`pool`](super::pool) for reuse.
 #[derive(Clone, Debug)]
 pub enum Storage {
     F32(Vec<f32>),
     F64(Vec<f64>),
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        match self {
+            Storage::F32(v) => super::pool::give(std::mem::take(v)),
+            Storage::F64(v) => super::pool::give(std::mem::take(v)),
+        }
+    }
 }
 
 impl Storage {
@@ -60,6 +70,8 @@ pub trait Element: Float {
     fn slice(s: &Storage) -> &[Self];
     fn slice_mut(s: &mut Storage) -> &mut [Self];
     fn into_storage(v: Vec<Self>) -> Storage;
+    /// Free buffers of this type (see `tensor::pool`).
+    fn pool() -> &'static super::pool::Pool<Self>;
 }
 
 impl Element for f32 {
@@ -79,6 +91,10 @@ impl Element for f32 {
     fn into_storage(v: Vec<f32>) -> Storage {
         Storage::F32(v)
     }
+    fn pool() -> &'static super::pool::Pool<f32> {
+        static POOL: super::pool::Pool<f32> = super::pool::Pool::new();
+        &POOL
+    }
 }
 
 impl Element for f64 {
@@ -97,5 +113,9 @@ impl Element for f64 {
     }
     fn into_storage(v: Vec<f64>) -> Storage {
         Storage::F64(v)
+    }
+    fn pool() -> &'static super::pool::Pool<f64> {
+        static POOL: super::pool::Pool<f64> = super::pool::Pool::new();
+        &POOL
     }
 }

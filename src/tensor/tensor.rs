@@ -8,6 +8,7 @@ use super::shape::{contiguous_strides, numel};
 use super::storage::{DType, Device, Element, Storage};
 use half::{bf16, f16};
 use std::fmt;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 
 /// An N-d array of `f32` (or `f64`) on a device, cheap to clone, `Send + Sync`.
@@ -21,9 +22,9 @@ pub(crate) struct Inner {
     pub offset: usize,
     pub device: Device,
     pub dtype: DType,
-    pub requires_grad: bool,
+    pub requires_grad: AtomicBool,
     /// A user-made tensor that accumulates its gradient (made by `requires_grad_`).
-    pub leaf: bool,
+    pub leaf: AtomicBool,
     /// Accumulated gradient (leaves only).
     pub grad: Mutex<Option<Tensor>>,
     /// The op that made this tensor, while the graph is alive (taken by backward).
@@ -49,8 +50,8 @@ impl Tensor {
             offset: 0,
             device,
             dtype,
-            requires_grad: false,
-            leaf: false,
+            requires_grad: AtomicBool::new(false),
+            leaf: AtomicBool::new(false),
             grad: Mutex::new(None),
             node: Mutex::new(None),
         }))
@@ -65,8 +66,8 @@ impl Tensor {
             offset,
             device: self.0.device,
             dtype: self.0.dtype,
-            requires_grad: false,
-            leaf: false,
+            requires_grad: AtomicBool::new(false),
+            leaf: AtomicBool::new(false),
             grad: Mutex::new(None),
             node: Mutex::new(None),
         }))
