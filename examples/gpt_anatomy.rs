@@ -12,13 +12,25 @@ fn main() {
     let which = std::env::args().nth(1).unwrap_or_else(|| "gpt2".into());
     let config = match which.as_str() {
         "gpt2" => GptConfig::GPT2_124M,
-        "small" => GptConfig { n_layer: 4, n_head: 4, n_embd: 256, block_size: 256, vocab_size: 8192 },
+        "small" => GptConfig {
+            n_layer: 4,
+            n_head: 4,
+            n_embd: 256,
+            block_size: 256,
+            vocab_size: 8192,
+        },
         other => {
             eprintln!("gpt_anatomy: unknown model {other:?} (expected gpt2 or small)");
             std::process::exit(2);
         }
     };
-    let GptConfig { n_layer: l, n_head: h, n_embd: c, block_size: t, vocab_size: v } = config;
+    let GptConfig {
+        n_layer: l,
+        n_head: h,
+        n_embd: c,
+        block_size: t,
+        vocab_size: v,
+    } = config;
     println!("{which}: n_layer {l}, n_head {h}, n_embd {c}, block_size {t}, vocab_size {v}");
     println!("{:<28} {:>14} {:>12}", "tensor", "shape", "params");
     let mut total = 0;
@@ -29,17 +41,34 @@ fn main() {
         if name.starts_with("h.") && !name.starts_with("h.0.") {
             continue;
         }
-        println!("{name:<28} {:>14} {:>12}", format!("{shape:?}"), group_digits(n));
+        println!(
+            "{name:<28} {:>14} {:>12}",
+            format!("{shape:?}"),
+            group_digits(n)
+        );
     }
-    println!("{:<28} {:>14}", format!("(h.1 … h.{} repeat h.0)", l - 1), "");
+    println!(
+        "{:<28} {:>14}",
+        format!("(h.1 … h.{} repeat h.0)", l - 1),
+        ""
+    );
     let by_hand = v * c + t * c + l * (12 * c * c + 13 * c) + 2 * c;
     println!("total {} parameters", group_digits(total));
-    println!("by hand: V·C + T·C + L·(12·C² + 13·C) + 2·C = {}", group_digits(by_hand));
+    println!(
+        "by hand: V·C + T·C + L·(12·C² + 13·C) + 2·C = {}",
+        group_digits(by_hand)
+    );
     assert_eq!(total, by_hand);
     assert_eq!(total, config.num_params());
 
     // One forward pass of a small model on random tokens: logits for every position.
-    let small = GptConfig { n_layer: 2, n_head: 2, n_embd: 32, block_size: 16, vocab_size: 100 };
+    let small = GptConfig {
+        n_layer: 2,
+        n_head: 2,
+        n_embd: 32,
+        block_size: 16,
+        vocab_size: 100,
+    };
     let model = Gpt::new(small, 0);
     let ids: Vec<u32> = (0..2 * 16).map(|i| (i * 37 % 100) as u32).collect();
     let logits = pretrain::tensor::no_grad(|| model.forward(&ids, 2, 16));

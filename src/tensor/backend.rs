@@ -71,7 +71,6 @@ impl Binary {
     }
 }
 
-/// Runs `$f::<T>(args)` with `T` the element type of `$dtype` (CPU only for now).
 /// Runs `$f::<T>(args)` with `T` the element type of `$dtype` (CPU only for now), timed under
 /// `$name` when the profiler is on.
 macro_rules! dispatch {
@@ -809,8 +808,8 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> (Tens
     fn go<T: Element>(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> (Tensor, Tensor) {
         let (q, k, v) = (contiguous(q), contiguous(k), contiguous(v));
         let (bh, t, d) = (q.shape()[0], q.shape()[1], q.shape()[2]);
-        let mut y = vec![T::ZERO; q.numel()];
-        let mut lse = vec![T::ZERO; bh * t];
+        let mut y = pool::take::<T>(q.numel());
+        let mut lse = pool::take::<T>(bh * t);
         read(&q, |qs: &[T]| {
             read(&k, |ks: &[T]| {
                 read(&v, |vs: &[T]| {
@@ -830,7 +829,12 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> (Tens
         k.shape(),
         v.shape()
     );
-    dispatch!(q.device(), q.dtype(), go(q, k, v, scale))
+    dispatch!(
+        "causal_attention",
+        q.device(),
+        q.dtype(),
+        go(q, k, v, scale)
+    )
 }
 
 /// Gradients `(dq, dk, dv)` of fused causal attention.
@@ -862,7 +866,8 @@ pub fn causal_attention_backward(
         );
         let (t, d) = (q.shape()[1], q.shape()[2]);
         let n = q.numel();
-        let (mut dq, mut dk, mut dv) = (vec![T::ZERO; n], vec![T::ZERO; n], vec![T::ZERO; n]);
+        // Every element is overwritten by the kernel's gemm calls.
+        let (mut dq, mut dk, mut dv) = (pool::take::<T>(n), pool::take::<T>(n), pool::take::<T>(n));
         read(&q, |qs: &[T]| {
             read(&k, |ks: &[T]| {
                 read(&v, |vs: &[T]| {
@@ -891,5 +896,10 @@ pub fn causal_attention_backward(
         });
         (new(dq, q.shape()), new(dk, q.shape()), new(dv, q.shape()))
     }
-    dispatch!(q.device(), q.dtype(), go(q, k, v, y, lse, g, scale))
+    dispatch!(
+        "causal_attention_backward",
+        q.device(),
+        q.dtype(),
+        go(q, k, v, y, lse, g, scale)
+    )
 }
