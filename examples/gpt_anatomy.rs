@@ -71,8 +71,9 @@ fn main() {
     };
     let model = Gpt::new(small, 0);
     let ids: Vec<u32> = (0..2 * 16).map(|i| (i * 37 % 100) as u32).collect();
+    let targets: Vec<u32> = (0..2 * 16).map(|i| ((i * 53 + 7) % 100) as u32).collect();
     let logits = pretrain::tensor::no_grad(|| model.forward(&ids, 2, 16));
-    let loss = pretrain::tensor::no_grad(|| logits.cross_entropy(&ids));
+    let loss = pretrain::tensor::no_grad(|| logits.cross_entropy(&targets));
     println!(
         "forward: ids [2, 16] → logits {:?}; loss at init {:.3} ≈ ln(vocab) = {:.3}",
         logits.shape(),

@@ -118,6 +118,12 @@ fn main() -> std::process::ExitCode {
         } else {
             fresh_config(a)?
         };
+        let mut cfg = cfg;
+        if cli::quick() {
+            // Quick sizes for tests and lessons: a handful of steps.
+            cfg.steps = cfg.steps.min(20);
+            cfg.eval_batches = cfg.eval_batches.min(2);
+        }
         let s = trainer::train(&cfg, resume)?;
         println!(
             "trained {} steps: loss {:.4}{}; {:.0} tokens/s, MFU {:.1}%",
