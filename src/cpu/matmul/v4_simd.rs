@@ -14,7 +14,7 @@
 //!
 //! Measured (lesson 04, AMD EPYC, 1 thread, 1024³): see the lesson's table; about 10× v3.
 
-use super::v3_blocked::{MicroKernel, Portable, blocked};
+use super::v3_blocked::{MicroKernel, blocked};
 use super::{Layout, View, check_shapes};
 
 /// v4: `C = op(A)·op(B)` (or `+=`) on one thread with the best micro-kernel this CPU supports.
@@ -30,38 +30,110 @@ pub fn gemm_v4(
     c: &mut [f32],
     accumulate: bool,
 ) {
+    gemm_v4_isa(Isa::best(), m, k, n, a, ta, b, tb, c, accumulate);
+}
+
+/// v4 with a chosen micro-kernel (tests and `kernels` use it to run every one this CPU has).
+/// Panics if the CPU lacks `isa`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_v4_isa(
+    isa: Isa,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    ta: Layout,
+    b: &[f32],
+    tb: Layout,
+    c: &mut [f32],
+    accumulate: bool,
+) {
     check_shapes("gemm_v4", m, k, n, a, b, c);
+    assert!(
+        Isa::available().contains(&isa),
+        "gemm_v4: this CPU has no {isa:?}"
+    );
     let (a, b) = (View::new(a, m, k, ta), View::new(b, k, n, tb));
-    gemm_view(m, k, n, a, b, c, n, accumulate);
+    with_kernel!(isa, kern => blocked(kern, m, k, n, a, b, c, n, accumulate));
 }
 
-/// The name of the micro-kernel v4 uses on this CPU: `avx512 6x64`, `avx2 6x16` or `portable 4x8`.
-pub fn isa() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if x86::Avx512::detect().is_some() {
-            return "avx512 6x64";
-        }
-        if x86::Avx2::detect().is_some() {
-            return "avx2 6x16";
-        }
-    }
-    "portable 4x8"
+/// The micro-kernels v4 can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// 6×64 tile of 512-bit registers (x86-64 with AVX-512F).
+    Avx512,
+    /// 6×16 tile of 256-bit registers (x86-64 with AVX2 and FMA).
+    Avx2,
+    /// v3's 4×8 tile in plain Rust (every target).
+    Portable,
 }
 
-/// The tile sizes `(MR, NR)` of the micro-kernel v4 uses, so v5 can split work on tile borders.
-pub(crate) fn tile() -> (usize, usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if x86::Avx512::detect().is_some() {
-            return (x86::Avx512::MR, x86::Avx512::NR);
+impl Isa {
+    /// The micro-kernels this CPU supports, best first.
+    pub fn available() -> Vec<Isa> {
+        let mut out = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if x86::Avx512::detect().is_some() {
+                out.push(Isa::Avx512);
+            }
+            if x86::Avx2::detect().is_some() {
+                out.push(Isa::Avx2);
+            }
         }
-        if x86::Avx2::detect().is_some() {
-            return (x86::Avx2::MR, x86::Avx2::NR);
+        out.push(Isa::Portable);
+        out
+    }
+
+    /// The one v4 uses.
+    pub fn best() -> Isa {
+        Isa::available()[0]
+    }
+
+    /// A short name with the tile size, e.g. `avx512 6x64`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512 => "avx512 6x64",
+            Isa::Avx2 => "avx2 6x16",
+            Isa::Portable => "portable 4x8",
         }
     }
-    (Portable::MR, Portable::NR)
+
+    /// The tile `(MR, NR)`, so v5 can split work on tile borders.
+    pub(crate) fn tile(self) -> (usize, usize) {
+        with_kernel!(self, kern => tile_of(kern))
+    }
 }
+
+fn tile_of<K: MicroKernel>(_: K) -> (usize, usize) {
+    (K::MR, K::NR)
+}
+
+/// Run `$body` with `$kern` bound to the micro-kernel value for `$isa` (each arm has its own
+/// type, so `$body` is compiled once per kernel). The caller checks that the CPU has `$isa`.
+macro_rules! with_kernel {
+    ($isa:expr, $kern:ident => $body:expr) => {
+        match $isa {
+            #[cfg(target_arch = "x86_64")]
+            $crate::cpu::matmul::v4_simd::Isa::Avx512 => {
+                let $kern = $crate::cpu::matmul::v4_simd::x86::Avx512::detect()
+                    .expect("checked by the caller");
+                $body
+            }
+            #[cfg(target_arch = "x86_64")]
+            $crate::cpu::matmul::v4_simd::Isa::Avx2 => {
+                let $kern = $crate::cpu::matmul::v4_simd::x86::Avx2::detect()
+                    .expect("checked by the caller");
+                $body
+            }
+            _ => {
+                let $kern = $crate::cpu::matmul::v3_blocked::Portable;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_kernel;
 
 /// v4 on strided views, writing `C` with row stride `ldc`: what v5 calls for each thread's part.
 #[allow(clippy::too_many_arguments)]
@@ -75,16 +147,7 @@ pub(crate) fn gemm_view(
     ldc: usize,
     accumulate: bool,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if let Some(kern) = x86::Avx512::detect() {
-            return blocked(kern, m, k, n, a, b, c, ldc, accumulate);
-        }
-        if let Some(kern) = x86::Avx2::detect() {
-            return blocked(kern, m, k, n, a, b, c, ldc, accumulate);
-        }
-    }
-    blocked(Portable, m, k, n, a, b, c, ldc, accumulate)
+    with_kernel!(Isa::best(), kern => blocked(kern, m, k, n, a, b, c, ldc, accumulate))
 }
 
 #[cfg(target_arch = "x86_64")]

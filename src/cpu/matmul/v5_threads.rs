@@ -22,8 +22,8 @@
 //!
 //! Measured (lesson 04, AMD EPYC, 2 threads, 1024³): about 1.9× v4.
 
-use super::v3_blocked::{MicroKernel, Portable, aligned, macro_kernel, pack_a, pack_b};
-use super::v4_simd::{gemm_view, tile};
+use super::v3_blocked::{MicroKernel, aligned, macro_kernel, pack_a, pack_b};
+use super::v4_simd::{Isa, gemm_view, with_kernel};
 use super::{Layout, View, check_shapes};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -47,24 +47,15 @@ pub fn gemm_v5(
     check_shapes("gemm_v5", m, k, n, a, b, c);
     let (av, bv) = (View::new(a, m, k, ta), View::new(b, k, n, tb));
     let threads = rayon::current_num_threads();
-    let (mr, nr) = tile();
+    let isa = Isa::best();
+    let (mr, nr) = isa.tile();
     let row_tiles = m.div_ceil(mr);
     let col_tiles = n.div_ceil(nr);
     if threads <= 1 || k == 0 || m * n * k < MIN_PARALLEL_WORK || row_tiles.max(col_tiles) < 2 {
         return gemm_view(m, k, n, av, bv, c, n, accumulate);
     }
     if row_tiles >= threads || row_tiles >= col_tiles {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use super::v4_simd::x86::{Avx2, Avx512};
-            if let Some(kern) = Avx512::detect() {
-                return shared(kern, threads, m, k, n, av, bv, c, accumulate);
-            }
-            if let Some(kern) = Avx2::detect() {
-                return shared(kern, threads, m, k, n, av, bv, c, accumulate);
-            }
-        }
-        return shared(Portable, threads, m, k, n, av, bv, c, accumulate);
+        return with_kernel!(isa, kern => shared(kern, threads, m, k, n, av, bv, c, accumulate));
     }
     // Vertical stripes: each thread computes m×cols with v4 into its own buffer.
     let cols = col_tiles.div_ceil(threads) * nr;
