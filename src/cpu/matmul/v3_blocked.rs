@@ -20,8 +20,8 @@
 //! Rust (4×8, which the compiler vectorises with whatever SIMD the target has by default). v4
 //! plugs SIMD micro-kernels into the same loop nest.
 //!
-//! Measured (lesson 04, AMD EPYC, 1 thread, 1024³): about 4× v2; the portable kernel is held back
-//! by the baseline x86-64 target (SSE2, no FMA), which v4 fixes.
+//! Measured (lesson 04, AMD EPYC Zen 4, 1 thread, 1024³): about 35 GFLOP/s, 1.4× v2 — the
+//! portable kernel is held back by the baseline x86-64 target (SSE2, no FMA), which v4 fixes.
 
 use super::{Layout, View, check_shapes};
 use std::cell::RefCell;

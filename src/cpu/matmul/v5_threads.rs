@@ -1,7 +1,7 @@
 //! v5: v4 on every core, with rayon.
 //!
-//! Idea: keep v4's loop nest, and run its two cheap-but-wide steps and its expensive one in
-//! parallel, with packed panels shared by all threads (as BLIS does):
+//! Idea: keep v4's loop nest and run it on every core, with the packed panels shared by all
+//! threads (as BLIS does):
 //! 1. for each depth block `pc` and column block `jc`, all threads pack a share of the B block
 //!    (it fits in L2) into one shared buffer;
 //! 2. the rows of C are cut into about four chunks per thread, and rayon hands the chunks out:
