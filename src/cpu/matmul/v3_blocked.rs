@@ -246,7 +246,7 @@ fn pack_panels(x: View, lines: usize, kc: usize, r: usize, out: &mut [f32]) {
                     }
                 }
             }
-        } else if x.cs == 1 {
+        } else if x.cs == 1 && kc <= ZEROS.len() && matches!(r, 4 | 6 | 8 | 16 | 64) {
             // Each line is contiguous: interleave `count` lines (a transpose).
             let mut src = [&ZEROS[..kc]; 64];
             for (i, s) in src.iter_mut().enumerate().take(count) {
@@ -259,9 +259,10 @@ fn pack_panels(x: View, lines: usize, kc: usize, r: usize, out: &mut [f32]) {
                 8 => interleave::<8>(&src, kc, panel),
                 16 => interleave::<16>(&src, kc, panel),
                 64 => interleave::<64>(&src, kc, panel),
-                _ => unreachable!("pack_panels: no interleave for panels of {r}"),
+                _ => unreachable!("checked above"),
             }
         } else {
+            // Any other panel width or stride: element by element.
             for (p, dst) in panel.chunks_exact_mut(r).enumerate() {
                 for (i, d) in dst.iter_mut().enumerate() {
                     *d = if i < count { x.get(i0 + i, p) } else { 0.0 };
@@ -307,7 +308,7 @@ fn copy_steps<const R: usize>(src: &[f32], stride: usize, kc: usize, out: &mut [
 }
 
 /// Zeros that stand in for the missing lines of a partial panel.
-static ZEROS: [f32; 1024] = [0.0; 1024];
+static ZEROS: [f32; 4096] = [0.0; 4096];
 
 /// `out[p*R + i] = src[i][p]` for `p < kc`, `i < R`. `R` is a constant, so the inner loop
 /// unrolls into R loads and one contiguous store run.
