@@ -182,6 +182,76 @@ pub(crate) mod x86 {
             // pointer the kernel touches inside `a`, `b` and `c`.
             unsafe { kernel_avx512::<6, 4>(kc, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ldc, add) }
         }
+
+        fn interleave64(&self, lines: &[&[f32]; 64], kc: usize, out: &mut [f32]) -> bool {
+            assert!(lines.iter().all(|l| l.len() >= kc) && out.len() >= 64 * kc);
+            // SAFETY: `self` exists only if AVX-512F was detected; the assert keeps every read
+            // inside `lines` and every write inside `out`.
+            unsafe { interleave64_avx512(lines, kc, out.as_mut_ptr()) };
+            true
+        }
+    }
+
+    /// `out[p*64 + i] = lines[i][p]`: 16×16 blocks transposed in registers, the rest scalar.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn interleave64_avx512(lines: &[&[f32]; 64], kc: usize, out: *mut f32) {
+        let full = kc / 16 * 16;
+        // SAFETY (whole block): the caller guarantees each line has kc floats and out 64·kc.
+        unsafe {
+            for p0 in (0..full).step_by(16) {
+                for g in 0..4 {
+                    let mut r = [_mm512_setzero_ps(); 16];
+                    for (j, x) in r.iter_mut().enumerate() {
+                        *x = _mm512_loadu_ps(lines[g * 16 + j].as_ptr().add(p0));
+                    }
+                    transpose16(&mut r);
+                    for (q, &x) in r.iter().enumerate() {
+                        _mm512_storeu_ps(out.add((p0 + q) * 64 + g * 16), x);
+                    }
+                }
+            }
+            for p in full..kc {
+                for (i, line) in lines.iter().enumerate() {
+                    *out.add(p * 64 + i) = line[p];
+                }
+            }
+        }
+    }
+
+    /// Transpose 16 rows of 16 floats in registers: `r[q][j]` becomes the old `r[j][q]`.
+    #[target_feature(enable = "avx512f")]
+    fn transpose16(r: &mut [__m512; 16]) {
+        let lo_pd = |a: __m512, b: __m512| {
+            _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)))
+        };
+        let hi_pd = |a: __m512, b: __m512| {
+            _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)))
+        };
+        // Pairs of rows interleaved, then pairs of pairs: u[4g + c] holds, in each 128-bit lane
+        // L, column 4L + c of rows 4g..4g+4.
+        let mut t = [_mm512_setzero_ps(); 16];
+        for j in 0..8 {
+            t[2 * j] = _mm512_unpacklo_ps(r[2 * j], r[2 * j + 1]);
+            t[2 * j + 1] = _mm512_unpackhi_ps(r[2 * j], r[2 * j + 1]);
+        }
+        let mut u = [_mm512_setzero_ps(); 16];
+        for g in 0..4 {
+            u[4 * g] = lo_pd(t[4 * g], t[4 * g + 2]);
+            u[4 * g + 1] = hi_pd(t[4 * g], t[4 * g + 2]);
+            u[4 * g + 2] = lo_pd(t[4 * g + 1], t[4 * g + 3]);
+            u[4 * g + 3] = hi_pd(t[4 * g + 1], t[4 * g + 3]);
+        }
+        // Then gather lane L of u[c], u[4 + c], u[8 + c], u[12 + c] into output row 4L + c.
+        for c in 0..4 {
+            let x = _mm512_shuffle_f32x4::<0x44>(u[c], u[4 + c]);
+            let y = _mm512_shuffle_f32x4::<0xEE>(u[c], u[4 + c]);
+            let x2 = _mm512_shuffle_f32x4::<0x44>(u[8 + c], u[12 + c]);
+            let y2 = _mm512_shuffle_f32x4::<0xEE>(u[8 + c], u[12 + c]);
+            r[c] = _mm512_shuffle_f32x4::<0x88>(x, x2);
+            r[4 + c] = _mm512_shuffle_f32x4::<0xDD>(x, x2);
+            r[8 + c] = _mm512_shuffle_f32x4::<0x88>(y, y2);
+            r[12 + c] = _mm512_shuffle_f32x4::<0xDD>(y, y2);
+        }
     }
 
     /// `MR` rows × `NV` vectors of 16 floats.

@@ -129,7 +129,7 @@ fn shared<K: MicroKernel>(
                 .enumerate()
                 .for_each(|(s, dst)| {
                     let j0 = s * chunk_cols;
-                    pack_b::<K>(b.at(pc, jc + j0), kc, chunk_cols.min(nc - j0), dst);
+                    pack_b(&kern, b.at(pc, jc + j0), kc, chunk_cols.min(nc - j0), dst);
                 });
             let bp = &*bpack;
             c.par_chunks_mut(chunk_rows * n)
@@ -139,7 +139,7 @@ fn shared<K: MicroKernel>(
                     let mc = c_rows.len() / n;
                     if jc == 0 {
                         // Each chunk packs its own rows of A, on first use.
-                        pack_a::<K>(a.at(s * chunk_rows, pc), mc, kc, a_rows);
+                        pack_a(&kern, a.at(s * chunk_rows, pc), mc, kc, a_rows);
                     }
                     macro_kernel(kern, mc, nc, kc, a_rows, bp, &mut c_rows[jc..], n, add);
                 });
