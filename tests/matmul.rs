@@ -5,6 +5,7 @@
 //! about `k · u · Σ_p |a_ip·b_pj|` (u = 2⁻²⁴, any summation order). We require
 //! `|c - ref| ≤ 2·k·u · Σ_p |a_ip·b_pj| + 1e-30` for every entry, i.e. within the textbook bound.
 
+use pretrain::cpu::matmul::v4_simd::{Isa, gemm_v4_isa};
 use pretrain::cpu::matmul::{GemmFn, Layout, VERSIONS, gemm};
 
 /// A small seeded generator (xorshift64*), so the tests need no extra crate.
@@ -156,6 +157,30 @@ fn v5_parallel_paths_on_three_threads() {
             check(&mut rng, m, k, n, &["v5"]);
         }
     });
+}
+
+#[test]
+fn every_micro_kernel_this_cpu_has() {
+    // gemm_v4 uses the best kernel; run the others too (AVX2 on an AVX-512 machine, portable).
+    let mut rng = Rng(5);
+    for isa in Isa::available() {
+        for (m, k, n) in [(7, 33, 17), (127, 400, 530), (1, 5, 70)] {
+            for (ta, tb) in LAYOUTS {
+                let a = rng.vec(m * k);
+                let b = rng.vec(k * n);
+                let (prod, scale) = reference(m, k, n, &a, ta, &b, tb);
+                let mut c = vec![f32::NAN; m * n];
+                gemm_v4_isa(isa, m, k, n, &a, ta, &b, tb, &mut c, false);
+                for i in 0..m * n {
+                    let bound = k as f64 * f32::EPSILON as f64 * scale[i] + 1e-30;
+                    assert!(
+                        (c[i] as f64 - prod[i]).abs() <= bound,
+                        "{isa:?} {m}x{k}x{n} {ta:?}{tb:?}: entry {i}"
+                    );
+                }
+            }
+        }
+    }
 }
 
 #[test]

@@ -98,6 +98,7 @@ def main():
     ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
     ap.add_argument("--rounds", type=int, default=2, help="alternations of numpy and ours")
     ap.add_argument("--budget", type=float, default=0.5, help="seconds per numpy timing")
+    ap.add_argument("--shapes", help="MxKxN,... instead of the four benchmark shapes")
     ap.add_argument("--quick", action="store_true", help="one small shape, one round")
     ap.add_argument("--wait-idle", type=float, default=0, metavar="PCT",
                     help="before each round, wait until PCT%% of the CPUs are idle (shared machine)")
@@ -107,7 +108,11 @@ def main():
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if var in os.environ:
             sys.exit(f"matmul_numpy.py: {var} is set; run through benches/compare/run.sh")
-    shapes = [(256, 256, 256)] if args.quick else SHAPES
+    shapes = SHAPES
+    if args.shapes:
+        shapes = [tuple(int(d) for d in sh.split("x")) for sh in args.shapes.split(",")]
+    if args.quick:
+        shapes = [(256, 256, 256)]
     rounds = 1 if args.quick else args.rounds
     print(f"load average at the start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]

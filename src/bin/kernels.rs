@@ -7,6 +7,7 @@
 use anyhow::{Context, bail};
 use clap::Parser;
 use pretrain::cli::{self, Common};
+use pretrain::cpu::matmul::v4_simd::Isa;
 use pretrain::cpu::matmul::{self, GemmFn, Layout};
 use std::time::{Duration, Instant};
 
@@ -115,10 +116,17 @@ fn matmul_entries() -> Vec<Entry> {
     for (kernel, ta, tb, versions) in variants {
         // `gemm` is the entry point the tensor engine calls (v5, or a matrix-vector loop).
         let entry: (&str, GemmFn) = ("gemm", matmul::gemm);
+        // v4 with the AVX2 kernel too, when the CPU has it but prefers AVX-512.
+        let avx2: (&str, GemmFn) = ("v4-avx2", |m, k, n, a, ta, b, tb, c, acc| {
+            matmul::v4_simd::gemm_v4_isa(Isa::Avx2, m, k, n, a, ta, b, tb, c, acc)
+        });
+        let extra = (kernel == "matmul" && Isa::best() != Isa::Avx2)
+            .then_some(&avx2)
+            .filter(|_| Isa::available().contains(&Isa::Avx2));
         let chosen = matmul::VERSIONS
             .iter()
             .filter(|(v, _)| versions.contains(v));
-        for &(version, f) in chosen.chain([&entry]) {
+        for &(version, f) in chosen.chain(extra).chain([&entry]) {
             out.push(Entry {
                 kernel,
                 version,
@@ -150,8 +158,9 @@ fn measure_matmul(
         note = "smaller shape (too slow)".into();
     }
     if matches!(version, "v4" | "v5" | "gemm") {
-        let sep = if note.is_empty() { "" } else { "; " };
-        note = format!("{note}{sep}{}", matmul::v4_simd::isa());
+        note = Isa::best().name().into();
+    } else if version == "v4-avx2" {
+        note = Isa::Avx2.name().into();
     }
     let Shape { m, k, n } = shape;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (m * 31 + k * 17 + n) as u64);
@@ -342,7 +351,7 @@ fn main() -> std::process::ExitCode {
             entries.len(),
             setup.shape,
             pool.current_num_threads(),
-            matmul::v4_simd::isa()
+            Isa::best().name()
         );
         let bar = cli::progress(entries.len() as u64, "kernels");
         let mut rows = Vec::new();

@@ -12,9 +12,11 @@
 //! a packed B block is KC×NC = 384×512 floats = 768 KiB and stays in L2 while every A panel of
 //! the MC rows meets it.
 //!
-//! Measured (lesson 04, AMD EPYC, 1 thread, 1024³): see the lesson's table; about 10× v3.
+//! Measured (lesson 04, AMD EPYC Zen 4, 1 thread, 1024³): 108 GFLOP/s, 3× v3, and 0.96–1.05×
+//! numpy's OpenBLAS on one thread on every benchmark shape and layout (`benches/README.md`).
+//! The AVX2 kernel reaches 103 on the same CPU: Zen 4 splits 512-bit FMAs into 256-bit halves.
 
-use super::v3_blocked::{MicroKernel, Portable, blocked};
+use super::v3_blocked::{MicroKernel, blocked};
 use super::{Layout, View, check_shapes};
 
 /// v4: `C = op(A)·op(B)` (or `+=`) on one thread with the best micro-kernel this CPU supports.
@@ -30,38 +32,110 @@ pub fn gemm_v4(
     c: &mut [f32],
     accumulate: bool,
 ) {
+    gemm_v4_isa(Isa::best(), m, k, n, a, ta, b, tb, c, accumulate);
+}
+
+/// v4 with a chosen micro-kernel (tests and `kernels` use it to run every one this CPU has).
+/// Panics if the CPU lacks `isa`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_v4_isa(
+    isa: Isa,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    ta: Layout,
+    b: &[f32],
+    tb: Layout,
+    c: &mut [f32],
+    accumulate: bool,
+) {
     check_shapes("gemm_v4", m, k, n, a, b, c);
+    assert!(
+        Isa::available().contains(&isa),
+        "gemm_v4: this CPU has no {isa:?}"
+    );
     let (a, b) = (View::new(a, m, k, ta), View::new(b, k, n, tb));
-    gemm_view(m, k, n, a, b, c, n, accumulate);
+    with_kernel!(isa, kern => blocked(kern, m, k, n, a, b, c, n, accumulate));
 }
 
-/// The name of the micro-kernel v4 uses on this CPU: `avx512 6x64`, `avx2 6x16` or `portable 4x8`.
-pub fn isa() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if x86::Avx512::detect().is_some() {
-            return "avx512 6x64";
-        }
-        if x86::Avx2::detect().is_some() {
-            return "avx2 6x16";
-        }
-    }
-    "portable 4x8"
+/// The micro-kernels v4 can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// 6×64 tile of 512-bit registers (x86-64 with AVX-512F).
+    Avx512,
+    /// 6×16 tile of 256-bit registers (x86-64 with AVX2 and FMA).
+    Avx2,
+    /// v3's 4×8 tile in plain Rust (every target).
+    Portable,
 }
 
-/// The tile sizes `(MR, NR)` of the micro-kernel v4 uses, so v5 can split work on tile borders.
-pub(crate) fn tile() -> (usize, usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if x86::Avx512::detect().is_some() {
-            return (x86::Avx512::MR, x86::Avx512::NR);
+impl Isa {
+    /// The micro-kernels this CPU supports, best first.
+    pub fn available() -> Vec<Isa> {
+        let mut out = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if x86::Avx512::detect().is_some() {
+                out.push(Isa::Avx512);
+            }
+            if x86::Avx2::detect().is_some() {
+                out.push(Isa::Avx2);
+            }
         }
-        if x86::Avx2::detect().is_some() {
-            return (x86::Avx2::MR, x86::Avx2::NR);
+        out.push(Isa::Portable);
+        out
+    }
+
+    /// The one v4 uses.
+    pub fn best() -> Isa {
+        Isa::available()[0]
+    }
+
+    /// A short name with the tile size, e.g. `avx512 6x64`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512 => "avx512 6x64",
+            Isa::Avx2 => "avx2 6x16",
+            Isa::Portable => "portable 4x8",
         }
     }
-    (Portable::MR, Portable::NR)
+
+    /// The tile `(MR, NR)`, so v5 can split work on tile borders.
+    pub(crate) fn tile(self) -> (usize, usize) {
+        with_kernel!(self, kern => tile_of(kern))
+    }
 }
+
+fn tile_of<K: MicroKernel>(_: K) -> (usize, usize) {
+    (K::MR, K::NR)
+}
+
+/// Run `$body` with `$kern` bound to the micro-kernel value for `$isa` (each arm has its own
+/// type, so `$body` is compiled once per kernel). The caller checks that the CPU has `$isa`.
+macro_rules! with_kernel {
+    ($isa:expr, $kern:ident => $body:expr) => {
+        match $isa {
+            #[cfg(target_arch = "x86_64")]
+            $crate::cpu::matmul::v4_simd::Isa::Avx512 => {
+                let $kern = $crate::cpu::matmul::v4_simd::x86::Avx512::detect()
+                    .expect("checked by the caller");
+                $body
+            }
+            #[cfg(target_arch = "x86_64")]
+            $crate::cpu::matmul::v4_simd::Isa::Avx2 => {
+                let $kern = $crate::cpu::matmul::v4_simd::x86::Avx2::detect()
+                    .expect("checked by the caller");
+                $body
+            }
+            _ => {
+                let $kern = $crate::cpu::matmul::v3_blocked::Portable;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_kernel;
 
 /// v4 on strided views, writing `C` with row stride `ldc`: what v5 calls for each thread's part.
 #[allow(clippy::too_many_arguments)]
@@ -75,16 +149,7 @@ pub(crate) fn gemm_view(
     ldc: usize,
     accumulate: bool,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if let Some(kern) = x86::Avx512::detect() {
-            return blocked(kern, m, k, n, a, b, c, ldc, accumulate);
-        }
-        if let Some(kern) = x86::Avx2::detect() {
-            return blocked(kern, m, k, n, a, b, c, ldc, accumulate);
-        }
-    }
-    blocked(Portable, m, k, n, a, b, c, ldc, accumulate)
+    with_kernel!(Isa::best(), kern => blocked(kern, m, k, n, a, b, c, ldc, accumulate))
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -116,6 +181,76 @@ pub(crate) mod x86 {
             // SAFETY: `self` exists only if AVX-512F was detected; the asserts above keep every
             // pointer the kernel touches inside `a`, `b` and `c`.
             unsafe { kernel_avx512::<6, 4>(kc, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ldc, add) }
+        }
+
+        fn interleave64(&self, lines: &[&[f32]; 64], kc: usize, out: &mut [f32]) -> bool {
+            assert!(lines.iter().all(|l| l.len() >= kc) && out.len() >= 64 * kc);
+            // SAFETY: `self` exists only if AVX-512F was detected; the assert keeps every read
+            // inside `lines` and every write inside `out`.
+            unsafe { interleave64_avx512(lines, kc, out.as_mut_ptr()) };
+            true
+        }
+    }
+
+    /// `out[p*64 + i] = lines[i][p]`: 16×16 blocks transposed in registers, the rest scalar.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn interleave64_avx512(lines: &[&[f32]; 64], kc: usize, out: *mut f32) {
+        let full = kc / 16 * 16;
+        // SAFETY (whole block): the caller guarantees each line has kc floats and out 64·kc.
+        unsafe {
+            for p0 in (0..full).step_by(16) {
+                for g in 0..4 {
+                    let mut r = [_mm512_setzero_ps(); 16];
+                    for (j, x) in r.iter_mut().enumerate() {
+                        *x = _mm512_loadu_ps(lines[g * 16 + j].as_ptr().add(p0));
+                    }
+                    transpose16(&mut r);
+                    for (q, &x) in r.iter().enumerate() {
+                        _mm512_storeu_ps(out.add((p0 + q) * 64 + g * 16), x);
+                    }
+                }
+            }
+            for p in full..kc {
+                for (i, line) in lines.iter().enumerate() {
+                    *out.add(p * 64 + i) = line[p];
+                }
+            }
+        }
+    }
+
+    /// Transpose 16 rows of 16 floats in registers: `r[q][j]` becomes the old `r[j][q]`.
+    #[target_feature(enable = "avx512f")]
+    fn transpose16(r: &mut [__m512; 16]) {
+        let lo_pd = |a: __m512, b: __m512| {
+            _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)))
+        };
+        let hi_pd = |a: __m512, b: __m512| {
+            _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)))
+        };
+        // Pairs of rows interleaved, then pairs of pairs: u[4g + c] holds, in each 128-bit lane
+        // L, column 4L + c of rows 4g..4g+4.
+        let mut t = [_mm512_setzero_ps(); 16];
+        for j in 0..8 {
+            t[2 * j] = _mm512_unpacklo_ps(r[2 * j], r[2 * j + 1]);
+            t[2 * j + 1] = _mm512_unpackhi_ps(r[2 * j], r[2 * j + 1]);
+        }
+        let mut u = [_mm512_setzero_ps(); 16];
+        for g in 0..4 {
+            u[4 * g] = lo_pd(t[4 * g], t[4 * g + 2]);
+            u[4 * g + 1] = hi_pd(t[4 * g], t[4 * g + 2]);
+            u[4 * g + 2] = lo_pd(t[4 * g + 1], t[4 * g + 3]);
+            u[4 * g + 3] = hi_pd(t[4 * g + 1], t[4 * g + 3]);
+        }
+        // Then gather lane L of u[c], u[4 + c], u[8 + c], u[12 + c] into output row 4L + c.
+        for c in 0..4 {
+            let x = _mm512_shuffle_f32x4::<0x44>(u[c], u[4 + c]);
+            let y = _mm512_shuffle_f32x4::<0xEE>(u[c], u[4 + c]);
+            let x2 = _mm512_shuffle_f32x4::<0x44>(u[8 + c], u[12 + c]);
+            let y2 = _mm512_shuffle_f32x4::<0xEE>(u[8 + c], u[12 + c]);
+            r[c] = _mm512_shuffle_f32x4::<0x88>(x, x2);
+            r[4 + c] = _mm512_shuffle_f32x4::<0xDD>(x, x2);
+            r[8 + c] = _mm512_shuffle_f32x4::<0x88>(y, y2);
+            r[12 + c] = _mm512_shuffle_f32x4::<0xDD>(y, y2);
         }
     }
 

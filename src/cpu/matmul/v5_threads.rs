@@ -1,7 +1,7 @@
 //! v5: v4 on every core, with rayon.
 //!
-//! Idea: keep v4's loop nest, and run its two cheap-but-wide steps and its expensive one in
-//! parallel, with packed panels shared by all threads (as BLIS does):
+//! Idea: keep v4's loop nest and run it on every core, with the packed panels shared by all
+//! threads (as BLIS does):
 //! 1. for each depth block `pc` and column block `jc`, all threads pack a share of the B block
 //!    (it fits in L2) into one shared buffer;
 //! 2. the rows of C are cut into about four chunks per thread, and rayon hands the chunks out:
@@ -20,10 +20,11 @@
 //! stay on the calling thread: below about a million multiply-adds, waking another thread costs
 //! more than it saves.
 //!
-//! Measured (lesson 04, AMD EPYC, 2 threads, 1024³): about 1.9× v4.
+//! Measured (lesson 04, AMD EPYC Zen 4, 2 threads, 1024³): 206 GFLOP/s, 1.9× v4; 0.98–1.06×
+//! numpy's OpenBLAS on two threads on every benchmark shape and layout (`benches/README.md`).
 
-use super::v3_blocked::{MicroKernel, Portable, aligned, macro_kernel, pack_a, pack_b};
-use super::v4_simd::{gemm_view, tile};
+use super::v3_blocked::{MicroKernel, aligned, macro_kernel, pack_a, pack_b};
+use super::v4_simd::{Isa, gemm_view, with_kernel};
 use super::{Layout, View, check_shapes};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -47,24 +48,15 @@ pub fn gemm_v5(
     check_shapes("gemm_v5", m, k, n, a, b, c);
     let (av, bv) = (View::new(a, m, k, ta), View::new(b, k, n, tb));
     let threads = rayon::current_num_threads();
-    let (mr, nr) = tile();
+    let isa = Isa::best();
+    let (mr, nr) = isa.tile();
     let row_tiles = m.div_ceil(mr);
     let col_tiles = n.div_ceil(nr);
     if threads <= 1 || k == 0 || m * n * k < MIN_PARALLEL_WORK || row_tiles.max(col_tiles) < 2 {
         return gemm_view(m, k, n, av, bv, c, n, accumulate);
     }
     if row_tiles >= threads || row_tiles >= col_tiles {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use super::v4_simd::x86::{Avx2, Avx512};
-            if let Some(kern) = Avx512::detect() {
-                return shared(kern, threads, m, k, n, av, bv, c, accumulate);
-            }
-            if let Some(kern) = Avx2::detect() {
-                return shared(kern, threads, m, k, n, av, bv, c, accumulate);
-            }
-        }
-        return shared(Portable, threads, m, k, n, av, bv, c, accumulate);
+        return with_kernel!(isa, kern => shared(kern, threads, m, k, n, av, bv, c, accumulate));
     }
     // Vertical stripes: each thread computes m×cols with v4 into its own buffer.
     let cols = col_tiles.div_ceil(threads) * nr;
@@ -137,7 +129,7 @@ fn shared<K: MicroKernel>(
                 .enumerate()
                 .for_each(|(s, dst)| {
                     let j0 = s * chunk_cols;
-                    pack_b::<K>(b.at(pc, jc + j0), kc, chunk_cols.min(nc - j0), dst);
+                    pack_b(&kern, b.at(pc, jc + j0), kc, chunk_cols.min(nc - j0), dst);
                 });
             let bp = &*bpack;
             c.par_chunks_mut(chunk_rows * n)
@@ -147,7 +139,7 @@ fn shared<K: MicroKernel>(
                     let mc = c_rows.len() / n;
                     if jc == 0 {
                         // Each chunk packs its own rows of A, on first use.
-                        pack_a::<K>(a.at(s * chunk_rows, pc), mc, kc, a_rows);
+                        pack_a(&kern, a.at(s * chunk_rows, pc), mc, kc, a_rows);
                     }
                     macro_kernel(kern, mc, nc, kc, a_rows, bp, &mut c_rows[jc..], n, add);
                 });
