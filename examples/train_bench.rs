@@ -51,6 +51,9 @@ fn main() {
             })
             .collect()
     };
+    // PROFILE=1 prints where the time goes, per op (forward and backward).
+    let profile = std::env::var("PROFILE").is_ok_and(|v| v == "1");
+    pretrain::tensor::profile::enable(profile);
     let mut times = Vec::new();
     for step in 0..steps + 1 {
         let (ids, targets) = (tokens(b * t), tokens(b * t));
@@ -62,6 +65,9 @@ fn main() {
         if step > 0 {
             times.push(t0.elapsed().as_secs_f64()); // step 0 warms up caches and allocations
         }
+    }
+    if profile {
+        eprintln!("{}", pretrain::tensor::profile::report());
     }
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];

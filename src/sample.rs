@@ -51,7 +51,7 @@ impl Gpt {
             let mut x = &tok + &self.wpe.narrow(0, start, n);
             for (l, block) in self.blocks.iter().enumerate() {
                 let h = x.layer_norm(&block.ln_1_w, &block.ln_1_b, LAYER_NORM_EPS as f64);
-                let qkv = &h.matmul(&block.attn_w) + &block.attn_b;
+                let qkv = h.linear(&block.attn_w, Some(&block.attn_b));
                 // [n, 3C] → [3, H, n, D]
                 let qkv = qkv
                     .reshape(&[n, 3, nh, hd])
@@ -71,18 +71,14 @@ impl Gpt {
                 };
                 // New query i sits at position start + i: it sees keys 0..=start + i.
                 let scale = 1.0 / (hd as f64).sqrt();
-                let att = q
-                    .matmul(&k.t())
-                    .mul_scalar(scale)
-                    .causal_mask(f64::NEG_INFINITY)
-                    .softmax();
+                let att = q.matmul(&k.t()).causal_softmax(scale);
                 let y = att.matmul(&v).permute(&[1, 0, 2]).reshape(&[n, c]);
                 cache.keys[l] = Some(k);
                 cache.values[l] = Some(v);
-                x = &x + &(&y.matmul(&block.attn_proj_w) + &block.attn_proj_b);
+                x = &x + &y.linear(&block.attn_proj_w, Some(&block.attn_proj_b));
                 let h = x.layer_norm(&block.ln_2_w, &block.ln_2_b, LAYER_NORM_EPS as f64);
-                let h = (&h.matmul(&block.fc_w) + &block.fc_b).gelu();
-                x = &x + &(&h.matmul(&block.mlp_proj_w) + &block.mlp_proj_b);
+                let h = h.linear(&block.fc_w, Some(&block.fc_b)).gelu();
+                x = &x + &h.linear(&block.mlp_proj_w, Some(&block.mlp_proj_b));
             }
             cache.len += n;
             let last = x.narrow(0, n - 1, 1);

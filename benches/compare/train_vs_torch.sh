@@ -15,17 +15,4 @@ for round in $(seq "$rounds"); do
     # shellcheck disable=SC2086
     THREADS=2 /usr/bin/python3 benches/compare/train_torch.py $c
   done
-done | /usr/bin/python3 -c '
-import json, sys
-rows = [json.loads(l) for l in sys.stdin if l.startswith("{")]
-best = {}
-for r in rows:
-    key = (r["config"], r["impl"].split()[0])
-    if key not in best or r["ms_per_step"] < best[key]["ms_per_step"]:
-        best[key] = r
-print("| config | pretrain ms/step | PyTorch ms/step | pretrain tok/s | PyTorch tok/s | ratio | pretrain MFU |")
-print("|---|---:|---:|---:|---:|---:|---:|")
-for cfg in dict.fromkeys(r["config"] for r in rows):
-    a, b = best[(cfg, "pretrain")], best[(cfg, "pytorch")]
-    print(f"| {cfg} | {a[\"ms_per_step\"]} | {b[\"ms_per_step\"]} | {a[\"tokens_per_sec\"]} | {b[\"tokens_per_sec\"]} | {b[\"ms_per_step\"]/a[\"ms_per_step\"]:.2f}x | {100*a[\"mfu\"]:.1f}% |")
-'
+done | tee /dev/stderr | /usr/bin/python3 benches/compare/train_table.py

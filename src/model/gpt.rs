@@ -185,8 +185,8 @@ impl Gpt {
             let y = self.attend(&h, block, b, t);
             x = &x + &y;
             let h = x.layer_norm(&block.ln_2_w, &block.ln_2_b, LAYER_NORM_EPS as f64);
-            let h = (&h.matmul(&block.fc_w) + &block.fc_b).gelu();
-            x = &x + &(&h.matmul(&block.mlp_proj_w) + &block.mlp_proj_b);
+            let h = h.linear(&block.fc_w, Some(&block.fc_b)).gelu();
+            x = &x + &h.linear(&block.mlp_proj_w, Some(&block.mlp_proj_b));
         }
         let x = x.layer_norm(&self.ln_f_w, &self.ln_f_b, LAYER_NORM_EPS as f64);
         x.matmul(&self.wte.t())
@@ -196,7 +196,7 @@ impl Gpt {
     fn attend(&self, h: &Tensor, block: &Block, b: usize, t: usize) -> Tensor {
         let (c, nh) = (self.config.n_embd, self.config.n_head);
         let hd = c / nh;
-        let qkv = &h.matmul(&block.attn_w) + &block.attn_b;
+        let qkv = h.linear(&block.attn_w, Some(&block.attn_b));
         // [B·T, 3C] → [B, T, 3, H, D] → [3, B, H, T, D]: q, k and v with heads split out.
         let qkv = qkv
             .reshape(&[b, t, 3, nh, hd])
@@ -225,7 +225,7 @@ impl Gpt {
             .reshape(&[b, nh, t, hd])
             .permute(&[0, 2, 1, 3])
             .reshape(&[b * t, c]);
-        &y.matmul(&block.attn_proj_w) + &block.attn_proj_b
+        y.linear(&block.attn_proj_w, Some(&block.attn_proj_b))
     }
 
     /// Mean next-token cross-entropy of `targets` given `ids`.
