@@ -178,6 +178,10 @@ pub fn train(cfg: &TrainConfig, resume: bool) -> Result<TrainSummary> {
         _ => None,
     };
 
+    if start >= cfg.steps {
+        info!("the run is already at step {start}; raise --steps to train further");
+    }
+    summary.steps_done = start;
     let bar = crate::cli::progress(cfg.steps as u64, "train");
     bar.set_position(start as u64);
     let run_start = Instant::now();
