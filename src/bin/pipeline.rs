@@ -68,7 +68,7 @@ impl Preset {
                 vocab_size: 0,
             },
             batch_size: 8,
-            steps: 1500,
+            steps: 1000,
             lr: 1e-3,
             warmup: 100,
             eval_every: 250,
