@@ -74,18 +74,22 @@ pub enum Isa {
 impl Isa {
     /// The micro-kernels this CPU supports, best first.
     pub fn available() -> Vec<Isa> {
-        let mut out = Vec::new();
-        #[cfg(target_arch = "x86_64")]
-        {
-            if x86::Avx512::detect().is_some() {
-                out.push(Isa::Avx512);
-            }
-            if x86::Avx2::detect().is_some() {
-                out.push(Isa::Avx2);
-            }
+        [Isa::Avx512, Isa::Avx2, Isa::Portable]
+            .into_iter()
+            .filter(|isa| isa.supported())
+            .collect()
+    }
+
+    fn supported(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86::Avx512::detect().is_some(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::Avx2::detect().is_some(),
+            Isa::Portable => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
         }
-        out.push(Isa::Portable);
-        out
     }
 
     /// The one v4 uses.
