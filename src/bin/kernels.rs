@@ -96,8 +96,12 @@ struct Entry {
     run: Box<dyn Fn(&Setup) -> Row + Send + Sync>,
 }
 
-/// Every row the binary can print. Add other ops' entries here.
+/// Every row the binary can print, in table order. To add an op (softmax, layernorm, a CUDA
+/// kernel, …): write `fn NAME_entries() -> Vec<Entry>` whose `run` closures time each version
+/// with [`time_best`] on the shape from `Setup`, compare it with a reference, and fill a [`Row`]
+/// (unit "GB/s" for memory-bound ops); then append it here.
 fn registry() -> Vec<Entry> {
+    // Other ops join here: `let mut rows = matmul_entries(); rows.extend(softmax_entries());`
     matmul_entries()
 }
 

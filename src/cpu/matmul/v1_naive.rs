@@ -5,7 +5,7 @@
 //! cache line it just used, and the running sum is one serial chain of adds that the compiler
 //! may not reorder (float addition is not associative), so nothing vectorises.
 //!
-//! Measured (lesson 04, AMD EPYC Zen 4, 1 thread, 256×256×256): about 2.5 GFLOP/s, 1/40 of v4.
+//! Measured (lesson 04, AMD EPYC Zen 4, 1 thread, 256×256×256): 2–2.5 GFLOP/s, 1/50 of v4.
 
 use super::{Layout, View, check_shapes};
 

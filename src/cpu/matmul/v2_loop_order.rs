@@ -9,7 +9,7 @@
 //! operand once into row-major order (O(mk + kn) work against O(mkn) arithmetic). v3 onwards
 //! avoid even that copy by packing.
 //!
-//! Measured (lesson 04, AMD EPYC Zen 4, 1 thread, 256×256×256): about 25 GFLOP/s, 10× v1. It
+//! Measured (lesson 04, AMD EPYC Zen 4, 1 thread, 256×256×256): about 25 GFLOP/s, 10–12× v1. It
 //! stops there: every multiply-add loads and stores `C`, so L1 bandwidth, not the FMA units,
 //! sets the pace.
 

@@ -10,9 +10,10 @@
 //! Cache blocking for the AVX-512 kernel (AMD EPYC here: 32 KiB L1d, 1 MiB L2 per core):
 //! an A panel is 6×KC floats = 9 KiB with KC = 384, so it and the streaming B lines fit in L1;
 //! a packed B block is KC×NC = 384×512 floats = 768 KiB and stays in L2 while every A panel of
-//! the MC rows meets it.
+//! the MC rows (up to 2016, in L3) meets it. The AVX-512 kernel also packs a transposed B with
+//! 16×16 register transposes (`interleave64`), so `A·Bᵀ` costs no more than `A·B`.
 //!
-//! Measured (lesson 04, AMD EPYC Zen 4, 1 thread, 1024³): 108 GFLOP/s, 3× v3, and 0.96–1.05×
+//! Measured (lesson 04, AMD EPYC Zen 4, 1 thread, 1024³): 108 GFLOP/s, 3× v3, and 1.00–1.09×
 //! numpy's OpenBLAS on one thread on every benchmark shape and layout (`benches/README.md`).
 //! The AVX2 kernel reaches 103 on the same CPU: Zen 4 splits 512-bit FMAs into 256-bit halves.
 
@@ -73,18 +74,22 @@ pub enum Isa {
 impl Isa {
     /// The micro-kernels this CPU supports, best first.
     pub fn available() -> Vec<Isa> {
-        let mut out = Vec::new();
-        #[cfg(target_arch = "x86_64")]
-        {
-            if x86::Avx512::detect().is_some() {
-                out.push(Isa::Avx512);
-            }
-            if x86::Avx2::detect().is_some() {
-                out.push(Isa::Avx2);
-            }
+        [Isa::Avx512, Isa::Avx2, Isa::Portable]
+            .into_iter()
+            .filter(|isa| isa.supported())
+            .collect()
+    }
+
+    fn supported(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86::Avx512::detect().is_some(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::Avx2::detect().is_some(),
+            Isa::Portable => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
         }
-        out.push(Isa::Portable);
-        out
     }
 
     /// The one v4 uses.

@@ -20,7 +20,7 @@
 //! stay on the calling thread: below about a million multiply-adds, waking another thread costs
 //! more than it saves.
 //!
-//! Measured (lesson 04, AMD EPYC Zen 4, 2 threads, 1024³): 206 GFLOP/s, 1.9× v4; 0.98–1.06×
+//! Measured (lesson 04, AMD EPYC Zen 4, 2 threads, 1024³): 206 GFLOP/s, 1.9× v4; 0.98–1.08×
 //! numpy's OpenBLAS on two threads on every benchmark shape and layout (`benches/README.md`).
 
 use super::v3_blocked::{MicroKernel, aligned, macro_kernel, pack_a, pack_b};
