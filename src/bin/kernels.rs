@@ -9,6 +9,7 @@ use clap::Parser;
 use pretrain::cli::{self, Common};
 use pretrain::cpu::matmul::v4_simd::Isa;
 use pretrain::cpu::matmul::{self, GemmFn, Layout};
+use pretrain::cpu::{self, float::Float};
 use std::time::{Duration, Instant};
 
 /// Time every CPU kernel version, check it against an f64 reference, print one table.
@@ -101,8 +102,81 @@ struct Entry {
 /// with [`time_best`] on the shape from `Setup`, compare it with a reference, and fill a [`Row`]
 /// (unit "GB/s" for memory-bound ops); then append it here.
 fn registry() -> Vec<Entry> {
-    // Other ops join here: `let mut rows = matmul_entries(); rows.extend(softmax_entries());`
-    matmul_entries()
+    let mut rows = matmul_entries();
+    rows.extend(op_entries());
+    rows
+}
+
+/// The memory-bound ops of a training step on an `[M, N]` activation (M and N from `--shape`),
+/// each timed in f32 and checked against the same kernel run in f64. GB/s counts the bytes each
+/// op must read and write once.
+fn op_entries() -> Vec<Entry> {
+    ["softmax", "layernorm", "gelu", "cross_entropy"]
+        .into_iter()
+        .map(|kernel| Entry {
+            kernel,
+            version: "cpu",
+            run: Box::new(move |s: &Setup| measure_op(s, kernel)),
+        })
+        .collect()
+}
+
+/// Run one op on `x` (`[rows, cols]`) into `y`; cross-entropy writes one value per row.
+fn run_op<T: Float>(kernel: &str, x: &[T], targets: &[u32], cols: usize, y: &mut [T]) {
+    let rows = targets.len();
+    match kernel {
+        "softmax" => cpu::softmax::softmax(x, y, cols),
+        "layernorm" => {
+            let (w, b) = (vec![T::ONE; cols], vec![T::ZERO; cols]);
+            let (mut mean, mut rstd) = (vec![T::ZERO; rows], vec![T::ZERO; rows]);
+            let eps = T::from_f64(1e-5);
+            cpu::layernorm::layernorm(x, &w, &b, eps, cols, y, &mut mean, &mut rstd)
+        }
+        "gelu" => cpu::gelu::gelu(x, y),
+        "cross_entropy" => {
+            cpu::cross_entropy::cross_entropy(x, targets, None, cols, &mut y[..rows]);
+        }
+        other => unreachable!("no op {other}"),
+    }
+}
+
+fn measure_op(s: &Setup, kernel: &str) -> Row {
+    let (rows, cols) = (s.shape.m, s.shape.n);
+    let mut rng = Rng(0x5eed ^ (rows * 131 + cols) as u64);
+    let targets: Vec<u32> = (0..rows)
+        .map(|_| (rng.next() % cols as u64) as u32)
+        .collect();
+    let x = rng.vec(rows * cols);
+    let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let (mut y, mut y64) = (vec![0.0f32; rows * cols], vec![0.0f64; rows * cols]);
+    let (secs, cpu_secs) = time_best(s.budget, || run_op(kernel, &x, &targets, cols, &mut y));
+    run_op(kernel, &x64, &targets, cols, &mut y64);
+    // Bytes that must move: read the input, write the output (cross-entropy writes per row).
+    let (bytes, outputs) = match kernel {
+        "cross_entropy" => (4 * rows * (cols + 1), rows),
+        _ => (8 * rows * cols, rows * cols),
+    };
+    let max_ref = y64[..outputs].iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let max_err = y[..outputs]
+        .iter()
+        .zip(&y64)
+        .fold(0.0f64, |m, (&a, &b)| m.max((a as f64 - b).abs()));
+    Row {
+        kernel: kernel.into(),
+        version: "cpu".into(),
+        shape: format!("{rows}x{cols}"),
+        ms: secs * 1e3,
+        gflops: bytes as f64 / secs / 1e9,
+        cpu_ms: cpu_secs * 1e3,
+        unit: "GB/s",
+        max_rel_err: if max_ref > 0.0 {
+            max_err / max_ref
+        } else {
+            max_err
+        },
+        threads: rayon::current_num_threads(),
+        note: "[M, N] of --shape; f32 vs f64".into(),
+    }
 }
 
 fn matmul_entries() -> Vec<Entry> {
@@ -282,7 +356,7 @@ impl Rng {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<10} {:<7} {:<16} {:>10} {:>12} {:>7} {:>11}  note",
+        "{:<13} {:<7} {:<16} {:>10} {:>12} {:>7} {:>11}  note",
         "kernel", "version", "shape", "ms", "GFLOP/s", "% best", "max_rel_err"
     );
     let best = best_per_kernel(rows);
@@ -293,7 +367,7 @@ fn print_table(rows: &[Row]) {
             if r.unit == "GB/s" { " GB/s" } else { "" }
         );
         println!(
-            "{:<10} {:<7} {:<16} {:>10.3} {:>12} {:>6.1}% {:>11.2e}  {}",
+            "{:<13} {:<7} {:<16} {:>10.3} {:>12} {:>6.1}% {:>11.2e}  {}",
             r.kernel,
             r.version,
             r.shape,

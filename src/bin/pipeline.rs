@@ -1,7 +1,8 @@
 //! `pipeline`: every stage of pretrain on the bundled corpus. `cargo run --release` runs this.
 //!
 //! clean → train-tokenizer → tokenize → train → sample, each through the same library calls the
-//! stage binaries make, with a short summary per stage. Artifacts go to `runs/pipeline/`.
+//! stage binaries make, with a short summary per stage. Artifacts go to `runs/pipeline/`
+//! (`runs/pipeline-quick/` for the quick preset).
 
 use anyhow::Context;
 use clap::Parser;
@@ -29,9 +30,9 @@ struct Args {
     /// Raw corpus to start from [default: the bundled data/raw].
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Folder for every artifact.
-    #[arg(long, default_value = "runs/pipeline")]
-    out: PathBuf,
+    /// Folder for every artifact [default: runs/pipeline, or runs/pipeline-quick for --quick].
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Override the preset's number of training steps.
     #[arg(long)]
     steps: Option<usize>,
@@ -116,7 +117,14 @@ fn main() -> std::process::ExitCode {
         let raw = args
             .data
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/raw"));
-        let out = args.out;
+        // The quick preset writes elsewhere, so tests never overwrite a real run.
+        let out = args.out.unwrap_or_else(|| {
+            PathBuf::from(if p.name == "quick" {
+                "runs/pipeline-quick"
+            } else {
+                "runs/pipeline"
+            })
+        });
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         println!("pretrain pipeline ({} preset) → {}", p.name, out.display());
         let t_all = Instant::now();

@@ -34,7 +34,7 @@ pub fn causal_attention_forward<T: Float>(
             && k.len() == v.len()
             && v.len() == y.len()
             && hd > 0
-            && q.len() % hd == 0,
+            && q.len().is_multiple_of(hd),
         "causal_attention_forward: q {}, k {}, v {}, y {} for T={t}, D={d}",
         q.len(),
         k.len(),

@@ -443,9 +443,10 @@ fn save_run(
             "config.json",
             serde_json::to_vec_pretty(&model.config.to_hf_json(eos))?,
         ),
+        // Hugging Face's loader insists on the metadata entry {"format": "pt"}.
         (
             "model.safetensors",
-            safetensors_bytes(&model.to_named(), None)?,
+            safetensors_bytes(&model.to_named(), Some(pt_format()))?,
         ),
     ];
     let names: Vec<String> = model.params().into_iter().map(|(n, _)| n).collect();
@@ -473,12 +474,19 @@ fn save_run(
     write_dir_atomic(dir, &files)
 }
 
+/// The safetensors metadata `{"format": "pt"}` that `from_pretrained` checks for.
+fn pt_format() -> std::collections::HashMap<String, String> {
+    [("format".to_string(), "pt".to_string())]
+        .into_iter()
+        .collect()
+}
+
 /// `1234567` → `"1,234,567"`.
 pub fn group_digits(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
