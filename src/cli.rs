@@ -29,7 +29,7 @@ pub struct Common {
 static VERBOSITY: AtomicU8 = AtomicU8::new(1);
 
 impl Common {
-    /// Record the chosen verbosity for [`info`], [`detail`] and [`progress`].
+    /// Record the chosen verbosity for [`info!`](crate::info), [`detail!`](crate::detail) and [`progress`].
     pub fn apply(&self) {
         let level = if self.quiet {
             0

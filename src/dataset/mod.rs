@@ -1,1 +1,17 @@
 //! Stage 2, dataset: token-id shards on disk and the batch loader that reads them.
+//!
+//! `tokenize` turns clean JSONL into shards: each document becomes `<|endoftext|>` followed by its
+//! tokens, and each document goes to the train or the validation split by a seeded hash of its
+//! index (deterministic, and independent of thread count). A shard is a 32-byte header and then
+//! the tokens as little-endian u16 (when the vocabulary fits) or u32 ([`shard`]). Training reads
+//! (B, T+1) windows of tokens from the shards with a [`Loader`] whose position can be saved and
+//! restored, so a resumed run sees exactly the batches it would have seen.
+
+pub mod jsonl;
+pub mod loader;
+pub mod shard;
+pub mod write;
+
+pub use loader::{Loader, Position};
+pub use shard::{Header, read_shard};
+pub use write::{TokenizeOptions, TokenizeSummary, tokenize_jsonl};

@@ -56,6 +56,16 @@ pub fn write_safetensors(
     tensors: &[NamedTensor],
     metadata: Option<HashMap<String, String>>,
 ) -> Result<()> {
+    let bytes = safetensors_bytes(tensors, metadata)
+        .with_context(|| format!("serialising {}", path.display()))?;
+    crate::cli::write_atomic(path, &bytes)
+}
+
+/// The bytes of a safetensors file holding f32 `tensors`.
+pub fn safetensors_bytes(
+    tensors: &[NamedTensor],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>> {
     let views = tensors
         .iter()
         .map(|t| {
@@ -70,9 +80,7 @@ pub fn write_safetensors(
                 })
         })
         .collect::<Result<Vec<_>>>()?;
-    let bytes = safetensors::serialize(views, metadata)
-        .with_context(|| format!("serialising {}", path.display()))?;
-    crate::cli::write_atomic(path, &bytes)
+    safetensors::serialize(views, metadata).map_err(|e| anyhow::anyhow!("safetensors: {e}"))
 }
 
 /// Read every tensor of a safetensors file as f32 (f32, f16 and bf16 files are accepted).

@@ -1,2 +1,41 @@
 //! The tensor engine: N-d tensors over shared storage, ops that dispatch on the device, and a
-//! define-by-run autograd tape.
+//! define-by-run autograd tape (lessons 04 and 05).
+//!
+//! - [`Tensor`](crate::tensor::Tensor): shape + strides + offset over an `Arc`-shared [`Storage`](crate::tensor::Storage). Views (reshape of a
+//!   contiguous tensor, `permute`/`transpose`/`t`, `narrow`, `expand`, `split`) share memory;
+//!   `contiguous()` copies only when needed. Cloning a tensor is an `Arc` clone.
+//! - Creation: `zeros`, `ones`, `full`, `arange`, `from_vec`, `randn`/`uniform` from a seeded
+//!   [`Rng`](crate::tensor::Rng) whose state can be saved; bf16/f16 conversion through `half`.
+//! - Ops compute in `f32` (or `f64` for gradient checks) and go through `backend`, the one place
+//!   that dispatches on [`Device`](crate::tensor::Device); the CPU kernels live in `crate::cpu`.
+//! - Autograd: ops on tensors that require grad record a node; `loss.backward()` fills `grad()` of
+//!   every leaf; [`no_grad`](crate::tensor::no_grad) turns recording off; `update_` changes a parameter in place.
+//! - Ops (each differentiable): `add/sub/mul/div` with broadcasting (also `+ - * /` on `&Tensor`
+//!   and `f64`), `add_scalar`, `mul_scalar`, `neg`, `exp`, `log`, `sqrt`, `tanh`, `relu`, `powf`,
+//!   `gelu`; `sum/mean/max(axis, keepdim)`, `sum_all`, `mean_all`; `matmul` (2-d, batched,
+//!   broadcast batch), `linear(w, b)`; `softmax`, `log_softmax`, `causal_softmax(scale)`,
+//!   `layer_norm`, `embedding`, `cross_entropy[_ignore]`, `masked_fill`, `causal_mask`; views
+//!   `reshape`, `permute`, `transpose`, `t`, `narrow`, `expand`, `split`, `chunk`; `cat`;
+//!   `contiguous`, `to_dtype`. A shape mismatch panics naming the op and both shapes.
+//! - [`gradcheck`](crate::tensor::gradcheck) checks every op's backward against finite differences in `f64`
+//!   (`|analytic − numeric| ≤ 1e-6·(1 + |numeric|)`, eps 1e-6).
+//! - [`profile`](crate::tensor::profile) times every backend op (forward and backward) when enabled; [`pool`](crate::tensor::pool) recycles
+//!   large buffers between steps.
+
+mod attention;
+mod autograd;
+pub mod backend;
+pub mod gradcheck;
+mod ops;
+pub mod pool;
+pub mod profile;
+pub mod rng;
+pub mod shape;
+pub mod storage;
+#[allow(clippy::module_inception)]
+mod tensor;
+
+pub use autograd::{NoGradGuard, is_grad_enabled, no_grad};
+pub use rng::Rng;
+pub use storage::{DType, Device, Element, Storage};
+pub use tensor::Tensor;

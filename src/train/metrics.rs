@@ -27,23 +27,29 @@ pub struct MetricsLog {
 }
 
 impl MetricsLog {
-    /// Open `DIR/metrics.jsonl` for appending (a resumed run continues the same file).
-    pub fn open(dir: &Path) -> Result<MetricsLog> {
+    /// Open `DIR/metrics.jsonl`. A new run (`resume_at` = None) starts it afresh; a resumed run
+    /// keeps the lines up to the step it resumes from and appends after them.
+    pub fn open(dir: &Path, resume_at: Option<usize>) -> Result<MetricsLog> {
         let path = dir.join("metrics.jsonl");
         let mut train = Vec::new();
         let mut val = Vec::new();
-        if let Ok(text) = std::fs::read_to_string(&path) {
+        let mut kept = String::new();
+        if let (Some(last), Ok(text)) = (resume_at, std::fs::read_to_string(&path)) {
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                if let Ok(m) = serde_json::from_str::<StepMetrics>(line) {
+                if let Ok(m) = serde_json::from_str::<StepMetrics>(line)
+                    && m.step <= last
+                {
                     train.push((m.step, m.loss));
                     if let Some(v) = m.val_loss {
                         val.push((m.step, v));
                     }
+                    kept.push_str(line);
+                    kept.push('\n');
                 }
             }
         }
+        crate::cli::write_atomic(&path, kept.as_bytes())?;
         let jsonl = std::fs::OpenOptions::new()
-            .create(true)
             .append(true)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
@@ -144,7 +150,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pretrain-metrics-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut log = MetricsLog::open(&dir).unwrap();
+        let mut log = MetricsLog::open(&dir, None).unwrap();
         let m = StepMetrics {
             step: 1,
             loss: 4.123_456_7,
@@ -170,10 +176,17 @@ mod tests {
         assert!(!text.lines().nth(1).unwrap().contains("val_loss"));
         let svg = std::fs::read_to_string(dir.join("loss.svg")).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("<polyline"));
-        // Reopening (a resumed run) keeps the earlier points.
-        let log2 = MetricsLog::open(&dir).unwrap();
-        assert_eq!(log2.train.len(), 2);
+        // Resuming from step 1 keeps step 1 only; a fresh run starts empty.
+        let log2 = MetricsLog::open(&dir, Some(1)).unwrap();
+        assert_eq!(log2.train.len(), 1);
         assert_eq!(log2.val.len(), 1);
+        let lines = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+        assert_eq!(lines.lines().count(), 1);
+        MetricsLog::open(&dir, None).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap(),
+            ""
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

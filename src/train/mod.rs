@@ -3,3 +3,4 @@
 pub mod metrics;
 pub mod optim;
 pub mod schedule;
+pub mod trainer;

@@ -9,6 +9,8 @@
 //! ```
 //! This is exactly PyTorch's `torch.optim.AdamW`, which the reference fixtures use.
 
+use crate::tensor::{Tensor, no_grad};
+
 /// AdamW's hyper-parameters (the learning rate comes from the schedule each step).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdamWConfig {
@@ -32,12 +34,14 @@ impl Default for AdamWConfig {
 }
 
 /// One AdamW step over one parameter tensor, in place. `step` counts from 1.
-/// `decay` says whether this tensor gets weight decay.
+/// `decay` says whether this tensor gets weight decay; each gradient is first multiplied by
+/// `grad_scale` (the clipping factor).
 #[allow(clippy::too_many_arguments)]
 pub fn adamw_step(
     cfg: &AdamWConfig,
     param: &mut [f32],
     grad: &[f32],
+    grad_scale: f32,
     m: &mut [f32],
     v: &mut [f32],
     lr: f32,
@@ -57,13 +61,64 @@ pub fn adamw_step(
     let bc1 = 1.0 - cfg.beta1.powi(step as i32);
     let bc2 = 1.0 - cfg.beta2.powi(step as i32);
     for i in 0..n {
-        let g = grad[i];
+        let g = grad[i] * grad_scale;
         let p = param[i] * (1.0 - lr * wd);
         let mi = cfg.beta1 * m[i] + (1.0 - cfg.beta1) * g;
         let vi = cfg.beta2 * v[i] + (1.0 - cfg.beta2) * g * g;
         m[i] = mi;
         v[i] = vi;
         param[i] = p - lr * (mi / bc1) / ((vi / bc2).sqrt() + cfg.eps);
+    }
+}
+
+/// AdamW over a model's parameters: the moments of each, and the step count.
+pub struct AdamW {
+    pub cfg: AdamWConfig,
+    /// Optimizer steps taken so far.
+    pub step: u64,
+    /// First and second moments, one pair per parameter, in parameter order.
+    pub m: Vec<Vec<f32>>,
+    pub v: Vec<Vec<f32>>,
+}
+
+impl AdamW {
+    /// Zeroed moments for parameters of these sizes.
+    pub fn new(cfg: AdamWConfig, sizes: &[usize]) -> AdamW {
+        AdamW {
+            cfg,
+            step: 0,
+            m: sizes.iter().map(|&n| vec![0.0; n]).collect(),
+            v: sizes.iter().map(|&n| vec![0.0; n]).collect(),
+        }
+    }
+
+    /// Clip the gradients to a global norm of `grad_clip` (0 = off), then update every parameter
+    /// in place. 2-D tensors (weights and embeddings) get weight decay; 1-D ones (biases and
+    /// LayerNorm) do not, as in nanoGPT. Returns the gradient norm before clipping.
+    pub fn update(&mut self, params: &[&Tensor], lr: f32, grad_clip: f32) -> f32 {
+        assert_eq!(params.len(), self.m.len(), "AdamW::update: parameter count");
+        let grads: Vec<Vec<f32>> = params
+            .iter()
+            .map(|p| {
+                p.grad()
+                    .map(|g| g.to_vec())
+                    .unwrap_or_else(|| vec![0.0; p.numel()])
+            })
+            .collect();
+        let refs: Vec<&[f32]> = grads.iter().map(|g| g.as_slice()).collect();
+        let (norm, scale) = clip_scale(&refs, grad_clip);
+        self.step += 1;
+        let step = self.step;
+        no_grad(|| {
+            for (i, p) in params.iter().enumerate() {
+                let decay = p.ndim() == 2;
+                let (m, v) = (&mut self.m[i], &mut self.v[i]);
+                p.with_data_mut(|d: &mut [f32]| {
+                    adamw_step(&self.cfg, d, &grads[i], scale, m, v, lr, step, decay)
+                });
+            }
+        });
+        norm
     }
 }
 
@@ -125,7 +180,17 @@ mod tests {
             let (mut m, mut v) = (vec![0.0f32; n], vec![0.0f32; n]);
             for (t, g) in gs.iter().enumerate() {
                 let g: Vec<f32> = g.iter().map(|&x| x as f32).collect();
-                adamw_step(&cfg, &mut p, &g, &mut m, &mut v, 1e-2, t as u64 + 1, decay);
+                adamw_step(
+                    &cfg,
+                    &mut p,
+                    &g,
+                    1.0,
+                    &mut m,
+                    &mut v,
+                    1e-2,
+                    t as u64 + 1,
+                    decay,
+                );
             }
             let mut want = p0.clone();
             reference(&mut want, &gs, 1e-2, if decay { 0.1 } else { 0.0 });

@@ -1,0 +1,451 @@
+//! `kernels`: time every version of every CPU kernel, check it against a reference, print a table.
+//!
+//! Rows come from a registry (`registry()`): each entry names a kernel and a version and knows
+//! how to produce one measured [`Row`]. Other ops (softmax, layernorm, …) and CUDA kernels join
+//! by adding entries there.
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use pretrain::cli::{self, Common};
+use pretrain::cpu::matmul::v4_simd::Isa;
+use pretrain::cpu::matmul::{self, GemmFn, Layout};
+use pretrain::cpu::{self, float::Float};
+use std::time::{Duration, Instant};
+
+/// Time every CPU kernel version, check it against an f64 reference, print one table.
+///
+/// Columns: kernel, version, shape, best time in ms, GFLOP/s (GB/s for memory-bound ops), percent
+/// of the best version of the same kernel, and the max relative error (max |c - ref| / max |ref|
+/// over up to 4096 sampled entries, f64 reference).
+///
+/// Kernels: matmul (C = A·B), matmul_nt (A·Bᵀ, B stored n×k), matmul_tn (Aᵀ·B, A stored k×m).
+/// Versions: v1–v5 (src/cpu/matmul/) and gemm, the entry point the tensor engine calls.
+/// v1 and v2 run on at most 256×256×256 (they are slow); the row's note says so.
+#[derive(Parser, Debug)]
+#[command(name = "kernels", version)]
+struct Args {
+    /// Keep only the rows whose kernel or version contains TEXT (e.g. `v5`, `matmul_nt`).
+    #[arg(long, value_name = "TEXT")]
+    filter: Option<String>,
+    /// Matmul shape MxKxN [default: 1024x1024x1024; quick: 128x128x128].
+    #[arg(long, value_name = "MxKxN", value_parser = parse_shape)]
+    shape: Option<Shape>,
+    /// Threads for the multi-threaded versions [default: all cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
+    /// Print one JSON object per row (kernel, version, shape, ms, gflops, max_rel_err, …).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    common: Common,
+}
+pretrain::has_common!(Args);
+
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    m: usize,
+    k: usize,
+    n: usize,
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}x{}", self.m, self.k, self.n)
+    }
+}
+
+fn parse_shape(s: &str) -> Result<Shape, String> {
+    let dims: Vec<usize> = s
+        .split(['x', 'X'])
+        .map(|d| d.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("expected MxKxN with positive integers, got '{s}'"))?;
+    match dims[..] {
+        [m, k, n] if m > 0 && k > 0 && n > 0 && m * k * n <= 1 << 36 => Ok(Shape { m, k, n }),
+        [_, _, _] => Err(format!("'{s}': each dimension must be ≥ 1, product ≤ 2^36")),
+        _ => Err(format!("expected MxKxN (three dimensions), got '{s}'")),
+    }
+}
+
+/// What every row needs: the requested shape and the time budget per row.
+struct Setup {
+    shape: Shape,
+    budget: Duration,
+}
+
+/// One measured line of the table.
+#[derive(serde::Serialize)]
+struct Row {
+    kernel: String,
+    version: String,
+    shape: String,
+    ms: f64,
+    gflops: f64,
+    /// Mean CPU time of one call, all threads together (JSON only; see `time_best`).
+    cpu_ms: f64,
+    /// "GFLOP/s" for compute-bound kernels, "GB/s" for memory-bound ones (then `gflops` holds GB/s).
+    unit: &'static str,
+    max_rel_err: f64,
+    threads: usize,
+    note: String,
+}
+
+/// A registry entry: a kernel/version pair and the function that measures it.
+struct Entry {
+    kernel: &'static str,
+    version: &'static str,
+    run: Box<dyn Fn(&Setup) -> Row + Send + Sync>,
+}
+
+/// Every row the binary can print, in table order. To add an op (softmax, layernorm, a CUDA
+/// kernel, …): write `fn NAME_entries() -> Vec<Entry>` whose `run` closures time each version
+/// with [`time_best`] on the shape from `Setup`, compare it with a reference, and fill a [`Row`]
+/// (unit "GB/s" for memory-bound ops); then append it here.
+fn registry() -> Vec<Entry> {
+    let mut rows = matmul_entries();
+    rows.extend(op_entries());
+    rows
+}
+
+/// The memory-bound ops of a training step on an `[M, N]` activation (M and N from `--shape`),
+/// each timed in f32 and checked against the same kernel run in f64. GB/s counts the bytes each
+/// op must read and write once.
+fn op_entries() -> Vec<Entry> {
+    ["softmax", "layernorm", "gelu", "cross_entropy"]
+        .into_iter()
+        .map(|kernel| Entry {
+            kernel,
+            version: "cpu",
+            run: Box::new(move |s: &Setup| measure_op(s, kernel)),
+        })
+        .collect()
+}
+
+/// Run one op on `x` (`[rows, cols]`) into `y`; cross-entropy writes one value per row.
+fn run_op<T: Float>(kernel: &str, x: &[T], targets: &[u32], cols: usize, y: &mut [T]) {
+    let rows = targets.len();
+    match kernel {
+        "softmax" => cpu::softmax::softmax(x, y, cols),
+        "layernorm" => {
+            let (w, b) = (vec![T::ONE; cols], vec![T::ZERO; cols]);
+            let (mut mean, mut rstd) = (vec![T::ZERO; rows], vec![T::ZERO; rows]);
+            let eps = T::from_f64(1e-5);
+            cpu::layernorm::layernorm(x, &w, &b, eps, cols, y, &mut mean, &mut rstd)
+        }
+        "gelu" => cpu::gelu::gelu(x, y),
+        "cross_entropy" => {
+            cpu::cross_entropy::cross_entropy(x, targets, None, cols, &mut y[..rows]);
+        }
+        other => unreachable!("no op {other}"),
+    }
+}
+
+fn measure_op(s: &Setup, kernel: &str) -> Row {
+    let (rows, cols) = (s.shape.m, s.shape.n);
+    let mut rng = Rng(0x5eed ^ (rows * 131 + cols) as u64);
+    let targets: Vec<u32> = (0..rows)
+        .map(|_| (rng.next() % cols as u64) as u32)
+        .collect();
+    let x = rng.vec(rows * cols);
+    let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let (mut y, mut y64) = (vec![0.0f32; rows * cols], vec![0.0f64; rows * cols]);
+    let (secs, cpu_secs) = time_best(s.budget, || run_op(kernel, &x, &targets, cols, &mut y));
+    run_op(kernel, &x64, &targets, cols, &mut y64);
+    // Bytes that must move: read the input, write the output (cross-entropy writes per row).
+    let (bytes, outputs) = match kernel {
+        "cross_entropy" => (4 * rows * (cols + 1), rows),
+        _ => (8 * rows * cols, rows * cols),
+    };
+    let max_ref = y64[..outputs].iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let max_err = y[..outputs]
+        .iter()
+        .zip(&y64)
+        .fold(0.0f64, |m, (&a, &b)| m.max((a as f64 - b).abs()));
+    Row {
+        kernel: kernel.into(),
+        version: "cpu".into(),
+        shape: format!("{rows}x{cols}"),
+        ms: secs * 1e3,
+        gflops: bytes as f64 / secs / 1e9,
+        cpu_ms: cpu_secs * 1e3,
+        unit: "GB/s",
+        max_rel_err: if max_ref > 0.0 {
+            max_err / max_ref
+        } else {
+            max_err
+        },
+        threads: rayon::current_num_threads(),
+        note: "[M, N] of --shape; f32 vs f64".into(),
+    }
+}
+
+fn matmul_entries() -> Vec<Entry> {
+    let variants = [
+        (
+            "matmul",
+            Layout::N,
+            Layout::N,
+            &["v1", "v2", "v3", "v4", "v5"][..],
+        ),
+        ("matmul_nt", Layout::N, Layout::T, &["v1", "v4", "v5"][..]),
+        ("matmul_tn", Layout::T, Layout::N, &["v1", "v4", "v5"][..]),
+    ];
+    let mut out = Vec::new();
+    for (kernel, ta, tb, versions) in variants {
+        // `gemm` is the entry point the tensor engine calls (v5, or a matrix-vector loop).
+        let entry: (&str, GemmFn) = ("gemm", matmul::gemm);
+        // v4 with the AVX2 kernel too, when the CPU has it but prefers AVX-512.
+        let avx2: (&str, GemmFn) = ("v4-avx2", |m, k, n, a, ta, b, tb, c, acc| {
+            matmul::v4_simd::gemm_v4_isa(Isa::Avx2, m, k, n, a, ta, b, tb, c, acc)
+        });
+        let extra = (kernel == "matmul" && Isa::best() != Isa::Avx2)
+            .then_some(&avx2)
+            .filter(|_| Isa::available().contains(&Isa::Avx2));
+        let chosen = matmul::VERSIONS
+            .iter()
+            .filter(|(v, _)| versions.contains(v));
+        for &(version, f) in chosen.chain(extra).chain([&entry]) {
+            out.push(Entry {
+                kernel,
+                version,
+                run: Box::new(move |s: &Setup| measure_matmul(s, kernel, version, f, ta, tb)),
+            });
+        }
+    }
+    out
+}
+
+/// Time one matmul version. v1/v2 run on at most 256×256×256 unless the shape is small.
+fn measure_matmul(
+    s: &Setup,
+    kernel: &str,
+    version: &str,
+    f: GemmFn,
+    ta: Layout,
+    tb: Layout,
+) -> Row {
+    let slow = matches!(version, "v1" | "v2");
+    let mut shape = s.shape;
+    let mut note = String::new();
+    if slow && shape.m * shape.k * shape.n > 256 * 256 * 256 {
+        shape = Shape {
+            m: shape.m.min(256),
+            k: shape.k.min(256),
+            n: shape.n.min(256),
+        };
+        note = "smaller shape (too slow)".into();
+    }
+    if matches!(version, "v4" | "v5" | "gemm") {
+        note = Isa::best().name().into();
+    } else if version == "v4-avx2" {
+        note = Isa::Avx2.name().into();
+    }
+    let Shape { m, k, n } = shape;
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (m * 31 + k * 17 + n) as u64);
+    let a = rng.vec(m * k);
+    let b = rng.vec(k * n);
+    let mut c = vec![0.0f32; m * n];
+    let (secs, cpu_secs) = time_best(s.budget, || f(m, k, n, &a, ta, &b, tb, &mut c, false));
+    let err = matmul_error(shape, &a, ta, &b, tb, &c);
+    let threads = if version == "v5" || version == "gemm" {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    Row {
+        kernel: kernel.into(),
+        version: version.into(),
+        shape: shape.to_string(),
+        ms: secs * 1e3,
+        gflops: 2.0 * (m * k * n) as f64 / secs / 1e9,
+        cpu_ms: cpu_secs * 1e3,
+        unit: "GFLOP/s",
+        max_rel_err: err,
+        threads,
+        note,
+    }
+}
+
+/// max |c − ref| / max |ref| over (up to 4096 sampled) entries, with an f64 reference.
+fn matmul_error(shape: Shape, a: &[f32], ta: Layout, b: &[f32], tb: Layout, c: &[f32]) -> f64 {
+    let Shape { m, k, n } = shape;
+    let total = m * n;
+    let samples = total.min(4096);
+    let mut rng = Rng(5);
+    let (mut max_err, mut max_ref) = (0.0f64, 0.0f64);
+    for s in 0..samples {
+        let idx = if samples == total {
+            s
+        } else {
+            (rng.next() % total as u64) as usize
+        };
+        let (i, j) = (idx / n, idx % n);
+        let mut want = 0.0f64;
+        for p in 0..k {
+            let x = match ta {
+                Layout::N => a[i * k + p],
+                Layout::T => a[p * m + i],
+            };
+            let y = match tb {
+                Layout::N => b[p * n + j],
+                Layout::T => b[j * k + p],
+            };
+            want += x as f64 * y as f64;
+        }
+        max_err = max_err.max((c[idx] as f64 - want).abs());
+        max_ref = max_ref.max(want.abs());
+    }
+    if max_ref == 0.0 {
+        max_err
+    } else {
+        max_err / max_ref
+    }
+}
+
+/// Run `f` once to warm up, then repeatedly until `budget` is spent (at least twice more).
+/// Returns the best wall time and the mean process CPU time per call, in seconds. The best wall
+/// time, not the mean: on a shared machine, noise only ever adds time. CPU time (all threads,
+/// from Linux's schedstat, which advances in scheduler ticks, hence the mean over the whole
+/// loop) leaves out the time other programs held the cores; elsewhere it equals wall time.
+fn time_best(budget: Duration, mut f: impl FnMut()) -> (f64, f64) {
+    f();
+    let cpu0 = process_cpu_seconds();
+    let start = Instant::now();
+    let mut best = f64::INFINITY;
+    let mut reps = 0;
+    while reps < 2 || start.elapsed() < budget {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_secs_f64());
+        reps += 1;
+    }
+    let total = start.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds()
+        .zip(cpu0)
+        .map_or(total, |(b, a)| b - a);
+    (best, cpu / reps as f64)
+}
+
+/// CPU time used so far by all threads of this process, from `/proc/self/task/*/schedstat`
+/// (nanoseconds on the CPU), or None where that does not exist.
+fn process_cpu_seconds() -> Option<f64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(ns as f64 * 1e-9)
+}
+
+/// A small seeded generator (xorshift64*) for inputs uniform in [-1, 1).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn vec(&mut self, len: usize) -> Vec<f32> {
+        (0..len)
+            .map(|_| (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+            .collect()
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "{:<13} {:<7} {:<16} {:>10} {:>12} {:>7} {:>11}  note",
+        "kernel", "version", "shape", "ms", "GFLOP/s", "% best", "max_rel_err"
+    );
+    let best = best_per_kernel(rows);
+    for (r, b) in rows.iter().zip(best) {
+        let rate = format!(
+            "{:.1}{}",
+            r.gflops,
+            if r.unit == "GB/s" { " GB/s" } else { "" }
+        );
+        println!(
+            "{:<13} {:<7} {:<16} {:>10.3} {:>12} {:>6.1}% {:>11.2e}  {}",
+            r.kernel,
+            r.version,
+            r.shape,
+            r.ms,
+            rate,
+            100.0 * r.gflops / b,
+            r.max_rel_err,
+            r.note
+        );
+    }
+}
+
+/// For each row, the best rate among the rows of the same kernel.
+fn best_per_kernel(rows: &[Row]) -> Vec<f64> {
+    rows.iter()
+        .map(|r| {
+            rows.iter()
+                .filter(|o| o.kernel == r.kernel)
+                .map(|o| o.gflops)
+                .fold(0.0, f64::max)
+        })
+        .collect()
+}
+
+fn main() -> std::process::ExitCode {
+    cli::run::<Args, _>("kernels", |args| {
+        let quick = cli::quick();
+        let setup = Setup {
+            shape: args.shape.unwrap_or(if quick {
+                Shape {
+                    m: 128,
+                    k: 128,
+                    n: 128,
+                }
+            } else {
+                Shape {
+                    m: 1024,
+                    k: 1024,
+                    n: 1024,
+                }
+            }),
+            budget: Duration::from_millis(if quick { 20 } else { 400 }),
+        };
+        let filter = args.filter.clone().unwrap_or_default();
+        let entries: Vec<Entry> = registry()
+            .into_iter()
+            .filter(|e| e.kernel.contains(&filter) || e.version.contains(&filter))
+            .collect();
+        if entries.is_empty() {
+            bail!("--filter '{filter}' matches no kernel or version");
+        }
+        let mut pool = rayon::ThreadPoolBuilder::new();
+        if let Some(t) = args.threads {
+            pool = pool.num_threads(t as usize);
+        }
+        let pool = pool.build().context("starting the thread pool")?;
+        pretrain::info!(
+            "kernels: {} rows, matmul shape {}, {} threads, micro-kernel {}",
+            entries.len(),
+            setup.shape,
+            pool.current_num_threads(),
+            Isa::best().name()
+        );
+        let bar = cli::progress(entries.len() as u64, "kernels");
+        let mut rows = Vec::new();
+        for e in &entries {
+            bar.set_message(format!("{} {}", e.kernel, e.version));
+            rows.push(pool.install(|| (e.run)(&setup)));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        if args.json {
+            for r in &rows {
+                println!("{}", serde_json::to_string(r)?);
+            }
+        } else {
+            print_table(&rows);
+        }
+        Ok(())
+    })
+}

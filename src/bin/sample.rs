@@ -1,0 +1,95 @@
+//! `sample`: the base model continues a prompt, streaming tokens as they are made.
+
+use anyhow::Context;
+use clap::Parser;
+use pretrain::cli::{self, Common};
+use pretrain::sample::{SamplingConfig, generate};
+use pretrain::tokenizer::encode::StreamDecoder;
+use pretrain::train::trainer::load_model;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Continue a prompt with a trained model (ours, or a Hugging Face GPT-2 checkpoint directory).
+#[derive(Parser, Debug)]
+#[command(name = "sample", version)]
+struct Args {
+    /// Checkpoint directory: config.json, model.safetensors and the tokenizer files.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Text to continue.
+    #[arg(long)]
+    prompt: String,
+    /// Tokens to generate at most.
+    #[arg(long, default_value_t = 200)]
+    max_new_tokens: usize,
+    /// Softmax temperature; 0 picks the most likely token every time (greedy).
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f32,
+    /// Sample only among the K most likely tokens (0 = all).
+    #[arg(long, default_value_t = 40)]
+    top_k: usize,
+    /// Seed of the sampling.
+    #[arg(long, default_value_t = 1337)]
+    seed: u64,
+    #[command(flatten)]
+    common: Common,
+}
+pretrain::has_common!(Args);
+
+fn main() -> std::process::ExitCode {
+    cli::run::<Args, _>("sample", |a| {
+        let model = load_model(&a.checkpoint)?;
+        let tok = pretrain::tokenizer::formats::load(&a.checkpoint, None)
+            .with_context(|| format!("{}: loading the tokenizer", a.checkpoint.display()))?;
+        if tok.vocab_size() > model.config.vocab_size {
+            anyhow::bail!(
+                "{}: the tokenizer has {} tokens but the model only {}",
+                a.checkpoint.display(),
+                tok.vocab_size(),
+                model.config.vocab_size
+            );
+        }
+        let prompt = tok.encode_ordinary(&a.prompt);
+        if prompt.is_empty() {
+            anyhow::bail!("--prompt is empty");
+        }
+        let max_new = if cli::quick() {
+            a.max_new_tokens.min(16)
+        } else {
+            a.max_new_tokens
+        };
+        let cfg = SamplingConfig {
+            temperature: a.temperature,
+            top_k: a.top_k,
+        };
+        let eot = tok.special_id(pretrain::tokenizer::ENDOFTEXT);
+        let mut out = std::io::stdout().lock();
+        write!(out, "{}", a.prompt)?;
+        // A token can end in the middle of a UTF-8 character (common in Chinese): the stream
+        // decoder holds such bytes back until the character is complete.
+        let mut decoder = StreamDecoder::new();
+        let mut failed: Option<anyhow::Error> = None;
+        let t0 = std::time::Instant::now();
+        let ids = generate(&model, &prompt, max_new, &cfg, a.seed, eot, |id| {
+            let written = decoder
+                .push(&tok, id)
+                .and_then(|text| Ok(write!(out, "{text}").and_then(|_| out.flush())?));
+            if let Err(e) = written {
+                failed.get_or_insert(e);
+            }
+        });
+        write!(out, "{}", decoder.finish())?;
+        writeln!(out)?;
+        if let Some(e) = failed {
+            return Err(e).context("writing the sample");
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        pretrain::info!(
+            "{} prompt tokens, {} new tokens in {secs:.2} s ({:.1} tokens/s, KV cache)",
+            prompt.len(),
+            ids.len(),
+            ids.len() as f64 / secs.max(1e-9)
+        );
+        Ok(())
+    })
+}

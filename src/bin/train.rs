@@ -1,0 +1,192 @@
+//! `train`: train a GPT-2 on token shards (or continue a run), writing a run folder.
+
+use anyhow::Context;
+use clap::Parser;
+use pretrain::cli::{self, Common};
+use pretrain::model::config::GptConfig;
+use pretrain::train::optim::AdamWConfig;
+use pretrain::train::schedule::{MIN_LR_FRACTION, ScheduleKind};
+use pretrain::train::trainer::{self, TrainConfig};
+use std::path::PathBuf;
+
+/// Train a GPT-2 model on token shards written by `tokenize`.
+///
+/// The run folder gets train_config.json, metrics.jsonl, loss.svg and checkpoint/ (loadable by
+/// Hugging Face's GPT2LMHeadModel.from_pretrained). Ctrl-C saves a checkpoint before exiting.
+#[derive(Parser, Debug)]
+#[command(name = "train", version)]
+struct Args {
+    /// Shard directory written by `tokenize` (train_*.bin, val_*.bin, tokenizer.json).
+    #[arg(long)]
+    data: PathBuf,
+    /// Run folder for metrics, the loss plot and checkpoints.
+    #[arg(long)]
+    out: PathBuf,
+    /// Start from the weights in this checkpoint directory (fresh optimizer).
+    #[arg(long, conflicts_with = "resume")]
+    init_from: Option<PathBuf>,
+    /// Continue the run in --out from its checkpoint, bit for bit (optimizer, data position).
+    #[arg(long)]
+    resume: bool,
+    /// Optimizer steps in total [default: 1000, or the resumed run's].
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Sequences per micro-batch.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 256)]
+    seq_len: usize,
+    /// Micro-batches per optimizer step (gradient accumulation).
+    #[arg(long, default_value_t = 1)]
+    grad_accum: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f32,
+    /// Floor of the cosine decay (default: lr / 10).
+    #[arg(long)]
+    min_lr: Option<f32>,
+    /// Linear warmup steps.
+    #[arg(long, default_value_t = 100)]
+    warmup: usize,
+    /// Learning-rate schedule after warmup.
+    #[arg(long, value_enum, default_value_t = Sched::Cosine)]
+    schedule: Sched,
+    /// AdamW weight decay (on 2-D weights and embeddings only).
+    #[arg(long, default_value_t = 0.1)]
+    weight_decay: f32,
+    /// Clip the global gradient norm to this (0 = off).
+    #[arg(long, default_value_t = 1.0)]
+    grad_clip: f32,
+    /// Read batches in order from the start of the train shards instead of at random.
+    #[arg(long)]
+    sequential: bool,
+    /// Seed for the initialisation and the batch order.
+    #[arg(long, default_value_t = 1337)]
+    seed: u64,
+    /// Transformer blocks (fresh model).
+    #[arg(long, default_value_t = 4)]
+    n_layer: usize,
+    /// Attention heads (fresh model).
+    #[arg(long, default_value_t = 4)]
+    n_head: usize,
+    /// Embedding width (fresh model).
+    #[arg(long, default_value_t = 256)]
+    n_embd: usize,
+    /// Context length (fresh model; default: --seq-len).
+    #[arg(long)]
+    block_size: Option<usize>,
+    /// Evaluate every N steps (0 = only at the end).
+    #[arg(long, default_value_t = 100)]
+    eval_every: usize,
+    /// Validation batches per evaluation.
+    #[arg(long, default_value_t = 8)]
+    eval_batches: usize,
+    /// Print a sample every N steps (0 = never).
+    #[arg(long, default_value_t = 0)]
+    sample_every: usize,
+    /// Save a checkpoint every N steps (0 = only at the end).
+    #[arg(long, default_value_t = 500)]
+    checkpoint_every: usize,
+    #[command(flatten)]
+    common: Common,
+}
+pretrain::has_common!(Args);
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Sched {
+    Cosine,
+    Constant,
+}
+
+fn main() -> std::process::ExitCode {
+    cli::run::<Args, _>("train", |a| {
+        ctrlc::set_handler(|| {
+            trainer::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+            eprintln!("\ninterrupted: saving a checkpoint after this step");
+        })?;
+        let resume = a.resume;
+        let cfg = if resume {
+            // A resumed run keeps its settings; only --steps may extend it.
+            let path = a.out.join("train_config.json");
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {} (needed by --resume)", path.display()))?;
+            let mut cfg: TrainConfig = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a train config", path.display()))?;
+            cfg.steps = a.steps.unwrap_or(cfg.steps);
+            cfg
+        } else {
+            fresh_config(a)?
+        };
+        let mut cfg = cfg;
+        if cli::quick() {
+            // Quick sizes for tests and lessons: a handful of steps.
+            cfg.steps = cfg.steps.min(20);
+            cfg.eval_batches = cfg.eval_batches.min(2);
+        }
+        let s = trainer::train(&cfg, resume)?;
+        println!(
+            "trained {} steps: loss {:.4}{}; {:.0} tokens/s, MFU {:.1}%",
+            s.steps_done,
+            s.last_loss,
+            s.val_loss
+                .map(|v| format!(", val loss {v:.4}"))
+                .unwrap_or_default(),
+            s.tokens_per_sec,
+            100.0 * s.mfu
+        );
+        if let Some(u) = s.unigram_val_loss {
+            println!("unigram baseline val loss {u:.4}");
+        }
+        if s.interrupted {
+            println!("interrupted; continue with --resume");
+        }
+        println!("checkpoint: {}", s.checkpoint.display());
+        Ok(())
+    })
+}
+
+/// The settings of a new run, from the flags.
+fn fresh_config(a: Args) -> anyhow::Result<TrainConfig> {
+    let shards = pretrain::dataset::loader::shard_paths(&a.data, "train")?;
+    let vocab = pretrain::dataset::shard::read_header(&shards[0])?.vocab_size as usize;
+    let model = GptConfig {
+        n_layer: a.n_layer,
+        n_head: a.n_head,
+        n_embd: a.n_embd,
+        block_size: a.block_size.unwrap_or(a.seq_len),
+        vocab_size: vocab,
+    };
+    model.validate()?;
+    if a.batch_size == 0 || a.seq_len == 0 {
+        anyhow::bail!("--batch-size and --seq-len must be positive");
+    }
+    Ok(TrainConfig {
+        data: a.data,
+        out: a.out,
+        init_from: a.init_from,
+        model,
+        steps: a.steps.unwrap_or(1000),
+        batch_size: a.batch_size,
+        seq_len: a.seq_len,
+        grad_accum: a.grad_accum.max(1),
+        lr: a.lr,
+        min_lr: a.min_lr.unwrap_or(a.lr * MIN_LR_FRACTION),
+        warmup: a.warmup,
+        schedule: match a.schedule {
+            Sched::Cosine => ScheduleKind::Cosine,
+            Sched::Constant => ScheduleKind::Constant,
+        },
+        adamw: AdamWConfig {
+            weight_decay: a.weight_decay,
+            ..AdamWConfig::default()
+        },
+        grad_clip: a.grad_clip,
+        sequential: a.sequential,
+        seed: a.seed,
+        eval_every: a.eval_every,
+        eval_batches: a.eval_batches,
+        sample_every: a.sample_every,
+        checkpoint_every: a.checkpoint_every,
+    })
+}

@@ -1,0 +1,213 @@
+//! The shard file: a 32-byte header, then `count` tokens, little-endian.
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 0..8   | magic `PRETOKEN` |
+//! | 8..12  | version, u32 = 1 |
+//! | 12..16 | bytes per token, u32: 2 (u16) or 4 (u32) |
+//! | 16..24 | token count, u64 |
+//! | 24..28 | vocabulary size, u32 (every token is below it) |
+//! | 28..32 | reserved, zero |
+
+use anyhow::{Context, Result, bail};
+use std::io::{Seek, Write};
+use std::path::{Path, PathBuf};
+
+/// The first 8 bytes of every shard.
+pub const MAGIC: &[u8; 8] = b"PRETOKEN";
+/// The format version this code writes and reads.
+pub const VERSION: u32 = 1;
+/// Header size in bytes.
+pub const HEADER_LEN: usize = 32;
+
+/// A shard's header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// 2 or 4.
+    pub token_bytes: u32,
+    /// Number of tokens after the header.
+    pub count: u64,
+    /// Every token is below this.
+    pub vocab_size: u32,
+}
+
+impl Header {
+    /// u16 tokens when the vocabulary fits in 16 bits, else u32.
+    pub fn for_vocab(vocab_size: usize) -> Header {
+        Header {
+            token_bytes: if vocab_size <= 1 << 16 { 2 } else { 4 },
+            count: 0,
+            vocab_size: vocab_size as u32,
+        }
+    }
+
+    fn to_bytes(self) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h[..8].copy_from_slice(MAGIC);
+        h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        h[12..16].copy_from_slice(&self.token_bytes.to_le_bytes());
+        h[16..24].copy_from_slice(&self.count.to_le_bytes());
+        h[24..28].copy_from_slice(&self.vocab_size.to_le_bytes());
+        h
+    }
+
+    /// Parse and check a header; `name` is used in errors.
+    pub fn parse(bytes: &[u8], name: &str) -> Result<Header> {
+        if bytes.len() < HEADER_LEN {
+            bail!(
+                "{name}: truncated header ({} bytes, expected {HEADER_LEN})",
+                bytes.len()
+            );
+        }
+        if &bytes[..8] != MAGIC {
+            bail!(
+                "{name}: offset 0: wrong magic {:?} (not a token shard)",
+                String::from_utf8_lossy(&bytes[..8])
+            );
+        }
+        let u32_at = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
+        let version = u32_at(8);
+        if version != VERSION {
+            bail!("{name}: offset 8: version {version}, this build reads version {VERSION}");
+        }
+        let token_bytes = u32_at(12);
+        if token_bytes != 2 && token_bytes != 4 {
+            bail!("{name}: offset 12: token size {token_bytes} bytes, expected 2 or 4");
+        }
+        let count = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
+        Ok(Header {
+            token_bytes,
+            count,
+            vocab_size: u32_at(24),
+        })
+    }
+}
+
+/// Read a shard's header only.
+pub fn read_header(path: &Path) -> Result<Header> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut buf = [0u8; HEADER_LEN];
+    let n = f
+        .read(&mut buf)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Header::parse(&buf[..n], &path.display().to_string())
+}
+
+/// Read and validate a whole shard: header, exact size, every token below the vocabulary size.
+/// Errors name the shard and the byte offset.
+pub fn read_shard(path: &Path) -> Result<(Header, Vec<u32>)> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).with_context(|| format!("reading {name}"))?;
+    let h = Header::parse(&bytes, &name)?;
+    let want = h
+        .count
+        .checked_mul(h.token_bytes as u64)
+        .and_then(|b| b.checked_add(HEADER_LEN as u64))
+        .unwrap_or(u64::MAX);
+    if bytes.len() as u64 != want {
+        bail!(
+            "{name}: offset {}: file is {} bytes but the header promises {} tokens ({want} bytes){}",
+            (bytes.len() as u64).min(want),
+            bytes.len(),
+            h.count,
+            if (bytes.len() as u64) < want {
+                ", truncated"
+            } else {
+                ""
+            }
+        );
+    }
+    let body = &bytes[HEADER_LEN..];
+    let tokens: Vec<u32> = if h.token_bytes == 2 {
+        body.chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]) as u32)
+            .collect()
+    } else {
+        body.chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    if let Some(i) = tokens.iter().position(|&t| t >= h.vocab_size) {
+        bail!(
+            "{name}: offset {}: token {} is not below the vocabulary size {}",
+            HEADER_LEN + i * h.token_bytes as usize,
+            tokens[i],
+            h.vocab_size
+        );
+    }
+    Ok((h, tokens))
+}
+
+/// Writes one shard: tokens stream to a temp file, the header is filled in and the file renamed
+/// into place by [`ShardWriter::finish`].
+pub struct ShardWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    header: Header,
+}
+
+impl ShardWriter {
+    /// Start a shard at `path` for a vocabulary of `vocab_size`.
+    pub fn create(path: &Path, vocab_size: usize) -> Result<ShardWriter> {
+        let tmp = crate::cli::temp_path(path);
+        let file =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let header = Header::for_vocab(vocab_size);
+        out.write_all(&header.to_bytes())?;
+        Ok(ShardWriter {
+            path: path.to_path_buf(),
+            tmp,
+            out,
+            header,
+        })
+    }
+
+    /// Append tokens (each must be below the vocabulary size).
+    pub fn write(&mut self, tokens: &[u32]) -> Result<()> {
+        let mut buf = Vec::with_capacity(tokens.len() * self.header.token_bytes as usize);
+        for &t in tokens {
+            assert!(
+                t < self.header.vocab_size,
+                "shard write: token {t} >= vocab size {}",
+                self.header.vocab_size
+            );
+            if self.header.token_bytes == 2 {
+                buf.extend_from_slice(&(t as u16).to_le_bytes());
+            } else {
+                buf.extend_from_slice(&t.to_le_bytes());
+            }
+        }
+        self.out
+            .write_all(&buf)
+            .with_context(|| format!("writing {}", self.tmp.display()))?;
+        self.header.count += tokens.len() as u64;
+        Ok(())
+    }
+
+    /// Tokens written so far.
+    pub fn count(&self) -> u64 {
+        self.header.count
+    }
+
+    /// Write the header and move the shard into place.
+    pub fn finish(mut self) -> Result<Header> {
+        self.out.seek(std::io::SeekFrom::Start(0))?;
+        self.out.write_all(&self.header.to_bytes())?;
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.path)
+            .with_context(|| format!("renaming to {}", self.path.display()))?;
+        Ok(self.header)
+    }
+}
+
+/// Write a whole shard in one call.
+pub fn write_shard(path: &Path, tokens: &[u32], vocab_size: usize) -> Result<Header> {
+    let mut w = ShardWriter::create(path, vocab_size)?;
+    w.write(tokens)?;
+    w.finish()
+}

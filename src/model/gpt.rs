@@ -1,0 +1,235 @@
+//! GPT-2, top to bottom, in the order the data flows through it.
+//!
+//! ```text
+//! ids [B,T] ─► wte[ids] + wpe[0..T] ─► x [B·T, C]
+//!   n_layer × block:  x = x + attn(ln_1(x))      causal multi-head self-attention
+//!                     x = x + mlp(ln_2(x))       C → 4C → GELU → C
+//! ln_f(x) ─► x · wteᵀ ─► logits [B·T, V]          the head shares the token embedding
+//! ```
+//! Every step is a tensor op that records itself on the autograd tape, so `loss.backward()` is the
+//! whole backward pass. Weights use GPT-2's layouts (linear weights `[in, out]`), so checkpoints map
+//! one to one onto Hugging Face's `GPT2LMHeadModel`.
+
+use super::checkpoint::{NamedTensor, gpt2_param_shapes};
+use super::config::{GptConfig, INIT_STD, LAYER_NORM_EPS};
+use crate::tensor::{Rng, Tensor};
+
+/// How attention is computed: the fused op (fast, the default) or composed from basic ops
+/// (`softmax(mask(QKᵀ/√d))·V`, kept to verify the fused one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attention {
+    Fused,
+    Composed,
+}
+
+/// One transformer block's parameters.
+pub struct Block {
+    pub ln_1_w: Tensor,
+    pub ln_1_b: Tensor,
+    /// `[C, 3C]`: the query, key and value projections side by side.
+    pub attn_w: Tensor,
+    pub attn_b: Tensor,
+    /// `[C, C]`: mixes the heads' outputs back into the residual stream.
+    pub attn_proj_w: Tensor,
+    pub attn_proj_b: Tensor,
+    pub ln_2_w: Tensor,
+    pub ln_2_b: Tensor,
+    /// `[C, 4C]`
+    pub fc_w: Tensor,
+    pub fc_b: Tensor,
+    /// `[4C, C]`
+    pub mlp_proj_w: Tensor,
+    pub mlp_proj_b: Tensor,
+}
+
+/// The model: its configuration and its parameters.
+pub struct Gpt {
+    pub config: GptConfig,
+    /// `[V, C]` token embedding, also the LM head.
+    pub wte: Tensor,
+    /// `[block_size, C]` learned position embedding.
+    pub wpe: Tensor,
+    pub blocks: Vec<Block>,
+    pub ln_f_w: Tensor,
+    pub ln_f_b: Tensor,
+    pub attention: Attention,
+}
+
+impl Gpt {
+    /// A fresh model with GPT-2's initialisation: weights normal(0, 0.02), the two residual
+    /// projections per block scaled by 1/√(2·n_layer) (the residual stream sums 2·n_layer of
+    /// them), biases zero, LayerNorm gains one. Parameters require grad.
+    pub fn new(config: GptConfig, seed: u64) -> Gpt {
+        let mut rng = Rng::new(seed);
+        let resid_std = INIT_STD / (2.0 * config.n_layer as f32).sqrt();
+        let named = gpt2_param_shapes(&config)
+            .into_iter()
+            .map(|(name, shape)| {
+                let n: usize = shape.iter().product();
+                let data = if name.ends_with(".bias") {
+                    vec![0.0; n]
+                } else if name.contains("ln_") {
+                    vec![1.0; n]
+                } else {
+                    let std = if name.ends_with("c_proj.weight") {
+                        resid_std
+                    } else {
+                        INIT_STD
+                    };
+                    Tensor::randn(&shape, 0.0, std, &mut rng).to_vec()
+                };
+                NamedTensor { name, shape, data }
+            })
+            .collect();
+        Gpt::from_named(config, named)
+    }
+
+    /// Build from tensors in [`gpt2_param_shapes`] order (e.g. from a checkpoint).
+    pub fn from_named(config: GptConfig, named: Vec<NamedTensor>) -> Gpt {
+        let expected = gpt2_param_shapes(&config);
+        assert_eq!(named.len(), expected.len(), "Gpt::from_named: tensor count");
+        let mut it = named.into_iter().zip(expected).map(|(t, (name, shape))| {
+            assert!(
+                t.name == name && t.shape == shape,
+                "Gpt::from_named: got {} {:?}, expected {name} {shape:?}",
+                t.name,
+                t.shape
+            );
+            Tensor::from_vec(t.data, &t.shape).requires_grad_()
+        });
+        let mut next = || it.next().expect("counted above");
+        let wte = next();
+        let wpe = next();
+        let blocks = (0..config.n_layer)
+            .map(|_| Block {
+                ln_1_w: next(),
+                ln_1_b: next(),
+                attn_w: next(),
+                attn_b: next(),
+                attn_proj_w: next(),
+                attn_proj_b: next(),
+                ln_2_w: next(),
+                ln_2_b: next(),
+                fc_w: next(),
+                fc_b: next(),
+                mlp_proj_w: next(),
+                mlp_proj_b: next(),
+            })
+            .collect();
+        let ln_f_w = next();
+        let ln_f_b = next();
+        Gpt {
+            config,
+            wte,
+            wpe,
+            blocks,
+            ln_f_w,
+            ln_f_b,
+            attention: Attention::Fused,
+        }
+    }
+
+    /// Every parameter with its GPT-2 name, in checkpoint order.
+    pub fn params(&self) -> Vec<(String, &Tensor)> {
+        let mut out: Vec<&Tensor> = vec![&self.wte, &self.wpe];
+        for b in &self.blocks {
+            out.extend([
+                &b.ln_1_w,
+                &b.ln_1_b,
+                &b.attn_w,
+                &b.attn_b,
+                &b.attn_proj_w,
+                &b.attn_proj_b,
+                &b.ln_2_w,
+                &b.ln_2_b,
+                &b.fc_w,
+                &b.fc_b,
+                &b.mlp_proj_w,
+                &b.mlp_proj_b,
+            ]);
+        }
+        out.extend([&self.ln_f_w, &self.ln_f_b]);
+        gpt2_param_shapes(&self.config)
+            .into_iter()
+            .map(|(name, _)| name)
+            .zip(out)
+            .collect()
+    }
+
+    /// The parameters as plain data, for checkpoints.
+    pub fn to_named(&self) -> Vec<NamedTensor> {
+        self.params()
+            .into_iter()
+            .map(|(name, t)| NamedTensor {
+                name,
+                shape: t.shape().to_vec(),
+                data: t.to_vec(),
+            })
+            .collect()
+    }
+
+    /// Logits `[B·T, V]` for token ids `ids` (`B·T` of them, row-major `[B, T]`).
+    pub fn forward(&self, ids: &[u32], b: usize, t: usize) -> Tensor {
+        let c = self.config.n_embd;
+        assert!(
+            t <= self.config.block_size && ids.len() == b * t,
+            "Gpt::forward: {} ids for B={b}, T={t} (block_size {})",
+            ids.len(),
+            self.config.block_size
+        );
+        let tok = self.wte.embedding(ids, &[b, t]);
+        let pos = self.wpe.narrow(0, 0, t);
+        let mut x = (&tok + &pos).reshape(&[b * t, c]);
+        for block in &self.blocks {
+            let h = x.layer_norm(&block.ln_1_w, &block.ln_1_b, LAYER_NORM_EPS as f64);
+            let y = self.attend(&h, block, b, t);
+            x = &x + &y;
+            let h = x.layer_norm(&block.ln_2_w, &block.ln_2_b, LAYER_NORM_EPS as f64);
+            let h = h.linear(&block.fc_w, Some(&block.fc_b)).gelu();
+            x = &x + &h.linear(&block.mlp_proj_w, Some(&block.mlp_proj_b));
+        }
+        let x = x.layer_norm(&self.ln_f_w, &self.ln_f_b, LAYER_NORM_EPS as f64);
+        x.matmul(&self.wte.t())
+    }
+
+    /// Causal self-attention of one block on `h` (`[B·T, C]`), projected back to `[B·T, C]`.
+    fn attend(&self, h: &Tensor, block: &Block, b: usize, t: usize) -> Tensor {
+        let (c, nh) = (self.config.n_embd, self.config.n_head);
+        let hd = c / nh;
+        let qkv = h.linear(&block.attn_w, Some(&block.attn_b));
+        // [B·T, 3C] → [B, T, 3, H, D] → [3, B, H, T, D]: q, k and v with heads split out.
+        let qkv = qkv
+            .reshape(&[b, t, 3, nh, hd])
+            .permute(&[2, 0, 3, 1, 4])
+            .contiguous();
+        let parts = qkv.chunk(3, 0);
+        let (q, k, v) = (
+            parts[0].reshape(&[b * nh, t, hd]),
+            parts[1].reshape(&[b * nh, t, hd]),
+            parts[2].reshape(&[b * nh, t, hd]),
+        );
+        let y = match self.attention {
+            Attention::Fused => Tensor::causal_attention(&q, &k, &v),
+            Attention::Composed => {
+                let scale = 1.0 / (hd as f64).sqrt();
+                let att = q
+                    .matmul(&k.t())
+                    .mul_scalar(scale)
+                    .causal_mask(f64::NEG_INFINITY)
+                    .softmax();
+                att.matmul(&v)
+            }
+        };
+        // [B·H, T, D] → [B, T, H, D] → [B·T, C]
+        let y = y
+            .reshape(&[b, nh, t, hd])
+            .permute(&[0, 2, 1, 3])
+            .reshape(&[b * t, c]);
+        y.linear(&block.attn_proj_w, Some(&block.attn_proj_b))
+    }
+
+    /// Mean next-token cross-entropy of `targets` given `ids`.
+    pub fn loss(&self, ids: &[u32], targets: &[u32], b: usize, t: usize) -> Tensor {
+        self.forward(ids, b, t).cross_entropy(targets)
+    }
+}

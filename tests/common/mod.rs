@@ -1,0 +1,185 @@
+//! Helpers shared by the tokenizer and dataset tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// A small deterministic RNG (xorshift64*), so tests need no extra crate.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545F4914F6CDD1D)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Pieces that stress the split patterns: every class, contractions in all cases, odd spaces.
+const POOL: &[&str] = &[
+    "a",
+    "Z",
+    "é",
+    "ß",
+    "ſ",
+    "K",
+    "\u{301}",
+    "\u{300}",
+    "中",
+    "文",
+    "効",
+    "ひ",
+    "한",
+    "ا",
+    "α",
+    "Ω",
+    "ǅ",
+    "ʰ",
+    "0",
+    "7",
+    "٣",
+    "１",
+    "²",
+    "½",
+    "Ⅻ",
+    "৪",
+    " ",
+    " ",
+    "  ",
+    "\t",
+    "\n",
+    "\r",
+    "\r\n",
+    "\n\n",
+    "\u{A0}",
+    "\u{3000}",
+    "\u{2028}",
+    "\u{85}",
+    "\u{B}",
+    "\u{C}",
+    "\u{1680}",
+    "\u{200B}",
+    "'",
+    "'s",
+    "'S",
+    "'t",
+    "'T",
+    "'re",
+    "'RE",
+    "'Ve",
+    "'ll",
+    "'LL",
+    "'lL",
+    "'d",
+    "'D",
+    "'m",
+    "'M",
+    "'ſ",
+    "'x",
+    ".",
+    ",",
+    "!",
+    "?",
+    "-",
+    "_",
+    "(",
+    "\"",
+    "$",
+    "%",
+    "😀",
+    "👍🏽",
+    "\u{200D}",
+    "©",
+    "€",
+    "+",
+    "=",
+    "<|endoftext|>",
+    "hello",
+    " world",
+    "Hello",
+    "123",
+    "4567",
+    " 89",
+];
+
+/// A random string from [`POOL`] plus random code points from the whole Unicode range.
+pub fn random_text(rng: &mut Rng, max_parts: usize) -> String {
+    let n = rng.below(max_parts + 1);
+    let mut s = String::new();
+    for _ in 0..n {
+        if rng.below(6) == 0 {
+            let c = loop {
+                let cp = if rng.below(2) == 0 {
+                    rng.below(0x3000)
+                } else {
+                    rng.below(0x110000)
+                } as u32;
+                if let Some(c) = char::from_u32(cp) {
+                    break c;
+                }
+            };
+            s.push(c);
+        } else {
+            s.push_str(POOL[rng.below(POOL.len())]);
+        }
+    }
+    s
+}
+
+/// Path of a file under `tests/fixtures/`.
+pub fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+/// The mixed English/Chinese/code sample text.
+pub fn sample_text() -> String {
+    std::fs::read_to_string(fixture("tokenizer/sample.txt")).expect("sample.txt")
+}
+
+/// A fresh empty directory under the target dir for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The bundled raw corpus texts (`data/raw/en/shakespeare/*.txt`, `data/raw/zh/*.jsonl`), if this
+/// checkout has them: (name, text) pairs. Empty when `data/raw` is absent.
+pub fn corpus_texts() -> Vec<(String, String)> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/raw");
+    let mut out = Vec::new();
+    let mut add_dir = |dir: PathBuf, ext: &str| {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for p in paths
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+        {
+            let Ok(text) = std::fs::read_to_string(&p) else {
+                continue;
+            };
+            let text = if ext == "jsonl" {
+                text.lines()
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .filter_map(|v| v["text"].as_str().map(String::from))
+                    .collect::<Vec<_>>()
+                    .join("\n\n")
+            } else {
+                text
+            };
+            out.push((p.display().to_string(), text));
+        }
+    };
+    add_dir(root.join("en/shakespeare"), "txt");
+    add_dir(root.join("zh"), "jsonl");
+    out
+}
