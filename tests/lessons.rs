@@ -79,6 +79,10 @@ cargo() {{
     --example) exe="$__bin_dir/examples/$2"; shift 2 ;;
   esac
   [ "$1" = -- ] && shift
+  if [ ! -x "$exe" ]; then
+    echo "lesson harness: $exe is not built; the full 'cargo test --release' builds every binary and example (or run 'cargo build --release --examples' first)" >&2
+    return 98
+  fi
   "$exe" "$@"
 }}
 "#,
