@@ -182,7 +182,7 @@ fn kv_cache_generation_matches_full_recompute() {
     for &got in &cached {
         // Without a cache: run the same window the generator keeps, pick the argmax.
         let logits = pretrain::tensor::no_grad(|| {
-            let window = window_of(&seq, &cached, prompt.len(), config.block_size);
+            let window = window_of(&seq, config.block_size);
             model.forward(&window, 1, window.len()).to_vec()
         });
         let v = config.vocab_size;
@@ -198,7 +198,7 @@ fn kv_cache_generation_matches_full_recompute() {
 
 /// The context the generator attends over when it makes token number `seq.len()`: everything
 /// while it fits; after a rebuild, the tokens since the last rebuild point.
-fn window_of(seq: &[u32], _cached: &[u32], _prompt: usize, block: usize) -> Vec<u32> {
+fn window_of(seq: &[u32], block: usize) -> Vec<u32> {
     if seq.len() <= block {
         return seq.to_vec();
     }

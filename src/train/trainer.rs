@@ -122,6 +122,9 @@ pub fn train(cfg: &TrainConfig, resume: bool) -> Result<TrainSummary> {
         }
     };
     let tokenizer = crate::tokenizer::formats::load(&cfg.data, None).ok();
+    let eos = tokenizer
+        .as_ref()
+        .and_then(|t| t.special_id(crate::tokenizer::ENDOFTEXT));
 
     // The model: resumed, initialised from a checkpoint, or fresh.
     let (model, mut opt, start) = if resume {
@@ -257,7 +260,7 @@ pub fn train(cfg: &TrainConfig, resume: bool) -> Result<TrainSummary> {
                 step: done,
                 train_position: train_data.position(),
             };
-            save_run(&ckpt, &model, &opt, &state, cfg)?;
+            save_run(&ckpt, &model, &opt, &state, cfg, eos)?;
             log.redraw()?;
             detail!("saved {}", ckpt.display());
         }
@@ -434,10 +437,8 @@ fn save_run(
     opt: &AdamW,
     state: &TrainerState,
     cfg: &TrainConfig,
+    eos: Option<u32>,
 ) -> Result<()> {
-    let eos = crate::tokenizer::formats::load(&cfg.data, None)
-        .ok()
-        .and_then(|t| t.special_id(crate::tokenizer::ENDOFTEXT));
     let mut files: Vec<(&str, Vec<u8>)> = vec![
         (
             "config.json",
