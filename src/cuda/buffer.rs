@@ -1,0 +1,166 @@
+//! GPU memory for the kernels: owned [`Buffer`]s and the [`DevPtr`] views that launches take.
+//!
+//! A `DevPtr` is a device address plus a length, like a slice without a lifetime: the model
+//! keeps every buffer alive for as long as it launches kernels on it (they are allocated once,
+//! up front, as in llm.c). Taking sub-ranges is checked on the host, so a kernel is never handed
+//! a range past the end of its buffer; what it does inside the range is the kernel's business.
+
+use super::{Gpu, Precision};
+use anyhow::{Context, Result};
+use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, ValidAsZeroBits};
+use std::marker::PhantomData;
+
+/// A storage type a kernel file can be compiled for: `f32` or `half::bf16` (`floatX`).
+pub trait GpuFloat: DeviceRepr + ValidAsZeroBits + Copy + Default + Send + Sync + 'static {
+    const PRECISION: Precision;
+    fn from_f32(x: f32) -> Self;
+    fn to_f32(self) -> f32;
+}
+
+impl GpuFloat for f32 {
+    const PRECISION: Precision = Precision::F32;
+    fn from_f32(x: f32) -> f32 {
+        x
+    }
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl GpuFloat for half::bf16 {
+    const PRECISION: Precision = Precision::Bf16;
+    fn from_f32(x: f32) -> half::bf16 {
+        half::bf16::from_f32(x)
+    }
+    fn to_f32(self) -> f32 {
+        half::bf16::to_f32(self)
+    }
+}
+
+/// An owned allocation of `len` elements on the GPU.
+pub struct Buffer<T> {
+    slice: CudaSlice<T>,
+    /// Elements in use (a zero-length buffer still allocates one, as CUDA has no empty allocation).
+    len: usize,
+}
+
+impl<T: DeviceRepr + ValidAsZeroBits + Copy + Default> Buffer<T> {
+    /// `len` zeros.
+    pub fn zeros(gpu: &Gpu, len: usize) -> Result<Buffer<T>> {
+        let slice = gpu
+            .stream
+            .alloc_zeros::<T>(len.max(1))
+            .with_context(|| format!("allocating {len} elements on the GPU"))?;
+        Ok(Buffer { slice, len })
+    }
+
+    /// A copy of `data`.
+    pub fn from_host(gpu: &Gpu, data: &[T]) -> Result<Buffer<T>> {
+        let mut b = Buffer::zeros(gpu, data.len())?;
+        b.upload(gpu, data)?;
+        Ok(b)
+    }
+
+    /// Overwrites the first `data.len()` elements.
+    pub fn upload(&mut self, gpu: &Gpu, data: &[T]) -> Result<()> {
+        assert!(
+            data.len() <= self.len,
+            "upload of {} into {}",
+            data.len(),
+            self.len()
+        );
+        if !data.is_empty() {
+            let mut dst = self.slice.slice_mut(0..data.len());
+            gpu.stream
+                .memcpy_htod(data, &mut dst)
+                .context("copy to GPU")?;
+        }
+        Ok(())
+    }
+
+    /// The contents, copied to the host (waits for the work queued before).
+    pub fn to_host(&self, gpu: &Gpu) -> Result<Vec<T>> {
+        let mut v = gpu
+            .stream
+            .clone_dtoh(&self.slice)
+            .context("copy from GPU")?;
+        v.truncate(self.len);
+        Ok(v)
+    }
+
+    /// Sets every element to zero (queued on the stream).
+    pub fn zero(&mut self, gpu: &Gpu) -> Result<()> {
+        gpu.stream.memset_zeros(&mut self.slice).context("memset")?;
+        Ok(())
+    }
+}
+
+impl<T> Buffer<T> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// A view of the whole buffer for kernel launches.
+    pub fn ptr(&self) -> DevPtr<T> {
+        let (addr, _sync) = self.slice.device_ptr(self.slice.stream());
+        DevPtr {
+            addr,
+            len: self.len,
+            _t: PhantomData,
+        }
+    }
+    /// The cudarc slice, for library calls (cuBLAS).
+    pub fn slice(&self) -> &CudaSlice<T> {
+        &self.slice
+    }
+}
+
+/// A device address and a length: what a kernel launch receives for a `T*` argument.
+pub struct DevPtr<T> {
+    /// The address, passed to the kernel as its pointer argument.
+    pub addr: u64,
+    pub len: usize,
+    _t: PhantomData<T>,
+}
+
+impl<T> Clone for DevPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for DevPtr<T> {}
+
+impl<T> std::fmt::Debug for DevPtr<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DevPtr({:#x}, {})", self.addr, self.len)
+    }
+}
+
+impl<T> DevPtr<T> {
+    /// Elements `offset .. offset + len`. Panics, naming both ranges, if that is past the end.
+    pub fn slice(self, offset: usize, len: usize) -> DevPtr<T> {
+        assert!(
+            offset.checked_add(len).is_some_and(|end| end <= self.len),
+            "DevPtr::slice: {offset}..{} is outside a buffer of {}",
+            offset.saturating_add(len),
+            self.len
+        );
+        DevPtr {
+            addr: self.addr + (offset * std::mem::size_of::<T>()) as u64,
+            len,
+            _t: PhantomData,
+        }
+    }
+
+    /// Checks that this view holds at least `need` elements; `what` names the argument.
+    pub fn expect(self, what: &str, need: usize) -> DevPtr<T> {
+        assert!(
+            self.len >= need,
+            "{what}: needs {need} elements, buffer has {}",
+            self.len
+        );
+        self
+    }
+}

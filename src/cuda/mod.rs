@@ -1,0 +1,44 @@
+//! The CUDA backend (lesson 08): our own kernels, written in CUDA C++ in `kernels/*.cu`,
+//! compiled at run time by NVRTC for the GPU at hand, launched through cudarc's driver API.
+//!
+//! - [`nvrtc`]: finds and calls the run-time compiler (no CUDA toolkit needed to build pretrain).
+//! - [`sources`]: every kernel file, embedded in the binary with `include_str!`, and how each is
+//!   compiled (architecture, fp32 or bf16 storage).
+//! - [`buffer`]: device memory ([`Buffer`]) and the checked views ([`DevPtr`]) kernels take.
+//! - [`device`]: opens the GPU (checking first that the driver library exists, because cudarc
+//!   panics without it), caches compiled modules per process, and picks CPU or GPU for
+//!   `--device cpu|cuda|auto`.
+//!
+//! - [`ops`]: one host launcher per kernel (sizes checked, launch shape chosen).
+//!
+//! Nothing here is needed to run on the CPU: with no driver, every binary says so in one line
+//! and carries on with `crate::cpu`.
+
+pub mod buffer;
+pub mod device;
+pub mod nvrtc;
+pub mod ops;
+pub mod sources;
+
+pub use buffer::{Buffer, DevPtr, GpuFloat};
+pub use device::{DeviceArg, Gpu, select};
+
+/// The storage type of activations, weights and gradients on the GPU (`floatX` in the kernels).
+/// Arithmetic is always fp32; `Bf16` halves the bytes moved and lets matmuls use tensor cores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Precision {
+    /// fp32 everywhere: the mode that must match the CPU.
+    #[default]
+    F32,
+    /// bf16 activations and weights for compute, fp32 master weights and optimizer state.
+    Bf16,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "fp32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+}

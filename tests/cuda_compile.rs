@@ -1,0 +1,81 @@
+//! Every kernel in `kernels/` compiles with NVRTC for sm_80 (A100) and sm_90 (H100/H200), in
+//! both storage precisions. This needs no GPU: NVRTC and the CUDA headers come from NVIDIA's
+//! PyPI wheels (`scripts/cuda-toolchain.sh`, which `.ci/run` calls). Without NVRTC the test
+//! says so and passes, except under CI (`CI=true`), where a missing compiler is a failure.
+
+use pretrain::cuda::Precision;
+use pretrain::cuda::{nvrtc, sources};
+
+fn nvrtc_or_skip() -> bool {
+    match nvrtc::get() {
+        Ok(n) => {
+            eprintln!("NVRTC {:?} from {}", n.version(), n.path());
+            true
+        }
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but {e}")
+        }
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            false
+        }
+    }
+}
+
+#[test]
+fn every_kernel_compiles_for_sm80_and_sm90() {
+    if !nvrtc_or_skip() {
+        return;
+    }
+    let mut failures = Vec::new();
+    let mut built = 0;
+    for src in sources::SOURCES {
+        for arch in [80, 90] {
+            for precision in [Precision::F32, Precision::Bf16] {
+                match sources::compile(src.file, arch, precision, false) {
+                    Ok(c) => {
+                        assert!(!c.cubin.is_empty(), "{}: empty cubin", src.file);
+                        assert!(
+                            c.ptx.contains(".entry"),
+                            "{}: no kernel in the PTX",
+                            src.file
+                        );
+                        built += 1;
+                    }
+                    Err(e) => failures.push(e),
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    eprintln!("compiled {built} modules");
+}
+
+#[test]
+fn a_compile_error_names_the_file_and_line() {
+    if !nvrtc_or_skip() {
+        return;
+    }
+    let n = nvrtc::get().unwrap();
+    let err = n
+        .compile(
+            "extern \"C\" __global__ void k(float* x) {\n  x[0] = y;\n}\n",
+            "broken.cu",
+            &[],
+            &sources::options(90, Precision::F32, false),
+        )
+        .err()
+        .expect("an undefined name must not compile");
+    assert!(err.contains("broken.cu(2)"), "{err}");
+    assert!(err.contains("identifier \"y\" is undefined"), "{err}");
+}
+
+#[test]
+fn the_resource_report_lists_registers() {
+    if !nvrtc_or_skip() {
+        return;
+    }
+    let c = sources::compile("cast.cu", 90, Precision::Bf16, true).unwrap();
+    assert!(c.log.contains("registers"), "{}", c.log);
+    eprintln!("{}", c.log);
+}
