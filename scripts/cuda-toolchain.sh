@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 NVRTC=12.9.86 RUNTIME=12.9.79 NVCC=12.9.86
 dest=target/cuda-toolchain
 stamp="$dest/.done-$NVRTC-$RUNTIME-$NVCC"
-[[ -f $stamp ]] && exit 0
+if [[ -f $stamp ]]; then echo "cuda-toolchain: ready in $dest"; exit 0; fi
 PY=${PYTHON:-python3}
 rm -rf "$dest" && mkdir -p "$dest/wheels" "$dest/lib" "$dest/include" "$dest/bin"
 "$PY" -m pip download -q --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
