@@ -224,8 +224,10 @@ __device__ __forceinline__ void gemm_tc(floatX* c, const floatX* a, const floatX
                         out.v[q] = from_float<floatX>(accumulate ? v[q] + to_float(old.v[q]) : v[q]);
                     *reinterpret_cast<Eight*>(dst) = out;
                 } else {
-                    for (int q = 0; q < left; q++)
-                        dst[q] = from_float<floatX>(accumulate ? v[q] + to_float(dst[q]) : v[q]);
+#pragma unroll
+                    for (int q = 0; q < 8; q++)  // unrolled: v[] stays in registers
+                        if (q < left)
+                            dst[q] = from_float<floatX>(accumulate ? v[q] + to_float(dst[q]) : v[q]);
                 }
             }
             __syncwarp();  // the warp has read the scratch before the next fragment lands there
