@@ -14,7 +14,7 @@
 use half::bf16;
 use pretrain::cuda::device::for_tests;
 use pretrain::cuda::matmul::{self, Version};
-use pretrain::cuda::{Buffer, Gpu, GpuFloat, Precision};
+use pretrain::cuda::{Buffer, Gpu, GpuFloat, Precision, nvrtc, ptxas, sources};
 use pretrain::tensor::Rng;
 
 /// (m, k, n): single elements, odd sizes around the tile sizes (32, 128), sizes that are
@@ -147,7 +147,10 @@ fn check_one<X: GpuFloat>(
             w
         })
         .collect();
-    let max_ref = want.iter().fold(0.0f64, |acc, w| acc.max(w.abs())).max(1e-30);
+    let max_ref = want
+        .iter()
+        .fold(0.0f64, |acc, w| acc.max(w.abs()))
+        .max(1e-30);
     let tol = tolerance(X::PRECISION, k) * max_ref;
     for (idx, (g, w)) in got.iter().zip(&want).enumerate() {
         let g = g.to_f32() as f64;
@@ -287,4 +290,35 @@ fn versions_are_listed_and_named() {
     assert_eq!(matmul::best::<f32>(), Version::V3Register);
     assert!(!Version::V4TensorCore.supports(Precision::F32));
     assert!(Version::all().iter().all(|v| v.supports(Precision::Bf16)));
+}
+
+/// The register-blocked and tensor-core kernels keep their tiles in registers: ptxas must not
+/// spill any of them to local memory (a spill in the inner loop costs several times the kernel's
+/// speed). Needs NVRTC only; skipped without it (CI has it).
+#[test]
+fn fast_kernels_do_not_spill() {
+    if let Err(e) = nvrtc::get() {
+        eprintln!("fast_kernels_do_not_spill: skipped, {e}");
+        return;
+    }
+    let cases = [
+        ("matmul_v3_register.cu", Precision::F32, "matmul_v3"),
+        ("matmul_v3_register.cu", Precision::Bf16, "matmul_v3"),
+        ("matmul_v4_tensorcore.cu", Precision::Bf16, "matmul_v4"),
+    ];
+    for (file, precision, kernel) in cases {
+        let log = sources::compile(file, 90, precision, true).unwrap().log;
+        let report = ptxas::parse(&log);
+        let r = report
+            .iter()
+            .find(|r| r.kernel == kernel)
+            .unwrap_or_else(|| panic!("{kernel} not in the ptxas report:\n{log}"));
+        eprintln!("{file} {}: {r:?}", precision.name());
+        assert!(r.registers > 0, "{r:?}");
+        assert_eq!(
+            (r.spill_stores, r.spill_loads, r.stack_bytes),
+            (0, 0, 0),
+            "{r:?}"
+        );
+    }
 }

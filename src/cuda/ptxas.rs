@@ -14,7 +14,7 @@
 //! memory, which a hot loop should never have.
 
 /// What ptxas reports for one kernel.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Resources {
     pub kernel: String,
     pub registers: u32,
