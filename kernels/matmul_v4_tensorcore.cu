@@ -24,7 +24,7 @@
 //   cp.async takes a source size, and zero-fills the rest of the 16-byte chunk, which handles the
 //   right and bottom edges. When a row length is not a multiple of 8 elements or a pointer is
 //   not 16-byte aligned, the chunk is copied element by element with plain loads instead.
-//   The inline PTX lives in three small helpers with a plain C++ fallback under PRETRAIN_EMU.
+//   The inline PTX lives in three small helpers with emulator fallbacks under PRETRAIN_EMU.
 // - Epilogue through shared memory: a fragment's element-to-thread mapping is opaque, so each
 //   warp stores one 16x16 fp32 fragment at a time into its own 1 KB of (now free) shared memory,
 //   then each lane takes 8 consecutive values of one row, adds bias and the old C, rounds to bf16
@@ -58,11 +58,11 @@ using namespace nvcuda;
 
 // ---- cp.async: a 16-byte global -> shared copy that does not wait (sm_80+) ----
 // Copies `bytes` (0..16) from src and zero-fills the rest of the 16 bytes at dst.
+// Under PRETRAIN_EMU (the CPU emulator, tools/cuda-emu) the three helpers call the emulator's
+// deferred copies, which land only at the wait: a missing wait shows up there as wrong results.
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, int bytes) {
 #ifdef PRETRAIN_EMU
-    const unsigned char* s = static_cast<const unsigned char*>(src);
-    unsigned char* d = static_cast<unsigned char*>(dst);
-    for (int i = 0; i < 16; i++) d[i] = i < bytes ? s[i] : 0;
+    emu::cp_async(dst, src, 16, bytes);
 #else
     unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(src),
@@ -72,14 +72,18 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, int bytes
 
 // Closes the group of copies issued so far by this thread.
 __device__ __forceinline__ void cp_async_commit() {
-#ifndef PRETRAIN_EMU
+#ifdef PRETRAIN_EMU
+    emu::cp_async_commit();
+#else
     asm volatile("cp.async.commit_group;\n" ::);
 #endif
 }
 
 // Waits until at most N groups of this thread's copies are still in flight.
 template <int N> __device__ __forceinline__ void cp_async_wait() {
-#ifndef PRETRAIN_EMU
+#ifdef PRETRAIN_EMU
+    emu::cp_async_wait(N);
+#else
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 #endif
 }
