@@ -10,14 +10,18 @@
 //!   `--device cpu|cuda|auto`.
 //!
 //! - [`ops`]: one host launcher per kernel (sizes checked, launch shape chosen).
+//! - [`matmul`]: the matmul progression (naive, tiled, register-blocked, tensor cores) and cuBLAS.
+//! - [`ptxas`]: reads the compiler's report of registers, shared memory and spills per kernel.
 //!
 //! Nothing here is needed to run on the CPU: with no driver, every binary says so in one line
 //! and carries on with `crate::cpu`.
 
 pub mod buffer;
 pub mod device;
+pub mod matmul;
 pub mod nvrtc;
 pub mod ops;
+pub mod ptxas;
 pub mod sources;
 
 pub use buffer::{Buffer, DevPtr, GpuFloat};

@@ -22,7 +22,13 @@ macro_rules! kernel {
 }
 
 /// Every kernel file, in lesson order.
-pub const SOURCES: &[Source] = &[kernel!("cast.cu")];
+pub const SOURCES: &[Source] = &[
+    kernel!("cast.cu"),
+    kernel!("matmul_v1_naive.cu"),
+    kernel!("matmul_v2_tiled.cu"),
+    kernel!("matmul_v3_register.cu"),
+    kernel!("matmul_v4_tensorcore.cu"),
+];
 
 /// Headers a kernel may `#include "..."`.
 pub const HEADERS: &[(&str, &str)] = &[("common.cuh", include_str!("../../kernels/common.cuh"))];
