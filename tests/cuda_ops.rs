@@ -431,6 +431,62 @@ fn bias_backward_matches_column_sums() {
     }
 }
 
+/// The column sums (bias and LayerNorm parameter gradients) give the same bits every time.
+#[test]
+fn column_sums_are_deterministic() {
+    let Some(gpu) = for_tests("column_sums_are_deterministic") else {
+        return;
+    };
+    let mut rng = Rng::new(17);
+    let (n, c) = (4096, 768);
+    let (g, _) = rand_x::<bf16>(&mut rng, n * c, 0.0, 1.0);
+    let (x, _) = rand_x::<bf16>(&mut rng, n * c, 0.0, 1.0);
+    let (w, _) = rand_x::<bf16>(&mut rng, c, 1.0, 0.1);
+    let (g, x, w) = (
+        Dev::new(&gpu, &g, 0),
+        Dev::new(&gpu, &x, 0),
+        Dev::new(&gpu, &w, 0),
+    );
+    let mean = Buffer::<f32>::zeros(&gpu, n).unwrap();
+    let rstd = Buffer::from_host(&gpu, &vec![1.0f32; n]).unwrap();
+    let mut first = None;
+    for _ in 0..3 {
+        let dinp = Buffer::<bf16>::zeros(&gpu, n * c).unwrap();
+        let dw = Buffer::<bf16>::zeros(&gpu, c).unwrap();
+        let db = Buffer::<bf16>::zeros(&gpu, c).unwrap();
+        let dbias = Buffer::<bf16>::zeros(&gpu, c).unwrap();
+        ops::layernorm_backward(
+            &gpu,
+            dinp.ptr(),
+            dw.ptr(),
+            db.ptr(),
+            g.ptr(),
+            x.ptr(),
+            w.ptr(),
+            mean.ptr(),
+            rstd.ptr(),
+            n,
+            c,
+        )
+        .unwrap();
+        ops::bias_backward(&gpu, dbias.ptr(), g.ptr(), n, c).unwrap();
+        let bits: Vec<Vec<u16>> = [&dw, &db, &dbias]
+            .iter()
+            .map(|b| {
+                b.to_host(&gpu)
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect()
+            })
+            .collect();
+        match &first {
+            None => first = Some(bits),
+            Some(f) => assert_eq!(f, &bits, "column sums differ between runs"),
+        }
+    }
+}
+
 /// Three AdamW steps on the GPU against `adamw_step` on the CPU, with and without decay and
 /// with a clipping factor: master weights and moments within 1e-5 relative (fp32 arithmetic on
 /// both sides, in the same order), and `params` exactly the master weights rounded to `X`.
