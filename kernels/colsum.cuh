@@ -56,6 +56,7 @@ template <int K> __device__ bool column_totals(float (&v)[K], int C) {
     if (threadIdx.x == 0) last = atomicAdd(&colsum_arrivals[blockIdx.x], 1u) == gridDim.y - 1;
     __syncthreads();
     if (!last) return false;
+    __threadfence();  // the other chunks' partials are read only after the ticket said "last"
     if (threadIdx.x == 0) colsum_arrivals[blockIdx.x] = 0;
     if (warp != 0 || c >= C) return false;
 #pragma unroll

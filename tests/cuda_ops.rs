@@ -431,10 +431,11 @@ fn bias_backward_matches_column_sums() {
     }
 }
 
-/// The column sums (bias and LayerNorm parameter gradients) give the same bits every time.
+/// The column sums (bias and LayerNorm parameter gradients) and the gradient norm give the same
+/// bits every time.
 #[test]
-fn column_sums_are_deterministic() {
-    let Some(gpu) = for_tests("column_sums_are_deterministic") else {
+fn reductions_are_deterministic() {
+    let Some(gpu) = for_tests("reductions_are_deterministic") else {
         return;
     };
     let mut rng = Rng::new(17);
@@ -482,7 +483,7 @@ fn column_sums_are_deterministic() {
             .collect();
         match &first {
             None => first = Some(bits),
-            Some(f) => assert_eq!(f, &bits, "column sums differ between runs"),
+            Some(f) => assert_eq!(f, &bits, "results differ between runs"),
         }
     }
 }

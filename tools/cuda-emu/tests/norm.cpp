@@ -1,5 +1,6 @@
 // Emulator test of kernels/norm.cu: two tensors' sums of squares added into out[0] = 1.5, on
-// aligned and misaligned pointers, with a grid that does not cover n in one pass.
+// aligned and misaligned pointers, with grids that do not cover n in one pass; the second launch
+// checks that the first left the block counter at zero.
 // emu-kernels: kernels/norm.cu
 // emu-precisions: fp32 bf16
 #include "check.h"
