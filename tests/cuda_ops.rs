@@ -1,6 +1,5 @@
 //! The CUDA kernels against the CPU on random inputs. These need a GPU: without one each test
 //! prints why it skips and passes (CI has no GPU; `scripts/gpu-check.sh` runs them on one).
-
 //!
 //! Tolerances: the reference is computed in f64 from the very values the GPU received (rounded
 //! to the storage type first). fp32 results must agree within 1e-5 of the largest |reference|
