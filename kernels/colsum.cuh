@@ -62,7 +62,8 @@ template <int K> __device__ bool column_totals(float (&v)[K], int C) {
 #pragma unroll
     for (int k = 0; k < K; k++) {
         float s = 0.0f;
-        for (int y = 0; y < (int)gridDim.y; y++) s += __ldcg(&colsum_partials[k][(size_t)y * C + c]);
+        for (int y = 0; y < (int)gridDim.y; y++)
+            s += __ldcg(&colsum_partials[k][(size_t)y * C + c]);
         v[k] = s;
     }
     return true;

@@ -439,7 +439,7 @@ pub fn grad_norm_squared<X: GpuFloat>(gpu: &Gpu, out: DevPtr<f32>, grads: DevPtr
     let (o, g, n64) = (out.addr, grads.addr, n as u64);
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&o).arg(&g).arg(&n64);
-    let grid = packed_grid::<X>(gpu, n).min(2 * gpu.sms).min(1024); // NORM_MAX_BLOCKS
+    let grid = packed_grid::<X>(gpu, n).min(4 * gpu.sms).min(1024); // NORM_MAX_BLOCKS
     // SAFETY: out holds 1 element, grads n; the grid-stride loops stay below n.
     unsafe { l.launch(launch_config(grid, 256, 0)) }?;
     Ok(())

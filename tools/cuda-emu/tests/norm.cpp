@@ -21,7 +21,7 @@ int main() {
             for (int i = 0; i < n + 3; i++) ref += std::pow(check::to_double(b[off + i]), 2);
             if (check::no_error(tag, [&] {
                     emu::launch(grad_norm_squared, 2, 64, 0, out.data(), a.data() + off, (size_t)n);
-                    emu::launch(grad_norm_squared, 3, 32, 0, out.data(), b.data() + off,
+                    emu::launch(grad_norm_squared, 37, 32, 0, out.data(), b.data() + off,
                                 (size_t)(n + 3));
                 }))
                 check::close(tag, out, std::vector<double>{ref}, 1e-5);
