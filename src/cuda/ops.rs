@@ -199,6 +199,7 @@ pub fn layernorm_forward<X: GpuFloat>(
 
 /// LayerNorm backward (`kernels/layernorm.cu`): `dinp += …`, `dweight += Σ_rows dout·x̂`,
 /// `dbias += Σ_rows dout`, from the `mean` and `rstd` the forward pass saved. Deterministic.
+/// `dinp` must not be `dout` (the second kernel reads dout after the first has written dinp).
 #[allow(clippy::too_many_arguments)]
 pub fn layernorm_backward<X: GpuFloat>(
     gpu: &Gpu,
@@ -213,6 +214,10 @@ pub fn layernorm_backward<X: GpuFloat>(
     n: usize,
     c: usize,
 ) -> Result<()> {
+    assert_ne!(
+        dinp.addr, dout.addr,
+        "layernorm_backward: dinp must not be dout"
+    );
     dinp.expect("layernorm_backward: dinp", n * c);
     dout.expect("layernorm_backward: dout", n * c);
     inp.expect("layernorm_backward: inp", n * c);
