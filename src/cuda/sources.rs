@@ -28,10 +28,21 @@ pub const SOURCES: &[Source] = &[
     kernel!("matmul_v2_tiled.cu"),
     kernel!("matmul_v3_register.cu"),
     kernel!("matmul_v4_tensorcore.cu"),
+    kernel!("encoder.cu"),
+    kernel!("layernorm.cu"),
+    kernel!("gelu.cu"),
+    kernel!("residual.cu"),
+    kernel!("bias.cu"),
+    kernel!("adamw.cu"),
+    kernel!("norm.cu"),
 ];
 
 /// Headers a kernel may `#include "..."`.
-pub const HEADERS: &[(&str, &str)] = &[("common.cuh", include_str!("../../kernels/common.cuh"))];
+pub const HEADERS: &[(&str, &str)] = &[
+    ("common.cuh", include_str!("../../kernels/common.cuh")),
+    ("pack.cuh", include_str!("../../kernels/pack.cuh")),
+    ("colsum.cuh", include_str!("../../kernels/colsum.cuh")),
+];
 
 /// The source of `file`, if there is one.
 pub fn source(file: &str) -> Option<&'static Source> {
