@@ -10,10 +10,12 @@
 //!   `--device cpu|cuda|auto`.
 //!
 //! - [`ops`]: one host launcher per kernel (sizes checked, launch shape chosen).
+//! - [`attention`]: the fused causal attention (forward, backward) and the fused classifier.
 //!
 //! Nothing here is needed to run on the CPU: with no driver, every binary says so in one line
 //! and carries on with `crate::cpu`.
 
+pub mod attention;
 pub mod buffer;
 pub mod device;
 pub mod nvrtc;

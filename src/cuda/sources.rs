@@ -22,7 +22,11 @@ macro_rules! kernel {
 }
 
 /// Every kernel file, in lesson order.
-pub const SOURCES: &[Source] = &[kernel!("cast.cu")];
+pub const SOURCES: &[Source] = &[
+    kernel!("cast.cu"),
+    kernel!("attention.cu"),
+    kernel!("classifier.cu"),
+];
 
 /// Headers a kernel may `#include "..."`.
 pub const HEADERS: &[(&str, &str)] = &[("common.cuh", include_str!("../../kernels/common.cuh"))];
