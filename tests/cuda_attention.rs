@@ -2,8 +2,9 @@
 //! against the CPU kernels in f64 (`cpu::attention`, `cpu::cross_entropy`) on random inputs,
 //! odd sizes included. These need a GPU: without one each test says why it skips and passes.
 //!
-//! Tolerances, relative to the largest reference value of each output: fp32 1e-5; bf16 2e-2
-//! for the attention forward and the classifier, 3e-2 for the attention gradients. The bf16
+//! Tolerances, relative to the largest reference value of each output: fp32 1e-5; bf16 1e-2
+//! for the attention forward and the classifier, 2e-2 for the attention gradients (the CPU
+//! emulator, `tools/cuda-emu/tests/attention.cpp`, measures about 3e-7 and 2e-3). The bf16
 //! inputs are rounded to bf16 first, so the reference sees exactly what the GPU sees.
 
 use half::bf16;
@@ -94,7 +95,7 @@ fn attention_case<X: GpuFloat>(gpu: &Gpu, dims: (usize, usize, usize, usize), se
     let (b, t, nh, hs) = dims;
     let c = nh * hs;
     let bf = X::PRECISION == pretrain::cuda::Precision::Bf16;
-    let (tol_fwd, tol_bwd) = if bf { (2e-2, 3e-2) } else { (1e-5, 1e-5) };
+    let (tol_fwd, tol_bwd) = if bf { (1e-2, 2e-2) } else { (1e-5, 1e-5) };
     let what = format!("B={b} T={t} NH={nh} hs={hs} {}", X::PRECISION.name());
     let mut rng = Rng::new(seed);
     let qkv = random::<X>(&mut rng, b * t * 3 * c, 1.0);
@@ -200,7 +201,7 @@ fn attention_bf16_matches_cpu() {
 /// One classifier case: `n` rows, `v` classes padded to `vp`, every third row ignored.
 fn classifier_case<X: GpuFloat>(gpu: &Gpu, n: usize, v: usize, vp: usize, seed: u64) {
     let bf = X::PRECISION == pretrain::cuda::Precision::Bf16;
-    let tol = if bf { 2e-2 } else { 1e-5 };
+    let tol = if bf { 1e-2 } else { 1e-5 };
     let what = format!("n={n} v={v} vp={vp} {}", X::PRECISION.name());
     let mut rng = Rng::new(seed);
     let mut logits = random::<X>(&mut rng, n * vp, 3.0);
