@@ -1,13 +1,14 @@
+// emu-kernels: kernels/attention.cu kernels/classifier.cu
+// emu-precisions: fp32 bf16
+//
 // The attention and classifier kernels on the CPU emulator, against plain f64 references, on
-// small odd sizes. Build and run (from the repository root; add -DPRETRAIN_BF16 for bf16):
-//   g++ -std=c++17 -O1 -rdynamic -DPRETRAIN_EMU -Itools/cuda-emu/include -Itools/cuda-emu \
-//       -Ikernels tools/cuda-emu/tests/attention.cpp -o /tmp/attention_emu && /tmp/attention_emu
-// Launch shapes are the ones src/cuda/attention.rs uses.
+// small odd sizes: `tools/cuda-emu/run.sh attention`. Launch shapes are the ones
+// src/cuda/attention.rs uses.
 #include "emu.h"
 
 // Both files in one program: the second include of common.cuh is skipped by #pragma once.
-#include "attention.cu"
-#include "classifier.cu"
+#include "kernels/attention.cu"
+#include "kernels/classifier.cu"
 
 #include <algorithm>
 #include <random>
