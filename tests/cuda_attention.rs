@@ -11,7 +11,8 @@ use half::bf16;
 use pretrain::cpu::attention::{causal_attention_backward, causal_attention_forward};
 use pretrain::cpu::cross_entropy::{cross_entropy, cross_entropy_backward};
 use pretrain::cuda::attention::{
-    attention_backward, attention_forward, attention_scratch_len, classifier_forward_backward,
+    Version, attention_backward, attention_forward_version, attention_scratch_len,
+    classifier_forward_backward,
 };
 use pretrain::cuda::device::for_tests;
 use pretrain::cuda::{Buffer, Gpu, GpuFloat};
@@ -89,14 +90,24 @@ const SHAPES: &[(usize, usize, usize, usize)] = &[
     (1, 256, 2, 64),
     (2, 47, 1, 128),
     (1, 100, 3, 40),
+    (2, 130, 2, 48),
 ];
 
-fn attention_case<X: GpuFloat>(gpu: &Gpu, dims: (usize, usize, usize, usize), seed: u64) {
+/// One attention case: forward with version `v` (whose `out` and `lse` the backward then uses).
+fn attention_case<X: GpuFloat>(
+    gpu: &Gpu,
+    version: Version,
+    dims: (usize, usize, usize, usize),
+    seed: u64,
+) {
     let (b, t, nh, hs) = dims;
     let c = nh * hs;
     let bf = X::PRECISION == pretrain::cuda::Precision::Bf16;
     let (tol_fwd, tol_bwd) = if bf { (1e-2, 2e-2) } else { (1e-5, 1e-5) };
-    let what = format!("B={b} T={t} NH={nh} hs={hs} {}", X::PRECISION.name());
+    let what = format!(
+        "{version:?} B={b} T={t} NH={nh} hs={hs} {}",
+        X::PRECISION.name()
+    );
     let mut rng = Rng::new(seed);
     let qkv = random::<X>(&mut rng, b * t * 3 * c, 1.0);
     let dout = random::<X>(&mut rng, b * t * c, 1.0);
@@ -128,7 +139,18 @@ fn attention_case<X: GpuFloat>(gpu: &Gpu, dims: (usize, usize, usize, usize), se
     let qkv_d = Buffer::from_host(gpu, &qkv).unwrap();
     let out_d = Buffer::<X>::zeros(gpu, b * t * c).unwrap();
     let lse_d = Buffer::<f32>::zeros(gpu, b * nh * t).unwrap();
-    attention_forward(gpu, out_d.ptr(), lse_d.ptr(), qkv_d.ptr(), b, t, nh, hs).unwrap();
+    attention_forward_version(
+        gpu,
+        version,
+        out_d.ptr(),
+        lse_d.ptr(),
+        qkv_d.ptr(),
+        b,
+        t,
+        nh,
+        hs,
+    )
+    .unwrap();
     let dout_d = Buffer::from_host(gpu, &dout).unwrap();
     // Filled with NaN-free garbage: the backward must overwrite every element.
     let dqkv_d = Buffer::from_host(gpu, &vec![X::from_f32(7.0); b * t * 3 * c]).unwrap();
@@ -184,7 +206,7 @@ fn attention_fp32_matches_cpu() {
         return;
     };
     for (i, &dims) in SHAPES.iter().enumerate() {
-        attention_case::<f32>(&gpu, dims, 10 + i as u64);
+        attention_case::<f32>(&gpu, Version::V1Scalar, dims, 10 + i as u64);
     }
 }
 
@@ -194,7 +216,19 @@ fn attention_bf16_matches_cpu() {
         return;
     };
     for (i, &dims) in SHAPES.iter().enumerate() {
-        attention_case::<bf16>(&gpu, dims, 50 + i as u64);
+        attention_case::<bf16>(&gpu, Version::V1Scalar, dims, 50 + i as u64);
+    }
+}
+
+#[test]
+fn attention_v2_bf16_matches_cpu() {
+    let Some(gpu) = for_tests("attention_v2_bf16_matches_cpu") else {
+        return;
+    };
+    for (i, &dims) in SHAPES.iter().enumerate() {
+        if dims.3 % 16 == 0 {
+            attention_case::<bf16>(&gpu, Version::V2TensorCore, dims, 80 + i as u64);
+        }
     }
 }
 

@@ -1,12 +1,14 @@
-//! Launchers for the fused causal attention (`kernels/attention.cu`) and the fused classifier
-//! (`kernels/classifier.cu`): softmax, cross-entropy and its gradient in one pass over the logits.
+//! Launchers for the fused causal attention (`kernels/attention.cu`: v1, scalar fp32, forward
+//! and backward; `kernels/attention_v2.cu`: forward on tensor cores, bf16) and the fused
+//! classifier (`kernels/classifier.cu`): softmax, cross-entropy and its gradient in one pass
+//! over the logits.
 //!
 //! Layouts follow GPT-2 (see `crate::model::gpt`): `qkv` is the `c_attn` output `[B, T, 3C]`
 //! (q | k | v along the last axis, head `h` in columns `h*hs .. (h+1)*hs` of each third,
 //! `C = NH*hs`), `out` is `[B, T, C]` with the heads side by side, `lse` is `[B, NH, T]`.
 
 use super::device::launch_config;
-use super::{DevPtr, Gpu, GpuFloat};
+use super::{DevPtr, Gpu, GpuFloat, Precision};
 use anyhow::{Result, ensure};
 use cudarc::driver::PushKernelArg;
 use cudarc::driver::sys::CUfunction_attribute;
@@ -14,6 +16,9 @@ use cudarc::driver::sys::CUfunction_attribute;
 /// Rows a block owns and rows of a staged tile (`ATT_BQ`, `ATT_BK` in the kernel file).
 const BQ: usize = 16;
 const BK: usize = 32;
+/// The same for v2 (`V2_BQ`, `V2_BK` in `attention_v2.cu`).
+const V2_BQ: usize = 64;
+const V2_BK: usize = 64;
 /// Threads per attention block (4 warps).
 const ATT_THREADS: u32 = 128;
 /// The largest head size the kernels handle (32 lanes × 4 dimensions each).
@@ -50,8 +55,36 @@ fn allow_smem(f: &cudarc::driver::CudaFunction, smem: usize) -> Result<()> {
     Ok(())
 }
 
+/// The attention forward kernels, slowest first (the lesson's progression).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// `attention.cu`: scalar fp32 FMAs, any storage type and head size up to 128.
+    V1Scalar,
+    /// `attention_v2.cu`: tensor cores through wmma; bf16 only, head size a multiple of 16.
+    V2TensorCore,
+}
+
+/// The fastest forward for storage type `X` (head sizes v2 cannot take fall back to v1).
+pub fn best<X: GpuFloat>() -> Version {
+    match X::PRECISION {
+        Precision::Bf16 => Version::V2TensorCore,
+        Precision::F32 => Version::V1Scalar,
+    }
+}
+
+/// Whether `v` can run this shape (v2: bf16, hs a multiple of 16, rows 16-byte aligned).
+pub fn supports<X: GpuFloat>(v: Version, hs: usize, qkv: DevPtr<X>) -> bool {
+    match v {
+        Version::V1Scalar => true,
+        Version::V2TensorCore => {
+            X::PRECISION == Precision::Bf16 && hs.is_multiple_of(16) && qkv.addr.is_multiple_of(16)
+        }
+    }
+}
+
 /// Causal self-attention forward: `out = softmax(mask(q·kᵀ/√hs))·v` per (batch, head), and the
-/// row log-sum-exp `lse[(b*NH + h)*T + i]` that [`attention_backward`] needs.
+/// row log-sum-exp `lse[(b*NH + h)*T + i]` that [`attention_backward`] needs. Runs [`best`]
+/// when it supports the shape, else v1.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_forward<X: GpuFloat>(
     gpu: &Gpu,
@@ -63,15 +96,50 @@ pub fn attention_forward<X: GpuFloat>(
     nh: usize,
     hs: usize,
 ) -> Result<()> {
+    let v = if supports(best::<X>(), hs, qkv) {
+        best::<X>()
+    } else {
+        Version::V1Scalar
+    };
+    attention_forward_version(gpu, v, out, lse, qkv, b, t, nh, hs)
+}
+
+/// [`attention_forward`] with a chosen kernel version (an error if it cannot run the shape).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_forward_version<X: GpuFloat>(
+    gpu: &Gpu,
+    v: Version,
+    out: DevPtr<X>,
+    lse: DevPtr<f32>,
+    qkv: DevPtr<X>,
+    b: usize,
+    t: usize,
+    nh: usize,
+    hs: usize,
+) -> Result<()> {
     check_shape("attention_forward", b, t, nh, hs)?;
+    ensure!(
+        supports(v, hs, qkv),
+        "attention_forward: {v:?} needs bf16 storage, hs % 16 == 0 and aligned rows (hs={hs})"
+    );
     let c = nh * hs;
     out.expect("attention_forward: out", b * t * c);
     lse.expect("attention_forward: lse", b * nh * t);
     qkv.expect("attention_forward: qkv", b * t * 3 * c);
-    let f = gpu.function("attention.cu", X::PRECISION, "attention_forward")?;
-    let smem = 4 * (BQ * hs + BK * odd_stride(hs) + BK * hs);
+    let (f, rows, smem) = match v {
+        Version::V1Scalar => (
+            gpu.function("attention.cu", X::PRECISION, "attention_forward")?,
+            BQ,
+            4 * (BQ * hs + BK * odd_stride(hs) + BK * hs),
+        ),
+        Version::V2TensorCore => (
+            gpu.function("attention_v2.cu", X::PRECISION, "attention_forward_v2")?,
+            V2_BQ,
+            2 * 3 * V2_BQ * hs + 4 * V2_BQ * V2_BK + 2 * V2_BQ * V2_BK + 4 * V2_BQ * hs,
+        ),
+    };
     allow_smem(&f, smem)?;
-    let grid = (b * nh * t.div_ceil(BQ)) as u32;
+    let grid = (b * nh * t.div_ceil(rows)) as u32;
     let (o, l, q) = (out.addr, lse.addr, qkv.addr);
     let (bi, ti, nhi, hsi) = (b as i32, t as i32, nh as i32, hs as i32);
     let mut lb = gpu.stream.launch_builder(&f);

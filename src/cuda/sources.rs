@@ -25,6 +25,7 @@ macro_rules! kernel {
 pub const SOURCES: &[Source] = &[
     kernel!("cast.cu"),
     kernel!("attention.cu"),
+    kernel!("attention_v2.cu"),
     kernel!("classifier.cu"),
 ];
 
