@@ -11,7 +11,7 @@ use half::bf16;
 use pretrain::cpu::attention::{causal_attention_backward, causal_attention_forward};
 use pretrain::cpu::cross_entropy::{cross_entropy, cross_entropy_backward};
 use pretrain::cuda::attention::{
-    Version, attention_backward, attention_forward_version, attention_scratch_len,
+    Version, attention_backward_version, attention_forward_version, attention_scratch_len,
     classifier_forward_backward,
 };
 use pretrain::cuda::device::for_tests;
@@ -93,7 +93,8 @@ const SHAPES: &[(usize, usize, usize, usize)] = &[
     (2, 130, 2, 48),
 ];
 
-/// One attention case: forward with version `v` (whose `out` and `lse` the backward then uses).
+/// One attention case: forward and backward with `version` (the backward uses the forward's
+/// `out` and `lse`, as in training).
 fn attention_case<X: GpuFloat>(
     gpu: &Gpu,
     version: Version,
@@ -155,8 +156,9 @@ fn attention_case<X: GpuFloat>(
     // Filled with NaN-free garbage: the backward must overwrite every element.
     let dqkv_d = Buffer::from_host(gpu, &vec![X::from_f32(7.0); b * t * 3 * c]).unwrap();
     let scratch = Buffer::<f32>::zeros(gpu, attention_scratch_len(b, t, nh, hs)).unwrap();
-    attention_backward(
+    attention_backward_version(
         gpu,
+        version,
         dqkv_d.ptr(),
         dout_d.ptr(),
         out_d.ptr(),
