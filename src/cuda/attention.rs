@@ -36,8 +36,9 @@ fn check_shape(what: &str, b: usize, t: usize, nh: usize, hs: usize) -> Result<(
         b > 0 && t > 0 && nh > 0 && (1..=MAX_HEAD_SIZE).contains(&hs),
         "{what}: need B, T, NH > 0 and 1 <= hs <= {MAX_HEAD_SIZE}, got B={b} T={t} NH={nh} hs={hs}"
     );
+    // Offsets are size_t inside the kernels; grids have up to one block per 8 rows.
     ensure!(
-        b * nh * t.div_ceil(BQ) <= i32::MAX as usize && b * t * 3 * nh * hs <= i32::MAX as usize,
+        b * nh * t.div_ceil(8) <= i32::MAX as usize && 3 * nh * hs <= i32::MAX as usize,
         "{what}: B={b} T={t} NH={nh} hs={hs} is too large for one launch"
     );
     Ok(())
