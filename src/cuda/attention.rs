@@ -300,6 +300,8 @@ pub fn attention_backward_version<X: GpuFloat>(
 /// with `dloss · (softmax − onehot(target))`, zero in the padding columns `v..vp`.
 /// `targets[r] < 0` means ignored: loss 0 and a zero row of gradients. `dloss` is
 /// `1 / (number of counted targets)` for the mean loss. (A target `>= v` gives a NaN loss.)
+/// The CPU's `cross_entropy_ignore(targets, Some(ignore))` takes `u32` targets and an ignore
+/// index instead: map `t == ignore` to `-1` and every other `t` to `t as i32`.
 #[allow(clippy::too_many_arguments)]
 pub fn classifier_forward_backward<X: GpuFloat>(
     gpu: &Gpu,
