@@ -45,7 +45,7 @@ fn check_shape(what: &str, b: usize, t: usize, nh: usize, hs: usize) -> Result<(
 }
 
 /// A launch with `smem` bytes of dynamic shared memory; raises the function's limit past the
-/// default 48 KiB when needed (hs = 128 in the backward kernels).
+/// default 48 KiB when needed (v2, and v1's backward at hs = 128).
 fn allow_smem(f: &cudarc::driver::CudaFunction, smem: usize) -> Result<()> {
     if smem > 48 * 1024 {
         f.set_attribute(
@@ -56,7 +56,7 @@ fn allow_smem(f: &cudarc::driver::CudaFunction, smem: usize) -> Result<()> {
     Ok(())
 }
 
-/// The attention forward kernels, slowest first (the lesson's progression).
+/// The attention kernels (forward and backward), slowest first (the lesson's progression).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Version {
     /// `attention.cu`: scalar fp32 FMAs, any storage type and head size up to 128.
@@ -66,7 +66,7 @@ pub enum Version {
     V2TensorCore,
 }
 
-/// The fastest forward for storage type `X` (head sizes v2 cannot take fall back to v1).
+/// The fastest version for storage type `X` (head sizes v2 cannot take fall back to v1).
 pub fn best<X: GpuFloat>() -> Version {
     match X::PRECISION {
         Precision::Bf16 => Version::V2TensorCore,
