@@ -11,8 +11,8 @@ use half::bf16;
 use pretrain::cpu::attention::{causal_attention_backward, causal_attention_forward};
 use pretrain::cpu::cross_entropy::{cross_entropy, cross_entropy_backward};
 use pretrain::cuda::attention::{
-    Version, attention_backward_version, attention_forward_version, attention_scratch_len,
-    classifier_forward_backward,
+    Version, attention_backward, attention_backward_version, attention_forward,
+    attention_forward_version, attention_scratch_len, best, classifier_forward_backward,
 };
 use pretrain::cuda::device::for_tests;
 use pretrain::cuda::{Buffer, Gpu, GpuFloat};
@@ -231,6 +231,54 @@ fn attention_v2_bf16_matches_cpu() {
         if dims.3 % 16 == 0 {
             attention_case::<bf16>(&gpu, Version::V2TensorCore, dims, 80 + i as u64);
         }
+    }
+}
+
+/// `attention_forward` / `attention_backward` run `best` when it fits (bf16, hs = 64: v2) and
+/// v1 otherwise (bf16, hs = 40), bit for bit the same as asking for that version.
+#[test]
+fn attention_dispatch_runs_the_expected_version() {
+    let Some(gpu) = for_tests("attention_dispatch_runs_the_expected_version") else {
+        return;
+    };
+    assert_eq!(best::<bf16>(), Version::V2TensorCore);
+    assert_eq!(best::<f32>(), Version::V1Scalar);
+    for (hs, expected) in [(64, Version::V2TensorCore), (40, Version::V1Scalar)] {
+        let (b, t, nh) = (2, 37, 2);
+        let c = nh * hs;
+        let mut rng = Rng::new(hs as u64);
+        let qkv = Buffer::from_host(&gpu, &random::<bf16>(&mut rng, b * t * 3 * c, 1.0)).unwrap();
+        let dout = Buffer::from_host(&gpu, &random::<bf16>(&mut rng, b * t * c, 1.0)).unwrap();
+        let scratch = Buffer::<f32>::zeros(&gpu, attention_scratch_len(b, t, nh, hs)).unwrap();
+        let run = |version: Option<Version>| {
+            let out = Buffer::<bf16>::zeros(&gpu, b * t * c).unwrap();
+            let lse = Buffer::<f32>::zeros(&gpu, b * nh * t).unwrap();
+            let dqkv = Buffer::<bf16>::zeros(&gpu, b * t * 3 * c).unwrap();
+            let (o, l, x, dy, dx, s) = (
+                out.ptr(),
+                lse.ptr(),
+                qkv.ptr(),
+                dout.ptr(),
+                dqkv.ptr(),
+                scratch.ptr(),
+            );
+            match version {
+                None => {
+                    attention_forward(&gpu, o, l, x, b, t, nh, hs).unwrap();
+                    attention_backward(&gpu, dx, dy, o, x, l, s, b, t, nh, hs).unwrap();
+                }
+                Some(v) => {
+                    attention_forward_version(&gpu, v, o, l, x, b, t, nh, hs).unwrap();
+                    attention_backward_version(&gpu, v, dx, dy, o, x, l, s, b, t, nh, hs).unwrap();
+                }
+            }
+            (
+                out.to_host(&gpu).unwrap(),
+                lse.to_host(&gpu).unwrap(),
+                dqkv.to_host(&gpu).unwrap(),
+            )
+        };
+        assert_eq!(run(None), run(Some(expected)), "hs={hs}: not {expected:?}");
     }
 }
 
