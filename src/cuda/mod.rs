@@ -12,10 +12,12 @@
 //! - [`ops`]: one host launcher per kernel (sizes checked, launch shape chosen).
 //! - [`matmul`]: the matmul progression (naive, tiled, register-blocked, tensor cores) and cuBLAS.
 //! - [`ptxas`]: reads the compiler's report of registers, shared memory and spills per kernel.
+//! - [`attention`]: the fused causal attention (forward, backward) and the fused classifier.
 //!
 //! Nothing here is needed to run on the CPU: with no driver, every binary says so in one line
 //! and carries on with `crate::cpu`.
 
+pub mod attention;
 pub mod buffer;
 pub mod device;
 pub mod matmul;

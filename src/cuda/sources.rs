@@ -35,6 +35,9 @@ pub const SOURCES: &[Source] = &[
     kernel!("bias.cu"),
     kernel!("adamw.cu"),
     kernel!("norm.cu"),
+    kernel!("attention.cu"),
+    kernel!("attention_v2.cu"),
+    kernel!("classifier.cu"),
 ];
 
 /// Headers a kernel may `#include "..."`.
