@@ -139,6 +139,53 @@ inline unsigned activemask() {
     return w.exists & ~w.done;
 }
 
+// ---- cp.async (sm_80): asynchronous global -> shared copies ----------------------------------
+// A kernel's PRETRAIN_EMU fallback for its cp.async helpers can call these instead of copying at
+// once: the source is read when the copy is issued, but the destination is written only when a
+// cp_async_wait completes the copy's group (or the thread ends). A kernel that reads the
+// destination before waiting (a __syncthreads alone does not wait) then reads stale data.
+inline void finish_copies(Thread& t, int keep_groups) {
+    // Completes the copies of every committed group except the newest `keep_groups`
+    // (keep_groups < 0: every copy, committed or not).
+    size_t kept = 0;
+    for (size_t i = 0; i < t.copies.size(); i++) {
+        Thread::Copy& c = t.copies[i];
+        const bool done = keep_groups < 0 || (c.group != 0 && c.group <= t.groups - keep_groups);
+        if (done)
+            std::memcpy(c.dst, c.bytes, c.size);
+        else
+            t.copies[kept++] = c;
+    }
+    t.copies.resize(kept);
+}
+
+// cp.async.cg/ca.shared.global [dst], [src], size, src_size: copies src_size bytes (0..size)
+// and fills the rest of the `size` (4, 8 or 16) bytes with zeros.
+inline void cp_async(void* dst, const void* src, int size, int src_size) {
+    if ((size != 4 && size != 8 && size != 16) || src_size < 0 || src_size > size)
+        fail(format("cp.async of %d bytes (source %d bytes): size must be 4, 8 or 16", size, src_size));
+    if ((size_t)dst % size || (size_t)src % size)
+        fail(format("cp.async of %d bytes needs %d-byte aligned addresses (dst %p, src %p)", size,
+                    size, dst, src));
+    Thread::Copy c{dst, {}, size, 0};
+    std::memcpy(c.bytes, src, src_size);
+    rt.cur->copies.push_back(c);
+}
+// cp.async.commit_group: the copies issued since the last commit form a group.
+inline void cp_async_commit() {
+    Thread& t = *rt.cur;
+    t.groups++;
+    for (Thread::Copy& c : t.copies)
+        if (c.group == 0) c.group = t.groups;
+}
+// cp.async.wait_group n: waits until at most the newest n committed groups are in flight.
+inline void cp_async_wait(int n) { finish_copies(*rt.cur, n); }
+// cp.async.wait_all: commit, then wait for everything.
+inline void cp_async_wait_all() {
+    cp_async_commit();
+    finish_copies(*rt.cur, 0);
+}
+
 inline long long clock_counter() {
     static long long t = 0;
     return t += 4;

@@ -56,6 +56,15 @@ struct Thread {
     const char* op = "";  // what it waits at
     int pred = 0;         // its predicate for __syncthreads_count/and/or
     char* stack = nullptr;
+    // cp.async copies issued but not completed yet (emu_device.h), and the groups committed.
+    struct Copy {
+        void* dst;
+        unsigned char bytes[16];
+        int size;
+        int group;  // 0 while not committed
+    };
+    std::vector<Copy> copies;
+    int groups = 0;
 };
 
 struct Warp;
@@ -206,9 +215,12 @@ inline void warp_collective(const char* op, CollectiveFn fn, unsigned mask, void
 }
 
 // ---- coroutines and the block scheduler --------------------------------------------------
+inline void finish_copies(Thread& t, int keep_groups);
+
 inline void thread_main() {
     rt.body();
     Thread& t = *rt.cur;
+    finish_copies(t, -1);
     t.state = State::Done;
     rt.done_count++;
     Warp& w = rt.warps[t.warp];

@@ -12,13 +12,14 @@
 #   // emu-precisions: fp32 bf16           (bf16 builds with -DPRETRAIN_BF16)
 # Kernel paths are taken from the repository the command runs in (git toplevel of the current
 # directory), so a kernel author can run this script from another worktree.
-# Environment: EMU_JOBS (parallel compiles, default: number of cores), EMU_SEED (thread
+# Environment: EMU_ROOT (the repository whose kernels/ to use), EMU_OUT (where binaries go,
+# default $EMU_ROOT/target/cuda-emu), EMU_JOBS (parallel compiles, default: number of cores), EMU_SEED (thread
 # schedule), EMU_UBSAN=1 (also check misaligned and out-of-range accesses with
 # -fsanitize=undefined), EMU_CXXFLAGS (extra compiler flags).
 set -u
 EMU_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(git rev-parse --show-toplevel 2>/dev/null || (cd "$EMU_DIR/../.." && pwd))"
-OUT="$ROOT/target/cuda-emu"
+ROOT="${EMU_ROOT:-$(git rev-parse --show-toplevel 2>/dev/null || (cd "$EMU_DIR/../.." && pwd))}"
+OUT="${EMU_OUT:-$ROOT/target/cuda-emu}"
 mkdir -p "$OUT"
 CXX="${CXX:-g++}"
 if ! command -v "$CXX" >/dev/null; then

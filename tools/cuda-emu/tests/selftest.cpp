@@ -113,6 +113,20 @@ extern "C" __global__ void k_votes(unsigned* out, int* count, const int* in) {
     if (threadIdx.x == 0) *count = c;
 }
 
+// Each thread copies 16 bytes into shared memory with cp.async; out = the block's slice reversed.
+template <bool Wait> __device__ void copy_async(float* out, const float* in) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    float* s = reinterpret_cast<float*>(smem);
+    const int base = blockIdx.x * blockDim.x * 4;
+    emu::cp_async(s + 4 * threadIdx.x, in + base + 4 * threadIdx.x, 16, 16);
+    emu::cp_async_commit();
+    if (Wait) emu::cp_async_wait(0);
+    __syncthreads();
+    for (int q = 0; q < 4; q++) out[base + 4 * threadIdx.x + q] = s[4 * (blockDim.x - 1 - threadIdx.x) + q];
+}
+extern "C" __global__ void k_cp_async(float* out, const float* in) { copy_async<true>(out, in); }
+extern "C" __global__ void k_cp_async_no_wait(float* out, const float* in) { copy_async<false>(out, in); }
+
 // C = A·B (+ C) with one warp per 16x16 tile of C; A row-major [m,k], B col-major ([n,k]).
 using namespace nvcuda;
 extern "C" __global__ void k_wmma(float* c, const __nv_bfloat16* a, const __nv_bfloat16* b, int m,
@@ -226,6 +240,24 @@ static void test_transpose() {
     out.poison();
     if (check::no_error("dynamic shared memory", [&] { emu::launch(k_reverse_dynamic, 3, 96, 96 * sizeof(float), out.data(), in.data()); }))
         check::close("dynamic shared memory", out, ref, 0.0);
+}
+
+static void test_cp_async() {
+    emu::Array<float> in(2 * 64 * 4, "in"), out(2 * 64 * 4, "out");
+    check::fill(in);
+    std::vector<double> ref(in.size());
+    for (int b = 0; b < 2; b++)
+        for (int t = 0; t < 64; t++)
+            for (int q = 0; q < 4; q++) ref[b * 256 + 4 * t + q] = in[b * 256 + 4 * (63 - t) + q];
+    out.poison();
+    if (check::no_error("cp.async + wait", [&] { emu::launch(k_cp_async, 2, 64, 1024, out.data(), in.data()); }))
+        check::close("cp.async + wait", out, ref, 0.0);
+    out.poison();
+    emu::launch(k_cp_async_no_wait, 2, 64, 1024, out.data(), in.data());
+    int stale = 0;
+    for (float v : out) stale += std::isnan(v);
+    check::report(stale > 0, "cp.async without a wait reads stale shared memory",
+                  std::to_string(stale) + " of " + std::to_string(out.size()) + " values");
 }
 
 static void test_reported_bugs() {
@@ -360,6 +392,7 @@ int main() {
     test_block_sum();
     test_shuffles();
     test_transpose();
+    test_cp_async();
     test_reported_bugs();
     test_atomics_votes();
     test_bf16();
