@@ -1,7 +1,7 @@
 // emu_sched.h: running a kernel launch on the CPU.
 //
 // Blocks run one after another (in a shuffled order). Inside a block every CUDA thread is a
-// coroutine (ucontext) with its own small stack; only one runs at a time. A thread runs until
+// coroutine with its own small stack; only one runs at a time. A thread runs until
 // it reaches a synchronisation point, then hands control back to the scheduler:
 // - __syncthreads(): waits until every thread of the block waits at a barrier. If some
 //   threads have already returned, or threads wait at different barriers (different source
@@ -29,6 +29,69 @@
 
 namespace emu {
 
+// ---- coroutine contexts --------------------------------------------------------------------
+// On x86-64 a switch saves the callee-saved registers on the old stack and swaps stack
+// pointers (a few nanoseconds); elsewhere it uses ucontext (correct but slower: swapcontext
+// makes a system call per switch). Define EMU_UCONTEXT to force the portable version.
+#if defined(__x86_64__) && !defined(EMU_UCONTEXT)
+extern "C" void emu_switch(void** save_sp, void* load_sp);
+asm(R"(
+    .text
+    .weak emu_switch
+    .type emu_switch, @function
+emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size emu_switch, .-emu_switch
+)");
+struct Context {
+    void* sp = nullptr;
+};
+// Prepares `c` so that the first switch to it calls entry() (which must never return).
+inline void context_start(Context& c, char* stack, size_t bytes, void (*entry)()) {
+    auto* top = (uint64_t*)(((uintptr_t)stack + bytes) & ~(uintptr_t)15);
+    top[-1] = 0;                   // fake return address of entry(): keeps the ABI alignment
+    top[-2] = (uint64_t)entry;     // where emu_switch's `ret` goes
+    for (int i = 3; i <= 8; i++) top[-i] = 0;  // rbp rbx r12 r13 r14 r15
+    uint32_t fp[2];
+    asm volatile("stmxcsr %0\n\tfnstcw %1" : "=m"(fp[0]), "=m"(fp[1]));
+    std::memcpy(&top[-9], fp, 8);  // the current MXCSR and x87 control word
+    c.sp = &top[-9];
+}
+inline void context_switch(Context& from, Context& to) { emu_switch(&from.sp, to.sp); }
+#else
+struct Context {
+    ucontext_t uc;
+};
+inline void context_start(Context& c, char* stack, size_t bytes, void (*entry)()) {
+    getcontext(&c.uc);
+    c.uc.uc_stack.ss_sp = stack;
+    c.uc.uc_stack.ss_size = bytes;
+    c.uc.uc_link = nullptr;
+    makecontext(&c.uc, entry, 0);
+}
+inline void context_switch(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+#endif
+
 // Every failure the emulator detects in a kernel: a launch throws it.
 struct Error : std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -48,7 +111,7 @@ struct Site {
 };
 
 struct Thread {
-    ucontext_t ctx;
+    Context ctx;
     uint3 idx;
     int linear = 0, warp = 0, lane = 0;
     State state = State::Ready;
@@ -90,7 +153,7 @@ struct Runtime {
     std::vector<Thread> threads;
     std::vector<Warp> warps;
     Thread* cur = nullptr;  // the running thread, null in the scheduler
-    ucontext_t sched_ctx;
+    Context sched_ctx;
     std::function<void()> body;  // calls the kernel with the launch's arguments
     std::string error;
     int done_count = 0;
@@ -134,13 +197,13 @@ inline std::string where() {
     std::string msg = where() + ": " + what;
     if (rt.cur) {  // inside a kernel thread: hand the message to the scheduler, never resume
         rt.error = msg;
-        swapcontext(&rt.cur->ctx, &rt.sched_ctx);
+        context_switch(rt.cur->ctx, rt.sched_ctx);
         std::abort();
     }
     throw Error(msg);
 }
 
-inline void yield() { swapcontext(&rt.cur->ctx, &rt.sched_ctx); }
+inline void yield() { context_switch(rt.cur->ctx, rt.sched_ctx); }
 
 // ---- __syncthreads --------------------------------------------------------------------------
 inline int syncthreads(const char* file, int line, const char* op = "__syncthreads", int pred = 0) {
@@ -226,7 +289,7 @@ inline void thread_main() {
     Warp& w = rt.warps[t.warp];
     w.done |= 1u << t.lane;
     if (w.op) try_complete(w);  // the others may have waited only for this lane
-    swapcontext(&t.ctx, &rt.sched_ctx);
+    context_switch(t.ctx, rt.sched_ctx);
     std::abort();  // never resumed
 }
 
@@ -305,11 +368,7 @@ inline void run_block() {
         t.lane = i % 32;
         rt.warps[t.warp].exists |= 1u << t.lane;
         t.stack = rt.stacks[i];
-        getcontext(&t.ctx);
-        t.ctx.uc_stack.ss_sp = t.stack;
-        t.ctx.uc_stack.ss_size = rt.stack_bytes;
-        t.ctx.uc_link = nullptr;
-        makecontext(&t.ctx, thread_main, 0);
+        context_start(t.ctx, t.stack, rt.stack_bytes, thread_main);
     }
     std::vector<int> order(n);
     for (int i = 0; i < n; i++) order[i] = i;
@@ -320,7 +379,7 @@ inline void run_block() {
             Thread& t = rt.threads[i];
             if (t.state != State::Ready) continue;
             rt.cur = &t;
-            swapcontext(&rt.sched_ctx, &t.ctx);
+            context_switch(rt.sched_ctx, t.ctx);
             rt.cur = nullptr;
             ran = true;
             if (!rt.error.empty()) {

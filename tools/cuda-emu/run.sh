@@ -26,7 +26,7 @@ if ! command -v "$CXX" >/dev/null; then
     echo "cuda-emu: $CXX not found" >&2
     exit 2
 fi
-FLAGS=(-std=c++17 -O1 -g -Wall -Wextra -Wno-unknown-pragmas -Wno-unused-parameter -DPRETRAIN_EMU
+FLAGS=(-std=c++17 -Og -Wall -Wextra -Wno-unknown-pragmas -Wno-unused-parameter -DPRETRAIN_EMU
        -I"$EMU_DIR/include" -I"$EMU_DIR" -I"$EMU_DIR/tests" -I"$ROOT" -rdynamic)
 [ "${EMU_UBSAN:-0}" = 1 ] && FLAGS+=(-fsanitize=undefined -fno-sanitize-recover=all)
 # shellcheck disable=SC2206
