@@ -118,6 +118,17 @@ inline void on_fault(int sig, siginfo_t* info, void*) {
     _exit(3);
 }
 
+}  // namespace emu
+
+// Under EMU_UBSAN=1 (-fsanitize=undefined), the sanitizer calls this before each report: it
+// names the kernel, block and thread that made the access.
+extern "C" __attribute__((weak, used)) void __ubsan_on_report() {
+    std::fflush(stdout);
+    std::fprintf(stderr, "\nemu: %s: undefined behaviour (e.g. a misaligned vector access):\n",
+                 emu::where().c_str());
+}
+
+namespace emu {
 inline void install_fault_handler() {
     static bool installed = false;
     if (installed) return;
