@@ -12,7 +12,8 @@
 #   // emu-precisions: fp32 bf16           (bf16 builds with -DPRETRAIN_BF16)
 # Kernel paths are taken from the repository the command runs in (git toplevel of the current
 # directory), so a kernel author can run this script from another worktree.
-# Environment: EMU_ROOT (the repository whose kernels/ to use), EMU_OUT (where binaries go,
+# EMU_SEEDS="1 2 3" runs every binary once per thread-order seed (more chances to expose a
+# missing barrier). Environment: EMU_ROOT (the repository whose kernels/ to use), EMU_OUT (where binaries go,
 # default $EMU_ROOT/target/cuda-emu), EMU_JOBS (parallel compiles, default: number of cores), EMU_SEED (thread
 # schedule), EMU_UBSAN=1 (also check misaligned and out-of-range accesses with
 # -fsanitize=undefined), EMU_CXXFLAGS (extra compiler flags).
@@ -86,7 +87,12 @@ for b in "${builds[@]}"; do
         failed=$((failed + 1)) names_failed="$names_failed $name-$p"
         continue
     fi
-    if "$bin"; then passed=$((passed + 1)); else failed=$((failed + 1)) names_failed="$names_failed $name-$p"; fi
+    ok=1
+    for seed in ${EMU_SEEDS:-${EMU_SEED:-1}}; do
+        [ -n "${EMU_SEEDS:-}" ] && echo "-- EMU_SEED=$seed"
+        EMU_SEED=$seed "$bin" || ok=0
+    done
+    if [ "$ok" = 1 ]; then passed=$((passed + 1)); else failed=$((failed + 1)) names_failed="$names_failed $name-$p"; fi
 done
 echo "cuda-emu: $passed passed, $failed failed, $skipped skipped${names_failed:+ (failed:$names_failed)}"
 [ "$failed" -eq 0 ]

@@ -99,7 +99,8 @@ template <typename F> void expect_error(const std::string& name, const std::stri
         report(false, name, "no error reported");
     } catch (const emu::Error& e) {
         const std::string msg = e.what();
-        report(msg.find(needle) != std::string::npos, name, "reported: " + msg.substr(0, 160));
+        const std::string first_line = msg.substr(0, std::min<size_t>(msg.find('\n'), 160));
+        report(msg.find(needle) != std::string::npos, name, "reported: " + first_line);
     }
 }
 
