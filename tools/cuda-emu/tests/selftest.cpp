@@ -153,6 +153,20 @@ extern "C" __global__ void k_wmma(float* c, const __nv_bfloat16* a, const __nv_b
     for (int i = 0; i < fc.num_elements; i++) fc.x[i] *= 0.5f;  // element-wise, layout-free
     wmma::store_matrix_sync(ctile, fc, ldc, layout);
 }
+// One warp, one M x N tile: C = A·B with A col-major [k][m] and B row-major [k][n].
+template <int M, int N> __device__ void wmma_shape(float* c, const __nv_bfloat16* a, const __nv_bfloat16* b) {
+    wmma::fragment<wmma::matrix_a, M, N, 16, __nv_bfloat16, wmma::col_major> fa;
+    wmma::fragment<wmma::matrix_b, M, N, 16, __nv_bfloat16, wmma::row_major> fb;
+    wmma::fragment<wmma::accumulator, M, N, 16, float> fc;
+    wmma::fill_fragment(fc, 1.0f);
+    wmma::load_matrix_sync(fa, a, M);
+    wmma::load_matrix_sync(fb, b, N);
+    wmma::mma_sync(fc, fa, fb, fc);
+    wmma::store_matrix_sync(c, fc, N, wmma::mem_row_major);
+}
+extern "C" __global__ void k_wmma_32x8(float* c, const __nv_bfloat16* a, const __nv_bfloat16* b) { wmma_shape<32, 8>(c, a, b); }
+extern "C" __global__ void k_wmma_8x32(float* c, const __nv_bfloat16* a, const __nv_bfloat16* b) { wmma_shape<8, 32>(c, a, b); }
+
 extern "C" __global__ void k_wmma_lane_dependent(float* c) {
     wmma::fragment<wmma::accumulator, 16, 16, 16, float> fc;
     wmma::fill_fragment(fc, 0.0f);
@@ -381,6 +395,23 @@ static void test_wmma() {
                 if (check::no_error(name, [&] { emu::launch(k_wmma, (warps + 1) / 2, 64, 0, c.data(), a.data(), b.data(), m, n, k, acc, colmajor); }))
                     check::close(name, c, ref, 1e-5);
             }
+    }
+    for (auto [m, n] : {std::pair{32, 8}, std::pair{8, 32}}) {
+        emu::Array<__nv_bfloat16> a(16 * m, "a"), b(16 * n, "b");
+        emu::Array<float> c(m * n, "c");
+        check::fill(a);
+        check::fill(b);
+        c.poison();
+        std::vector<double> ref(m * n);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                double s = 1.0;
+                for (int p = 0; p < 16; p++) s += (double)(float)a[p * m + i] * (float)b[p * n + j];
+                ref[i * n + j] = s;
+            }
+        const std::string name = emu::format("wmma m%dn%dk16, A col-major, B row-major", m, n);
+        if (check::no_error(name, [&] { emu::launch(m == 32 ? k_wmma_32x8 : k_wmma_8x32, 1, 32, 0, c.data(), a.data(), b.data()); }))
+            check::close(name, c, ref, 1e-6);
     }
     emu::Array<__nv_bfloat16> a(16 * 20, "a"), b(16 * 20, "b");
     emu::Array<float> c(256, "c");
