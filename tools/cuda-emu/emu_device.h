@@ -162,6 +162,7 @@ inline void finish_copies(Thread& t, int keep_groups) {
 // cp.async.cg/ca.shared.global [dst], [src], size, src_size: copies src_size bytes (0..size)
 // and fills the rest of the `size` (4, 8 or 16) bytes with zeros.
 inline void cp_async(void* dst, const void* src, int size, int src_size) {
+    Internal internal;
     if ((size != 4 && size != 8 && size != 16) || src_size < 0 || src_size > size)
         fail(format("cp.async of %d bytes (source %d bytes): size must be 4, 8 or 16", size, src_size));
     if ((size_t)dst % size || (size_t)src % size)
@@ -179,7 +180,10 @@ inline void cp_async_commit() {
         if (c.group == 0) c.group = t.groups;
 }
 // cp.async.wait_group n: waits until at most the newest n committed groups are in flight.
-inline void cp_async_wait(int n) { finish_copies(*rt.cur, n); }
+inline void cp_async_wait(int n) {
+    Internal internal;
+    finish_copies(*rt.cur, n);
+}
 // cp.async.wait_all: commit, then wait for everything.
 inline void cp_async_wait_all() {
     cp_async_commit();
@@ -212,10 +216,15 @@ inline long long clock_counter() {
 #define __syncthreads_or(p) ::emu::syncthreads(__FILE__, __LINE__, "__syncthreads_or", (p) != 0)
 
 // ---- atomics: one thread runs at a time, so a plain read-modify-write is atomic ---------------
+// (For EMU_TSAN=1 an atomic orders the threads that use the same address, like the GPU's
+// fence + atomic patterns, and is not itself reported as a race.)
 #define EMU_ATOMIC(NAME, T, EXPR)        \
     inline T NAME(T* p, T v) {           \
+        emu::Internal internal;          \
+        emu::hb_acquire(p);              \
         T old = *p;                      \
         *p = EXPR;                       \
+        emu::hb_release(p);              \
         return old;                      \
     }
 #define EMU_ATOMIC_INTS(NAME, EXPR)                  \
@@ -243,14 +252,20 @@ EMU_ATOMIC(atomicDec, unsigned, (old == 0 || old > v) ? v : old - 1)
 #undef EMU_ATOMIC
 #undef EMU_ATOMIC_INTS
 inline __nv_bfloat162 atomicAdd(__nv_bfloat162* p, __nv_bfloat162 v) {
+    emu::Internal internal;
+    emu::hb_acquire(p);
     __nv_bfloat162 old = *p;
     *p = __nv_bfloat162{old.x + v.x, old.y + v.y};
+    emu::hb_release(p);
     return old;
 }
 template <typename T> inline T atomicCAS(T* p, T compare, T v) {
     static_assert(std::is_integral<T>::value, "atomicCAS on integers");
+    emu::Internal internal;
+    emu::hb_acquire(p);
     T old = *p;
     if (old == compare) *p = v;
+    emu::hb_release(p);
     return old;
 }
 

@@ -92,6 +92,47 @@ inline void context_start(Context& c, char* stack, size_t bytes, void (*entry)()
 inline void context_switch(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
 #endif
 
+// ---- ThreadSanitizer (EMU_TSAN=1) ------------------------------------------------------------
+// Built with -fsanitize=thread, each CUDA thread is a TSan "fiber", and the emulator tells TSan
+// which events order memory accesses: a barrier orders the whole block, a warp collective the
+// lanes taking part, an atomic (like fence + atomic on the GPU) the threads using it, and a block
+// is ordered after the previous one (shared memory and stacks are reused). Any other pair of
+// accesses to one address from two threads, one of them a write, is reported as a data race:
+// a missing __syncthreads or __syncwarp, found whatever order the threads run in. The
+// emulator's own bookkeeping runs with TSan's checks switched off (Internal).
+#ifdef __SANITIZE_THREAD__
+extern "C" {
+void __tsan_acquire(void* addr);
+void __tsan_release(void* addr);
+void* __tsan_get_current_fiber(void);
+void* __tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void* fiber);
+void __tsan_switch_to_fiber(void* fiber, unsigned flags);
+void __tsan_ignore_thread_begin(void);
+void __tsan_ignore_thread_end(void);
+}
+struct Internal {
+    Internal() { __tsan_ignore_thread_begin(); }
+    ~Internal() { __tsan_ignore_thread_end(); }
+};
+inline void hb_release(const void* p) { __tsan_release(const_cast<void*>(p)); }
+inline void hb_acquire(const void* p) { __tsan_acquire(const_cast<void*>(p)); }
+inline void* fiber_new() { return __tsan_create_fiber(0); }
+inline void* fiber_current() { return __tsan_get_current_fiber(); }
+inline void fiber_delete(void* f) { __tsan_destroy_fiber(f); }
+inline void fiber_switch(void* f) { __tsan_switch_to_fiber(f, 1 /* no synchronisation */); }
+#else
+struct Internal {
+    Internal() {}
+};
+inline void hb_release(const void*) {}
+inline void hb_acquire(const void*) {}
+inline void* fiber_new() { return nullptr; }
+inline void* fiber_current() { return nullptr; }
+inline void fiber_delete(void*) {}
+inline void fiber_switch(void*) {}
+#endif
+
 // Every failure the emulator detects in a kernel: a launch throws it.
 struct Error : std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -112,6 +153,7 @@ struct Site {
 
 struct Thread {
     Context ctx;
+    void* fiber = nullptr;  // TSan's context for this thread (EMU_TSAN=1 only)
     uint3 idx;
     int linear = 0, warp = 0, lane = 0;
     State state = State::Ready;
@@ -140,6 +182,7 @@ struct Warp {
     const char* op = nullptr;  // name of the pending collective, null when none
     CollectiveFn fn = nullptr;
     unsigned mask = 0, arrived = 0;
+    unsigned gen = 0;  // collectives completed (selects the TSan sync object)
     Site site;
     void* data[32] = {};  // each arrived lane's argument/result record
 };
@@ -154,6 +197,13 @@ struct Runtime {
     std::vector<Warp> warps;
     Thread* cur = nullptr;  // the running thread, null in the scheduler
     Context sched_ctx;
+    void* sched_fiber = nullptr;
+    // Addresses that stand for synchronisation events in TSan's happens-before (EMU_TSAN=1).
+    // Barriers and warp collectives alternate between two objects, so a thread that already
+    // passed a barrier and runs on cannot leak its next accesses to a slower thread that is
+    // still waking up from the same barrier.
+    char sync_block_start = 0, sync_block_end = 0, sync_barrier[2] = {}, sync_warp[32][2] = {};
+    unsigned barrier_gen = 0;
     std::function<void()> body;  // calls the kernel with the launch's arguments
     std::string error;
     int done_count = 0;
@@ -196,23 +246,35 @@ inline std::string where() {
 [[noreturn]] inline void fail(const std::string& what) {
     std::string msg = where() + ": " + what;
     if (rt.cur) {  // inside a kernel thread: hand the message to the scheduler, never resume
-        rt.error = msg;
+        {
+            Internal internal;
+            rt.error = msg;
+            hb_release(&rt.sync_block_end);
+        }
+        fiber_switch(rt.sched_fiber);
         context_switch(rt.cur->ctx, rt.sched_ctx);
         std::abort();
     }
     throw Error(msg);
 }
 
-inline void yield() { context_switch(rt.cur->ctx, rt.sched_ctx); }
+inline void yield() {
+    fiber_switch(rt.sched_fiber);
+    context_switch(rt.cur->ctx, rt.sched_ctx);
+}
 
 // ---- __syncthreads --------------------------------------------------------------------------
 inline int syncthreads(const char* file, int line, const char* op = "__syncthreads", int pred = 0) {
+    Internal internal;
+    const unsigned gen = rt.barrier_gen;
+    hb_release(&rt.sync_barrier[gen & 1]);
     Thread& t = *rt.cur;
     t.state = State::AtBarrier;
     t.site = {file, line};
     t.op = op;
     t.pred = pred;
     yield();
+    hb_acquire(&rt.sync_barrier[gen & 1]);
     return rt.barrier_result;
 }
 
@@ -243,6 +305,7 @@ inline bool try_complete(Warp& w) {
     }
     w.op = nullptr;
     w.arrived = 0;
+    w.gen++;
     return true;
 }
 
@@ -250,7 +313,13 @@ inline bool try_complete(Warp& w) {
 // `fn` when the last lane arrives. Returns when the collective is complete.
 inline void warp_collective(const char* op, CollectiveFn fn, unsigned mask, void* data,
                             const char* file, int line) {
+    Internal internal;
     Thread& t = *rt.cur;
+    struct Order {  // the lanes' accesses before the collective happen before those after it
+        const void* p;
+        Order(const void* p_) : p(p_) { hb_release(p); }
+        ~Order() { hb_acquire(p); }
+    } order(&rt.sync_warp[t.warp % 32][rt.warps[t.warp].gen & 1]);
     Warp& w = rt.warps[t.warp];
     const unsigned bit = 1u << t.lane;
     if (!(mask & bit))
@@ -281,15 +350,21 @@ inline void warp_collective(const char* op, CollectiveFn fn, unsigned mask, void
 inline void finish_copies(Thread& t, int keep_groups);
 
 inline void thread_main() {
+    hb_acquire(&rt.sync_block_start);  // everything before the block happens before this thread
     rt.body();
-    Thread& t = *rt.cur;
-    finish_copies(t, -1);
-    t.state = State::Done;
-    rt.done_count++;
-    Warp& w = rt.warps[t.warp];
-    w.done |= 1u << t.lane;
-    if (w.op) try_complete(w);  // the others may have waited only for this lane
-    context_switch(t.ctx, rt.sched_ctx);
+    {
+        Internal internal;
+        hb_release(&rt.sync_block_end);  // ... and this thread before everything after the block
+        Thread& t = *rt.cur;
+        finish_copies(t, -1);
+        t.state = State::Done;
+        rt.done_count++;
+        Warp& w = rt.warps[t.warp];
+        w.done |= 1u << t.lane;
+        if (w.op) try_complete(w);  // the others may have waited only for this lane
+    }
+    fiber_switch(rt.sched_fiber);
+    context_switch(rt.cur->ctx, rt.sched_ctx);
     std::abort();  // never resumed
 }
 
@@ -350,6 +425,7 @@ inline void release_barrier() {
                         : std::strcmp(first->op, "__syncthreads_or") == 0 ? count > 0
                                                                          : count;
     for (Thread& t : rt.threads) t.state = State::Ready;
+    rt.barrier_gen++;
 }
 
 inline void run_block() {
@@ -369,6 +445,7 @@ inline void run_block() {
         rt.warps[t.warp].exists |= 1u << t.lane;
         t.stack = rt.stacks[i];
         context_start(t.ctx, t.stack, rt.stack_bytes, thread_main);
+        t.fiber = fiber_new();
     }
     std::vector<int> order(n);
     for (int i = 0; i < n; i++) order[i] = i;
@@ -379,6 +456,7 @@ inline void run_block() {
             Thread& t = rt.threads[i];
             if (t.state != State::Ready) continue;
             rt.cur = &t;
+            fiber_switch(t.fiber);
             context_switch(rt.sched_ctx, t.ctx);
             rt.cur = nullptr;
             ran = true;
@@ -390,6 +468,7 @@ inline void run_block() {
         }
         if (!ran && rt.done_count < n) release_barrier();
     }
+    for (Thread& t : rt.threads) fiber_delete(t.fiber);
 }
 
 // ---- shared memory -------------------------------------------------------------------------
@@ -449,6 +528,8 @@ inline uint64_t seed() {
 
 inline void run_grid(const char* name, dim3 grid, dim3 block, size_t smem_bytes) {
     if (rt.kernel) throw Error(format("emu: kernel '%s' launched from inside '%s'", name, rt.kernel));
+    Internal internal;
+    rt.sched_fiber = fiber_current();
     rt.kernel = name;
     rt.grid = grid;
     rt.block = block;
@@ -458,6 +539,10 @@ inline void run_grid(const char* name, dim3 grid, dim3 block, size_t smem_bytes)
     if (rt.rng == 0) rt.rng = seed() * 0x9E3779B97F4A7C15ull | 1;
     struct Done {  // leaves the runtime clean even when the launch throws
         ~Done() {
+            // After a failed block too: its threads stopped wherever they were.
+            hb_acquire(&rt.sync_block_end);
+            for (const char& b : rt.sync_barrier) hb_acquire(&b);
+            for (const auto& w : rt.sync_warp) hb_acquire(&w[0]), hb_acquire(&w[1]);
             rt.kernel = nullptr;
             rt.cur = nullptr;
         }
@@ -488,7 +573,9 @@ inline void run_grid(const char* name, dim3 grid, dim3 block, size_t smem_bytes)
         rt.block_idx = uint3{(unsigned)(b % grid.x), (unsigned)(b / grid.x % grid.y),
                              (unsigned)(b / ((size_t)grid.x * grid.y))};
         poison_shared();
+        hb_release(&rt.sync_block_start);  // the host and earlier blocks happen before this block
         run_block();
+        hb_acquire(&rt.sync_block_end);
         check_smem_overrun();
     }
     rt.block_idx = uint3{0, 0, 0};

@@ -16,7 +16,8 @@
 # missing barrier). Environment: EMU_ROOT (the repository whose kernels/ to use), EMU_OUT (where binaries go,
 # default $EMU_ROOT/target/cuda-emu), EMU_JOBS (parallel compiles, default: number of cores), EMU_SEED (thread
 # schedule), EMU_UBSAN=1 (also check misaligned and out-of-range accesses with
-# -fsanitize=undefined), EMU_CXXFLAGS (extra compiler flags).
+# -fsanitize=undefined), EMU_TSAN=1 (report data races between CUDA threads, e.g. a missing
+# barrier, with -fsanitize=thread; slower), EMU_CXXFLAGS (extra compiler flags).
 set -u
 EMU_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="${EMU_ROOT:-$(git rev-parse --show-toplevel 2>/dev/null || (cd "$EMU_DIR/../.." && pwd))}"
@@ -30,10 +31,12 @@ fi
 FLAGS=(-std=c++17 -Og -Wall -Wextra -Wno-unknown-pragmas -Wno-unused-parameter -DPRETRAIN_EMU
        -I"$EMU_DIR/include" -I"$EMU_DIR" -I"$EMU_DIR/tests" -I"$ROOT" -rdynamic)
 [ "${EMU_UBSAN:-0}" = 1 ] && FLAGS+=(-fsanitize=undefined -fno-sanitize-recover=all)
+[ "${EMU_TSAN:-0}" = 1 ] && FLAGS+=(-fsanitize=thread -g)
 # shellcheck disable=SC2206
 FLAGS+=(${EMU_CXXFLAGS:-})
 suffix=""
 [ "${EMU_UBSAN:-0}" = 1 ] && suffix="-ubsan"
+[ "${EMU_TSAN:-0}" = 1 ] && suffix="$suffix-tsan"
 
 tests=()
 if [ $# -eq 0 ]; then

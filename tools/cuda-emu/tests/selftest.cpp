@@ -239,12 +239,14 @@ static void test_transpose() {
         out.poison();
         if (check::no_error(name, [&] { emu::launch(k_transpose, grid, block, 0, out.data(), in.data(), rows, cols); }))
             check::close(name, out, ref, 0.0);
+#ifndef __SANITIZE_THREAD__  // under EMU_TSAN=1 this deliberate race is reported (checked by hand)
         // Without the barrier some threads read tile slots nobody wrote yet (NaN) or stale ones.
         out.poison();
         emu::launch(k_transpose_no_barrier, grid, block, 0, out.data(), in.data(), rows, cols);
         bool wrong = false;
         for (size_t i = 0; i < ref.size(); i++) wrong |= !(out[i] == ref[i]);
         check::report(wrong, name + ": missing barrier gives wrong results", wrong ? "" : "not detected");
+#endif
     }
     emu::Array<float> in(3 * 96, "in"), out(3 * 96, "out");
     check::fill(in);
@@ -297,6 +299,7 @@ static void test_reported_bugs() {
     emu::launch(k_read_unwritten_shared, 1, 64, 0, out.data());
     check::report(out[10] == 1.0f && std::isnan(out[40]), "unwritten shared memory reads as NaN", "");
 
+#ifndef __SANITIZE_THREAD__  // TSan takes over SIGSEGV
     // A read far past a buffer hits a guard page: the fault handler names it and exits(3).
     std::fflush(stdout);
     const pid_t pid = fork();
@@ -309,6 +312,7 @@ static void test_reported_bugs() {
     int status = 0;
     waitpid(pid, &status, 0);
     check::report(WIFEXITED(status) && WEXITSTATUS(status) == 3, "read far past a buffer faults", "");
+#endif
 }
 
 static void test_atomics_votes() {
