@@ -1,0 +1,3 @@
+// Stand-in for <cuda_fp16.h> in the CPU emulator (tools/cuda-emu).
+#pragma once
+#include "../emu.h"
