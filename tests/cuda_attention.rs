@@ -15,6 +15,7 @@ use pretrain::cuda::attention::{
     attention_forward_version, attention_scratch_len, best, classifier_forward_backward,
 };
 use pretrain::cuda::device::for_tests;
+
 use pretrain::cuda::{Buffer, Gpu, GpuFloat};
 use pretrain::tensor::Rng;
 
@@ -92,6 +93,15 @@ const SHAPES: &[(usize, usize, usize, usize)] = &[
     (1, 100, 3, 40),
     (2, 130, 2, 48),
 ];
+
+/// The shapes to check on `gpu`: all of them, or on the (slow) CPU emulator those with T < 100.
+fn shapes(gpu: &Gpu) -> impl Iterator<Item = (usize, &'static (usize, usize, usize, usize))> {
+    let emulated = gpu.is_emulated();
+    SHAPES
+        .iter()
+        .enumerate()
+        .filter(move |(_, d)| !emulated || d.1 < 100)
+}
 
 /// One attention case: forward and backward with `version` (the backward uses the forward's
 /// `out` and `lse`, as in training).
@@ -207,7 +217,7 @@ fn attention_fp32_matches_cpu() {
     let Some(gpu) = for_tests("attention_fp32_matches_cpu") else {
         return;
     };
-    for (i, &dims) in SHAPES.iter().enumerate() {
+    for (i, &dims) in shapes(&gpu) {
         attention_case::<f32>(&gpu, Version::V1Scalar, dims, 10 + i as u64);
     }
 }
@@ -217,7 +227,7 @@ fn attention_bf16_matches_cpu() {
     let Some(gpu) = for_tests("attention_bf16_matches_cpu") else {
         return;
     };
-    for (i, &dims) in SHAPES.iter().enumerate() {
+    for (i, &dims) in shapes(&gpu) {
         attention_case::<bf16>(&gpu, Version::V1Scalar, dims, 50 + i as u64);
     }
 }
@@ -227,7 +237,7 @@ fn attention_v2_bf16_matches_cpu() {
     let Some(gpu) = for_tests("attention_v2_bf16_matches_cpu") else {
         return;
     };
-    for (i, &dims) in SHAPES.iter().enumerate() {
+    for (i, &dims) in shapes(&gpu) {
         if dims.3 % 16 == 0 {
             attention_case::<bf16>(&gpu, Version::V2TensorCore, dims, 80 + i as u64);
         }
@@ -369,12 +379,18 @@ const CLASSIFIER_SHAPES: &[(usize, usize, usize)] = &[
     (3, 50257, 50257),
 ];
 
+/// All classifier shapes, or on the CPU emulator all but the last (the same vocabulary again).
+fn classifier_shapes(gpu: &Gpu) -> impl Iterator<Item = (usize, &'static (usize, usize, usize))> {
+    let keep = CLASSIFIER_SHAPES.len() - gpu.is_emulated() as usize;
+    CLASSIFIER_SHAPES.iter().enumerate().take(keep)
+}
+
 #[test]
 fn classifier_fp32_matches_cpu() {
     let Some(gpu) = for_tests("classifier_fp32_matches_cpu") else {
         return;
     };
-    for (i, &(n, v, vp)) in CLASSIFIER_SHAPES.iter().enumerate() {
+    for (i, &(n, v, vp)) in classifier_shapes(&gpu) {
         classifier_case::<f32>(&gpu, n, v, vp, 100 + i as u64);
     }
 }
@@ -384,103 +400,7 @@ fn classifier_bf16_matches_cpu() {
     let Some(gpu) = for_tests("classifier_bf16_matches_cpu") else {
         return;
     };
-    for (i, &(n, v, vp)) in CLASSIFIER_SHAPES.iter().enumerate() {
+    for (i, &(n, v, vp)) in classifier_shapes(&gpu) {
         classifier_case::<bf16>(&gpu, n, v, vp, 200 + i as u64);
     }
-}
-
-/// Mean milliseconds of `f` over `reps` runs, after one warm-up run.
-fn time_ms(gpu: &Gpu, reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    gpu.sync().unwrap();
-    let start = std::time::Instant::now();
-    for _ in 0..reps {
-        f();
-    }
-    gpu.sync().unwrap();
-    start.elapsed().as_secs_f64() * 1e3 / reps as f64
-}
-
-fn time_attention<X: GpuFloat>(gpu: &Gpu, version: Version) {
-    let (b, t, nh, hs) = (8, 1024, 12, 64);
-    let c = nh * hs;
-    let qkv = Buffer::<X>::zeros(gpu, b * t * 3 * c).unwrap();
-    let out = Buffer::<X>::zeros(gpu, b * t * c).unwrap();
-    let dout = Buffer::<X>::zeros(gpu, b * t * c).unwrap();
-    let dqkv = Buffer::<X>::zeros(gpu, b * t * 3 * c).unwrap();
-    let lse = Buffer::<f32>::zeros(gpu, b * nh * t).unwrap();
-    let scratch = Buffer::<f32>::zeros(gpu, attention_scratch_len(b, t, nh, hs)).unwrap();
-    let fwd = time_ms(gpu, 10, || {
-        attention_forward_version(gpu, version, out.ptr(), lse.ptr(), qkv.ptr(), b, t, nh, hs)
-            .unwrap()
-    });
-    let bwd = time_ms(gpu, 10, || {
-        attention_backward_version(
-            gpu,
-            version,
-            dqkv.ptr(),
-            dout.ptr(),
-            out.ptr(),
-            qkv.ptr(),
-            lse.ptr(),
-            scratch.ptr(),
-            b,
-            t,
-            nh,
-            hs,
-        )
-        .unwrap()
-    });
-    // Useful work of causal attention: q·kᵀ and p·v over half the T×T matrix forward, and
-    // 2.5 times that backward (five products).
-    let flop = 2.0 * (b * nh * t * t * hs) as f64;
-    eprintln!(
-        "attention {version:?} {} B={b} T={t} NH={nh} hs={hs}: forward {fwd:.3} ms \
-         ({:.1} TFLOP/s), backward {bwd:.3} ms ({:.1} TFLOP/s)",
-        X::PRECISION.name(),
-        flop / fwd * 1e-9,
-        2.5 * flop / bwd * 1e-9
-    );
-}
-
-fn time_classifier<X: GpuFloat>(gpu: &Gpu) {
-    let (n, v, vp) = (8 * 1024, 50257, 50304);
-    let logits = Buffer::<X>::zeros(gpu, n * vp).unwrap();
-    let losses = Buffer::<f32>::zeros(gpu, n).unwrap();
-    let targets = Buffer::<i32>::zeros(gpu, n).unwrap();
-    let ms = time_ms(gpu, 10, || {
-        classifier_forward_backward(
-            gpu,
-            logits.ptr(),
-            losses.ptr(),
-            targets.ptr(),
-            n,
-            v,
-            vp,
-            1.0 / n as f32,
-        )
-        .unwrap()
-    });
-    // Read twice, written once.
-    let bytes = 3.0 * (n * vp * std::mem::size_of::<X>()) as f64;
-    eprintln!(
-        "classifier {} n={n} v={v} vp={vp}: {ms:.3} ms ({:.0} GB/s)",
-        X::PRECISION.name(),
-        bytes / ms * 1e-6
-    );
-}
-
-/// Not a check: prints the speed of each version at GPT-2 124M's shapes (B=8, T=1024), for the
-/// header comments and the lesson (`cargo test --release --test cuda_attention timings --
-/// --nocapture`).
-#[test]
-fn timings() {
-    let Some(gpu) = for_tests("timings") else {
-        return;
-    };
-    time_attention::<f32>(&gpu, Version::V1Scalar);
-    time_attention::<bf16>(&gpu, Version::V1Scalar);
-    time_attention::<bf16>(&gpu, Version::V2TensorCore);
-    time_classifier::<f32>(&gpu);
-    time_classifier::<bf16>(&gpu);
 }

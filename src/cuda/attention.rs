@@ -7,11 +7,9 @@
 //! (q | k | v along the last axis, head `h` in columns `h*hs .. (h+1)*hs` of each third,
 //! `C = NH*hs`), `out` is `[B, T, C]` with the heads side by side, `lse` is `[B, NH, T]`.
 
-use super::device::launch_config;
+use super::device::{Arg, launch_config};
 use super::{DevPtr, Gpu, GpuFloat, Precision};
 use anyhow::{Result, ensure};
-use cudarc::driver::PushKernelArg;
-use cudarc::driver::sys::CUfunction_attribute;
 
 /// Rows a block owns and rows of a staged tile (`ATT_BQ`, `ATT_BK` in the kernel file).
 const BQ: usize = 16;
@@ -41,18 +39,6 @@ fn check_shape(what: &str, b: usize, t: usize, nh: usize, hs: usize) -> Result<(
         b * nh * t.div_ceil(8) <= i32::MAX as usize && 3 * nh * hs <= i32::MAX as usize,
         "{what}: B={b} T={t} NH={nh} hs={hs} is too large for one launch"
     );
-    Ok(())
-}
-
-/// A launch with `smem` bytes of dynamic shared memory; raises the function's limit past the
-/// default 48 KiB when needed (v2, and v1's backward at hs = 128).
-fn allow_smem(f: &cudarc::driver::CudaFunction, smem: usize) -> Result<()> {
-    if smem > 48 * 1024 {
-        f.set_attribute(
-            CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-            smem as i32,
-        )?;
-    }
     Ok(())
 }
 
@@ -131,33 +117,37 @@ pub fn attention_forward_version<X: GpuFloat>(
     out.expect("attention_forward: out", b * t * c);
     lse.expect("attention_forward: lse", b * nh * t);
     qkv.expect("attention_forward: qkv", b * t * 3 * c);
-    let (f, rows, smem) = match v {
+    let (file, name, rows, smem) = match v {
         Version::V1Scalar => (
-            gpu.function("attention.cu", X::PRECISION, "attention_forward")?,
+            "attention.cu",
+            "attention_forward",
             BQ,
             4 * (BQ * hs + BK * odd_stride(hs) + BK * hs),
         ),
         Version::V2TensorCore => (
-            gpu.function("attention_v2.cu", X::PRECISION, "attention_forward_v2")?,
+            "attention_v2.cu",
+            "attention_forward_v2",
             V2_BQ,
             2 * 3 * V2_BQ * hs + 4 * V2_BQ * V2_BK + 2 * V2_BQ * V2_BK + 4 * V2_BQ * hs,
         ),
     };
-    allow_smem(&f, smem)?;
     let grid = (b * nh * t.div_ceil(rows)) as u32;
     let (o, l, q) = (out.addr, lse.addr, qkv.addr);
     let (bi, ti, nhi, hsi) = (b as i32, t as i32, nh as i32, hs as i32);
-    let mut lb = gpu.stream.launch_builder(&f);
-    lb.arg(&o)
-        .arg(&l)
-        .arg(&q)
-        .arg(&bi)
-        .arg(&ti)
-        .arg(&nhi)
-        .arg(&hsi);
+    let args = [Arg::Ptr(o), Arg::Ptr(l), Arg::Ptr(q)];
+    let sizes = [Arg::I32(bi), Arg::I32(ti), Arg::I32(nhi), Arg::I32(hsi)];
+    let cfg = launch_config(grid, ATT_THREADS, smem as u32);
     // SAFETY: the buffers hold the sizes checked above; each block reads the rows of its own
     // (b, h) below T and writes its own query rows of `out` and `lse` only.
-    unsafe { lb.launch(launch_config(grid, ATT_THREADS, smem as u32)) }?;
+    unsafe {
+        gpu.launch(
+            file,
+            X::PRECISION,
+            name,
+            cfg,
+            &[&args[..], &sizes[..]].concat(),
+        )
+    }?;
     Ok(())
 }
 
@@ -236,17 +226,21 @@ pub fn attention_backward_version<X: GpuFloat>(
     );
 
     // D_i = dout_i · out_i (both versions).
-    let f = gpu.function(
-        "attention.cu",
-        X::PRECISION,
-        "attention_backward_preprocess",
-    )?;
     let rows = b * nh * t;
-    let mut lb = gpu.stream.launch_builder(&f);
-    lb.arg(&d).arg(&dy).arg(&y);
-    lb.arg(&bi).arg(&ti).arg(&nhi).arg(&hsi);
+    let sizes = [Arg::I32(bi), Arg::I32(ti), Arg::I32(nhi), Arg::I32(hsi)];
+    let args = [Arg::Ptr(d), Arg::Ptr(dy), Arg::Ptr(y)];
+    let cfg = launch_config(rows.div_ceil(8) as u32, 256, 0);
+    let name = "attention_backward_preprocess";
     // SAFETY: one warp per row below B*NH*T; reads `dout`/`out` rows, writes `scratch[row]`.
-    unsafe { lb.launch(launch_config(rows.div_ceil(8) as u32, 256, 0)) }?;
+    unsafe {
+        gpu.launch(
+            "attention.cu",
+            X::PRECISION,
+            name,
+            cfg,
+            &[&args[..], &sizes[..]].concat(),
+        )
+    }?;
 
     // (file, kernel, rows per block, shared memory) for dk/dv, then for dq.
     let kernels = match v {
@@ -282,15 +276,28 @@ pub fn attention_backward_version<X: GpuFloat>(
         ],
     };
     for (file, name, rows, smem) in kernels {
-        let f = gpu.function(file, X::PRECISION, name)?;
-        allow_smem(&f, smem)?;
         let grid = (b * nh * t.div_ceil(rows)) as u32;
-        let mut lb = gpu.stream.launch_builder(&f);
-        lb.arg(&dq).arg(&dy).arg(&x).arg(&l).arg(&d);
-        lb.arg(&bi).arg(&ti).arg(&nhi).arg(&hsi);
         // SAFETY: sizes checked above; each block reads the rows of its own (b, h) below T and
         // writes the k and v (dkdv) or q (dq) columns of its own rows of `dqkv` only.
-        unsafe { lb.launch(launch_config(grid, ATT_THREADS, smem as u32)) }?;
+        unsafe {
+            gpu.launch(
+                file,
+                X::PRECISION,
+                name,
+                launch_config(grid, ATT_THREADS, smem as u32),
+                &[
+                    Arg::Ptr(dq),
+                    Arg::Ptr(dy),
+                    Arg::Ptr(x),
+                    Arg::Ptr(l),
+                    Arg::Ptr(d),
+                    Arg::I32(bi),
+                    Arg::I32(ti),
+                    Arg::I32(nhi),
+                    Arg::I32(hsi),
+                ],
+            )
+        }?;
     }
     Ok(())
 }
@@ -323,19 +330,26 @@ pub fn classifier_forward_backward<X: GpuFloat>(
     logits.expect("classifier_forward_backward: logits", n * vp);
     losses.expect("classifier_forward_backward: losses", n);
     targets.expect("classifier_forward_backward: targets", n);
-    let f = gpu.function("classifier.cu", X::PRECISION, "classifier_forward_backward")?;
     let (x, ls, tg) = (logits.addr, losses.addr, targets.addr);
     let (ni, vi, vpi) = (n as i32, v as i32, vp as i32);
-    let mut lb = gpu.stream.launch_builder(&f);
-    lb.arg(&x)
-        .arg(&ls)
-        .arg(&tg)
-        .arg(&ni)
-        .arg(&vi)
-        .arg(&vpi)
-        .arg(&dloss);
     // SAFETY: sizes checked above; block r reads targets[r] and reads and writes row r of
     // `logits` (vp elements) and losses[r] only.
-    unsafe { lb.launch(launch_config(n as u32, CLS_THREADS, 0)) }?;
+    unsafe {
+        gpu.launch(
+            "classifier.cu",
+            X::PRECISION,
+            "classifier_forward_backward",
+            launch_config(n as u32, CLS_THREADS, 0),
+            &[
+                Arg::Ptr(x),
+                Arg::Ptr(ls),
+                Arg::Ptr(tg),
+                Arg::I32(ni),
+                Arg::I32(vi),
+                Arg::I32(vpi),
+                Arg::F32(dloss),
+            ],
+        )
+    }?;
     Ok(())
 }

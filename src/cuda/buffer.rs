@@ -37,21 +37,32 @@ impl GpuFloat for half::bf16 {
     }
 }
 
-/// An owned allocation of `len` elements on the GPU.
+/// An owned allocation of `len` elements on the GPU (or, on the emulator, in host memory).
 pub struct Buffer<T> {
-    slice: CudaSlice<T>,
+    mem: Mem<T>,
     /// Elements in use (a zero-length buffer still allocates one, as CUDA has no empty allocation).
     len: usize,
+}
+
+enum Mem<T> {
+    Cuda(CudaSlice<T>),
+    Host(HostMem<T>),
 }
 
 impl<T: DeviceRepr + ValidAsZeroBits + Copy + Default> Buffer<T> {
     /// `len` zeros.
     pub fn zeros(gpu: &Gpu, len: usize) -> Result<Buffer<T>> {
-        let slice = gpu
-            .stream
-            .alloc_zeros::<T>(len.max(1))
-            .with_context(|| format!("allocating {len} elements on the GPU"))?;
-        Ok(Buffer { slice, len })
+        let mem = if gpu.is_emulated() {
+            Mem::Host(HostMem::zeros(len.max(1)))
+        } else {
+            let slice = gpu
+                .cuda()?
+                .stream
+                .alloc_zeros::<T>(len.max(1))
+                .with_context(|| format!("allocating {len} elements on the GPU"))?;
+            Mem::Cuda(slice)
+        };
+        Ok(Buffer { mem, len })
     }
 
     /// A copy of `data`.
@@ -67,30 +78,44 @@ impl<T: DeviceRepr + ValidAsZeroBits + Copy + Default> Buffer<T> {
             data.len() <= self.len,
             "upload of {} into {}",
             data.len(),
-            self.len()
+            self.len
         );
-        if !data.is_empty() {
-            let mut dst = self.slice.slice_mut(0..data.len());
-            gpu.stream
-                .memcpy_htod(data, &mut dst)
-                .context("copy to GPU")?;
+        match &mut self.mem {
+            Mem::Host(h) => h.as_mut_slice()[..data.len()].copy_from_slice(data),
+            Mem::Cuda(slice) if !data.is_empty() => {
+                let mut dst = slice.slice_mut(0..data.len());
+                gpu.cuda()?
+                    .stream
+                    .memcpy_htod(data, &mut dst)
+                    .context("copy to GPU")?;
+            }
+            Mem::Cuda(_) => {}
         }
         Ok(())
     }
 
     /// The contents, copied to the host (waits for the work queued before).
     pub fn to_host(&self, gpu: &Gpu) -> Result<Vec<T>> {
-        let mut v = gpu
-            .stream
-            .clone_dtoh(&self.slice)
-            .context("copy from GPU")?;
+        let mut v = match &self.mem {
+            Mem::Host(h) => h.as_slice().to_vec(),
+            Mem::Cuda(slice) => gpu
+                .cuda()?
+                .stream
+                .clone_dtoh(slice)
+                .context("copy from GPU")?,
+        };
         v.truncate(self.len);
         Ok(v)
     }
 
     /// Sets every element to zero (queued on the stream).
     pub fn zero(&mut self, gpu: &Gpu) -> Result<()> {
-        gpu.stream.memset_zeros(&mut self.slice).context("memset")?;
+        match &mut self.mem {
+            Mem::Host(h) => h.as_mut_slice().fill(T::default()),
+            Mem::Cuda(slice) => {
+                gpu.cuda()?.stream.memset_zeros(slice).context("memset")?;
+            }
+        }
         Ok(())
     }
 }
@@ -104,16 +129,66 @@ impl<T> Buffer<T> {
     }
     /// A view of the whole buffer for kernel launches.
     pub fn ptr(&self) -> DevPtr<T> {
-        let (addr, _sync) = self.slice.device_ptr(self.slice.stream());
+        let addr = match &self.mem {
+            Mem::Cuda(slice) => slice.device_ptr(slice.stream()).0,
+            Mem::Host(h) => h.ptr as u64,
+        };
         DevPtr {
             addr,
             len: self.len,
             _t: PhantomData,
         }
     }
-    /// The cudarc slice, for library calls (cuBLAS).
-    pub fn slice(&self) -> &CudaSlice<T> {
-        &self.slice
+    /// The cudarc slice, for library calls (cuBLAS); `None` on the emulator.
+    pub fn slice(&self) -> Option<&CudaSlice<T>> {
+        match &self.mem {
+            Mem::Cuda(s) => Some(s),
+            Mem::Host(_) => None,
+        }
+    }
+}
+
+/// The emulator's "device memory": a zeroed host allocation aligned like `cudaMalloc`'s (256
+/// bytes), so the kernels' aligned vector loads behave as on a GPU.
+struct HostMem<T> {
+    ptr: *mut T,
+    len: usize,
+}
+
+// SAFETY: HostMem owns its allocation exclusively, like a Vec<T>.
+unsafe impl<T: Send> Send for HostMem<T> {}
+// SAFETY: shared access only reads (the emulator writes through addresses handed to launches,
+// which the launchers' callers sequence, as on a GPU stream).
+unsafe impl<T: Sync> Sync for HostMem<T> {}
+
+impl<T> HostMem<T> {
+    fn layout(len: usize) -> std::alloc::Layout {
+        std::alloc::Layout::from_size_align(len * std::mem::size_of::<T>(), 256).unwrap()
+    }
+    fn zeros(len: usize) -> HostMem<T> {
+        let layout = Self::layout(len);
+        // SAFETY: the layout has a non-zero size (len ≥ 1, T not zero-sized here: floats and
+        // ints); the all-zero bit pattern is valid for T (`ValidAsZeroBits` at the call site).
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) } as *mut T;
+        if ptr.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        HostMem { ptr, len }
+    }
+    fn as_slice(&self) -> &[T] {
+        // SAFETY: ptr points to len initialised elements owned by self.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+    fn as_mut_slice(&mut self) -> &mut [T] {
+        // SAFETY: as above, and &mut self gives exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl<T> Drop for HostMem<T> {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `zeros` with this same layout.
+        unsafe { std::alloc::dealloc(self.ptr as *mut u8, Self::layout(self.len)) }
     }
 }
 

@@ -1,13 +1,21 @@
-//! Opening the GPU, caching compiled kernels, and choosing between CPU and GPU.
+//! Opening the GPU, caching compiled kernels, launching them, and choosing CPU or GPU.
 //!
 //! cudarc loads `libcuda` lazily and panics if it is missing, so [`Gpu::open`] first asks
 //! whether the library can be loaded at all, and turns every failure into a plain error. The
 //! binaries call [`select`], which falls back to the CPU with one line on stderr.
+//!
+//! Every kernel launch goes through [`Gpu::launch`], with its arguments as a list of [`Arg`]s.
+//! That one entry point lets the same launchers run on a real GPU or on the CPU emulator of
+//! `tools/cuda-emu` ([`Gpu::emulated`], for tests), which also checks each argument's type
+//! against the kernel's parameter list.
 
+use super::emu::Emulator;
 use super::{Precision, sources};
 use anyhow::{Context, Result, anyhow, bail};
 use cudarc::cublas::CudaBlas;
-use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream, sys};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaStream, LaunchConfig, PushKernelArg, sys,
+};
 use cudarc::nvrtc::Ptx;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -24,19 +32,62 @@ pub enum DeviceArg {
     Auto,
 }
 
-/// One open GPU: its context, the stream every launch goes to, and the kernels compiled so far.
-pub struct Gpu {
+/// One kernel argument, typed as the kernel's parameter is: a device pointer (`T*`), `int`,
+/// `unsigned`, a 64-bit integer (`size_t`), or `float`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Arg {
+    Ptr(u64),
+    I32(i32),
+    U32(u32),
+    U64(u64),
+    F32(f32),
+}
+
+impl Arg {
+    /// The value's bytes, little-endian in the low bytes of a u64 (how the emulator reads it).
+    pub fn bits(&self) -> u64 {
+        match *self {
+            Arg::Ptr(p) | Arg::U64(p) => p,
+            Arg::I32(v) => v as u32 as u64,
+            Arg::U32(v) => v as u64,
+            Arg::F32(v) => v.to_bits() as u64,
+        }
+    }
+    /// One letter per type, matching the emulator's check: p i u l f.
+    pub fn letter(&self) -> u8 {
+        match self {
+            Arg::Ptr(_) => b'p',
+            Arg::I32(_) => b'i',
+            Arg::U32(_) => b'u',
+            Arg::U64(_) => b'l',
+            Arg::F32(_) => b'f',
+        }
+    }
+}
+
+/// A real CUDA device: its context, the stream every launch goes to, the compiled kernels.
+pub struct Cuda {
     pub ctx: Arc<CudaContext>,
     pub stream: Arc<CudaStream>,
+    modules: Mutex<HashMap<(&'static str, Precision), Arc<CudaModule>>>,
+    functions: Mutex<HashMap<(&'static str, Precision, &'static str), CudaFunction>>,
+    blas: OnceLock<std::result::Result<CudaBlas, String>>,
+}
+
+enum Backend {
+    Cuda(Cuda),
+    Emulated(Emulator),
+}
+
+/// A GPU: a real CUDA device, or (in tests) the CPU emulator behind the same API.
+pub struct Gpu {
     /// The device's name, e.g. "NVIDIA H200".
     pub name: String,
     /// Compute capability as one number: 90 for sm_90 (Hopper), 80 for sm_80 (Ampere).
     pub arch: u32,
     /// Number of streaming multiprocessors (132 on an H200).
     pub sms: u32,
-    modules: Mutex<HashMap<(&'static str, Precision), Arc<CudaModule>>>,
-    functions: Mutex<HashMap<(&'static str, Precision, &'static str), CudaFunction>>,
-    blas: OnceLock<std::result::Result<CudaBlas, String>>,
+    backend: Backend,
 }
 
 /// Whether the CUDA driver library (`libcuda.so`) can be loaded. Safe to call anywhere.
@@ -68,25 +119,138 @@ impl Gpu {
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.default_stream();
         Ok(Arc::new(Gpu {
-            ctx,
-            stream,
             name,
             arch: (major * 10 + minor) as u32,
             sms: sms as u32,
-            modules: Mutex::new(HashMap::new()),
-            functions: Mutex::new(HashMap::new()),
-            blas: OnceLock::new(),
+            backend: Backend::Cuda(Cuda {
+                ctx,
+                stream,
+                modules: Mutex::new(HashMap::new()),
+                functions: Mutex::new(HashMap::new()),
+                blas: OnceLock::new(),
+            }),
         }))
     }
 
-    /// The module compiled from `kernels/{file}` with `precision`, compiled on first use.
-    pub fn module(&self, file: &'static str, precision: Precision) -> Result<Arc<CudaModule>> {
+    /// The CPU emulator posing as a small GPU (4 SMs, sm_80): slow, synchronous, for tests.
+    pub fn emulated() -> Result<Arc<Gpu>> {
+        Ok(Arc::new(Gpu {
+            name: "CPU emulator (tools/cuda-emu)".into(),
+            arch: 80,
+            sms: 4,
+            backend: Backend::Emulated(Emulator::new()?),
+        }))
+    }
+
+    /// Whether this is the emulator (no cuBLAS, no timing, tiny sizes only).
+    pub fn is_emulated(&self) -> bool {
+        matches!(self.backend, Backend::Emulated(_))
+    }
+
+    /// The real device, for what only it has: streams and events, cuBLAS, cudarc memory.
+    pub fn cuda(&self) -> Result<&Cuda> {
+        match &self.backend {
+            Backend::Cuda(c) => Ok(c),
+            Backend::Emulated(_) => bail!("not available on the CUDA emulator"),
+        }
+    }
+
+    /// Runs kernel `name` of `kernels/{file}` (compiled for `precision`) on `cfg`'s grid with
+    /// `args`. Queued on the stream; does not wait (the emulator runs it to completion).
+    ///
+    /// # Safety
+    /// Every `Arg::Ptr` must point into live memory of this GPU large enough for everything the
+    /// kernel touches with these arguments, and `args` must match the kernel's parameters in
+    /// number and type (the emulator checks that; a real launch cannot).
+    pub unsafe fn launch(
+        &self,
+        file: &'static str,
+        precision: Precision,
+        name: &'static str,
+        cfg: LaunchConfig,
+        args: &[Arg],
+    ) -> Result<()> {
+        match &self.backend {
+            Backend::Emulated(e) => e.launch(file, precision, name, &cfg, args),
+            Backend::Cuda(c) => {
+                let f = c.function(file, precision, name)?;
+                if cfg.shared_mem_bytes > 48 * 1024 {
+                    // Above 48 KB a kernel must opt in to more dynamic shared memory.
+                    f.set_attribute(
+                        sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                        cfg.shared_mem_bytes as i32,
+                    )
+                    .context("raising the shared memory limit")?;
+                }
+                let mut b = c.stream.launch_builder(&f);
+                for a in args {
+                    match a {
+                        Arg::Ptr(v) | Arg::U64(v) => b.arg(v),
+                        Arg::I32(v) => b.arg(v),
+                        Arg::U32(v) => b.arg(v),
+                        Arg::F32(v) => b.arg(v),
+                    };
+                }
+                // SAFETY: the caller's promise (see above).
+                unsafe { b.launch(cfg) }.with_context(|| format!("launching {name} ({file})"))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Compiles and loads `kernels/{file}` now (a real GPU compiles lazily otherwise).
+    pub fn module(&self, file: &'static str, precision: Precision) -> Result<()> {
+        match &self.backend {
+            Backend::Cuda(c) => c.module(file, precision).map(|_| ()),
+            Backend::Emulated(_) => Ok(()),
+        }
+    }
+
+    /// The cuBLAS handle (the reference our matmuls are timed against), created on first use.
+    pub fn blas(&self) -> Result<&CudaBlas> {
+        let c = self.cuda()?;
+        let r = c.blas.get_or_init(|| {
+            // SAFETY: only tries to dlopen libcublas by its usual names.
+            if !unsafe { cudarc::cublas::sys::is_culib_present() } {
+                return Err("cuBLAS not found (libcublas.so)".to_string());
+            }
+            CudaBlas::new(c.stream.clone()).map_err(|e| format!("cuBLAS: {e}"))
+        });
+        r.as_ref().map_err(|e| anyhow!(e.clone()))
+    }
+
+    /// Waits until all launched work is done; reports any error a kernel raised.
+    pub fn sync(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Cuda(c) => c.stream.synchronize().context("CUDA"),
+            Backend::Emulated(_) => Ok(()),
+        }
+    }
+
+    /// A grid for a grid-stride loop over `n` elements with `block` threads per block: enough
+    /// blocks to cover `n`, at most 32 per multiprocessor.
+    pub fn grid_for(&self, n: usize, block: u32) -> u32 {
+        let want = n.div_ceil(block as usize).max(1);
+        want.min(self.sms as usize * 32) as u32
+    }
+
+    /// One line describing the device, e.g. "NVIDIA H200 (sm_90, 132 SMs)".
+    pub fn describe(&self) -> String {
+        format!("{} (sm_{}, {} SMs)", self.name, self.arch, self.sms)
+    }
+}
+
+impl Cuda {
+    fn module(&self, file: &'static str, precision: Precision) -> Result<Arc<CudaModule>> {
         let mut cache = self.modules.lock().unwrap();
         if let Some(m) = cache.get(&(file, precision)) {
             return Ok(m.clone());
         }
-        let compiled =
-            sources::compile(file, self.arch, precision, false).map_err(|e| anyhow!(e))?;
+        let arch = {
+            let (major, minor) = self.ctx.compute_capability().map_err(|e| anyhow!("{e}"))?;
+            (major * 10 + minor) as u32
+        };
+        let compiled = sources::compile(file, arch, precision, false).map_err(|e| anyhow!(e))?;
         let module = self
             .ctx
             .load_module(Ptx::from_binary(compiled.cubin))
@@ -113,35 +277,6 @@ impl Gpu {
         self.functions.lock().unwrap().insert(key, f.clone());
         Ok(f)
     }
-
-    /// A grid for a grid-stride loop over `n` elements with `block` threads per block: enough
-    /// blocks to cover `n`, at most 32 per multiprocessor.
-    pub fn grid_for(&self, n: usize, block: u32) -> u32 {
-        let want = n.div_ceil(block as usize).max(1);
-        want.min(self.sms as usize * 32) as u32
-    }
-
-    /// The cuBLAS handle (the reference our matmuls are timed against), created on first use.
-    pub fn blas(&self) -> Result<&CudaBlas> {
-        let r = self.blas.get_or_init(|| {
-            // SAFETY: only tries to dlopen libcublas by its usual names.
-            if !unsafe { cudarc::cublas::sys::is_culib_present() } {
-                return Err("cuBLAS not found (libcublas.so)".to_string());
-            }
-            CudaBlas::new(self.stream.clone()).map_err(|e| format!("cuBLAS: {e}"))
-        });
-        r.as_ref().map_err(|e| anyhow!(e.clone()))
-    }
-
-    /// Waits until all launched work is done; reports any error a kernel raised.
-    pub fn sync(&self) -> Result<()> {
-        self.stream.synchronize().context("CUDA")
-    }
-
-    /// One line describing the device, e.g. "NVIDIA H200 (sm_90, 132 SMs)".
-    pub fn describe(&self) -> String {
-        format!("{} (sm_{}, {} SMs)", self.name, self.arch, self.sms)
-    }
 }
 
 /// Resolves `--device`: `Some(gpu)` to run on the GPU, `None` for the CPU. When a GPU was asked
@@ -162,8 +297,32 @@ pub fn select(arg: DeviceArg) -> Option<Arc<Gpu>> {
     }
 }
 
-/// The GPU for tests: `None`, with a message saying why the test skips, when there is none.
+/// The GPU for tests: the real one when there is one; otherwise the CPU emulator (unless
+/// `PRETRAIN_GPU_EMU=0`); otherwise `None`, with a message saying why the test skips.
 pub fn for_tests(test: &str) -> Option<Arc<Gpu>> {
+    let real = match Gpu::open(0) {
+        Ok(gpu) => return Some(gpu),
+        Err(e) => e,
+    };
+    if std::env::var("PRETRAIN_GPU_EMU").is_ok_and(|v| v == "0") {
+        eprintln!("{test}: skipped, no GPU: {real:#} (PRETRAIN_GPU_EMU=0: no emulator)");
+        return None;
+    }
+    match Gpu::emulated() {
+        Ok(gpu) => {
+            eprintln!("{test}: no GPU ({real:#}); running on the CPU emulator");
+            Some(gpu)
+        }
+        Err(e) => {
+            eprintln!("{test}: skipped, no GPU: {real:#}; {e:#}");
+            None
+        }
+    }
+}
+
+/// The real GPU only, for tests that time things or need cuBLAS: `None` (with a message) on
+/// machines without one.
+pub fn real_for_tests(test: &str) -> Option<Arc<Gpu>> {
     match Gpu::open(0) {
         Ok(gpu) => Some(gpu),
         Err(e) => {
@@ -174,8 +333,8 @@ pub fn for_tests(test: &str) -> Option<Arc<Gpu>> {
 }
 
 /// A launch shape: `grid` blocks of `block` threads, with `smem` bytes of dynamic shared memory.
-pub fn launch_config(grid: u32, block: u32, smem: u32) -> cudarc::driver::LaunchConfig {
-    cudarc::driver::LaunchConfig {
+pub fn launch_config(grid: u32, block: u32, smem: u32) -> LaunchConfig {
+    LaunchConfig {
         grid_dim: (grid, 1, 1),
         block_dim: (block, 1, 1),
         shared_mem_bytes: smem,

@@ -14,11 +14,11 @@
 //! | cublas | NVIDIA's library | the bar to beat |
 
 use super::device::Gpu;
+use super::device::{Arg, launch_config};
 use super::{DevPtr, GpuFloat, Precision};
 use anyhow::{Context, Result, bail, ensure};
 use cudarc::cublas::{result as blas, sys as blas_sys};
-use cudarc::driver::sys::CUfunction_attribute;
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::LaunchConfig;
 
 /// One implementation of [`gemm`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -155,35 +155,34 @@ pub fn gemm<X: GpuFloat>(
         block_dim: (l.threads, 1, 1),
         shared_mem_bytes: l.smem,
     };
-    let f = gpu.function(l.file, X::PRECISION, l.kernel)?;
-    if l.smem > 48 * 1024 {
-        // Above 48 KB a kernel must opt in to more dynamic shared memory (sticky per function).
-        f.set_attribute(
-            CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-            l.smem as i32,
-        )
-        .context("raising the shared memory limit")?;
-    }
     let bias_addr = bias.map_or(0u64, |p| p.addr);
     let (mi, ki, ni) = (m as i32, k as i32, n as i32);
     let (tai, tbi, acc) = (ta as i32, tb as i32, accumulate as i32);
-    let mut builder = gpu.stream.launch_builder(&f);
-    builder
-        .arg(&c.addr)
-        .arg(&a.addr)
-        .arg(&b.addr)
-        .arg(&bias_addr)
-        .arg(&mi)
-        .arg(&ki)
-        .arg(&ni)
-        .arg(&tai)
-        .arg(&tbi)
-        .arg(&acc);
     // SAFETY: a, b, c and bias hold m·k, k·n, m·n and n elements (checked above), the kernel's
     // signature is (floatX* c, const floatX* a, const floatX* b, const floatX* bias, int m, int k,
     // int n, int ta, int tb, int accumulate), and every kernel checks its indices against m, k, n
     // before touching memory. A null bias (0) means none.
-    unsafe { builder.launch(cfg) }.with_context(|| format!("launching {}", l.kernel))?;
+    unsafe {
+        gpu.launch(
+            l.file,
+            X::PRECISION,
+            l.kernel,
+            cfg,
+            &[
+                Arg::Ptr(c.addr),
+                Arg::Ptr(a.addr),
+                Arg::Ptr(b.addr),
+                Arg::Ptr(bias_addr),
+                Arg::I32(mi),
+                Arg::I32(ki),
+                Arg::I32(ni),
+                Arg::I32(tai),
+                Arg::I32(tbi),
+                Arg::I32(acc),
+            ],
+        )
+    }
+    .with_context(|| format!("launching {}", l.kernel))?;
     Ok(())
 }
 
@@ -229,7 +228,7 @@ fn cublas<X: GpuFloat>(
     };
     let (mi, ki, ni) = (m as i32, k as i32, n as i32);
     let (lda, ldb) = (lda.max(1) as i32, ldb.max(1) as i32);
-    gpu.ctx.bind_to_thread()?;
+    gpu.cuda()?.ctx.bind_to_thread()?;
     match X::PRECISION {
         // SAFETY: the pointers hold k·n, m·k and m·n elements (checked by `gemm`) of f32 (X is f32
         // here); the handle's stream is `gpu.stream`, so this is ordered with our kernels.
@@ -293,18 +292,25 @@ fn bias_broadcast<X: GpuFloat>(
     if m * n == 0 {
         bail!("bias_broadcast: empty matrix");
     }
-    let f = gpu.function("matmul_v1_naive.cu", X::PRECISION, "bias_broadcast")?;
     let (mi, ni, acc) = (m as i32, n as i32, accumulate as i32);
-    let mut builder = gpu.stream.launch_builder(&f);
-    builder
-        .arg(&c.addr)
-        .arg(&bias.addr)
-        .arg(&mi)
-        .arg(&ni)
-        .arg(&acc);
-    let cfg = super::device::launch_config(gpu.grid_for(m * n, 256), 256, 0);
+    let cfg = launch_config(gpu.grid_for(m * n, 256), 256, 0);
     // SAFETY: c holds m·n and bias n elements (checked by `gemm`); the grid-stride loop stays
     // below m·n.
-    unsafe { builder.launch(cfg) }.context("launching bias_broadcast")?;
+    unsafe {
+        gpu.launch(
+            "matmul_v1_naive.cu",
+            X::PRECISION,
+            "bias_broadcast",
+            cfg,
+            &[
+                Arg::Ptr(c.addr),
+                Arg::Ptr(bias.addr),
+                Arg::I32(mi),
+                Arg::I32(ni),
+                Arg::I32(acc),
+            ],
+        )
+    }
+    .context("launching bias_broadcast")?;
     Ok(())
 }

@@ -20,6 +20,7 @@
 pub mod attention;
 pub mod buffer;
 pub mod device;
+pub mod emu;
 pub mod matmul;
 pub mod nvrtc;
 pub mod ops;

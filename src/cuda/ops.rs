@@ -1,22 +1,27 @@
 //! Host-side launchers, one per kernel: check the sizes, pick the compiled function for the
 //! storage type, choose the launch shape, launch. Each says which `kernels/*.cu` it runs.
 
-use super::device::launch_config;
+use super::device::{Arg, launch_config};
 use super::{DevPtr, Gpu, GpuFloat};
 use anyhow::Result;
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::LaunchConfig;
 
 /// `out[i] = inp[i]` converted to the working precision (`kernels/cast.cu`).
 pub fn cast_to_floatx<X: GpuFloat>(gpu: &Gpu, out: DevPtr<X>, inp: DevPtr<f32>) -> Result<()> {
     let n = inp.len;
     out.expect("cast_to_floatx: out", n);
-    let f = gpu.function("cast.cu", X::PRECISION, "cast_to_floatx")?;
     let (o, i, n64) = (out.addr, inp.addr, n as u64);
-    let mut b = gpu.stream.launch_builder(&f);
-    b.arg(&o).arg(&i).arg(&n64);
     // SAFETY: `out` and `inp` hold at least n elements (checked above), and the kernel's
     // grid-stride loop touches indices below n only.
-    unsafe { b.launch(launch_config(gpu.grid_for(n, 256), 256, 0)) }?;
+    unsafe {
+        gpu.launch(
+            "cast.cu",
+            X::PRECISION,
+            "cast_to_floatx",
+            launch_config(gpu.grid_for(n, 256), 256, 0),
+            &[Arg::Ptr(o), Arg::Ptr(i), Arg::U64(n64)],
+        )
+    }?;
     Ok(())
 }
 
@@ -24,12 +29,17 @@ pub fn cast_to_floatx<X: GpuFloat>(gpu: &Gpu, out: DevPtr<X>, inp: DevPtr<f32>) 
 pub fn cast_to_float<X: GpuFloat>(gpu: &Gpu, out: DevPtr<f32>, inp: DevPtr<X>) -> Result<()> {
     let n = inp.len;
     out.expect("cast_to_float: out", n);
-    let f = gpu.function("cast.cu", X::PRECISION, "cast_to_float")?;
     let (o, i, n64) = (out.addr, inp.addr, n as u64);
-    let mut b = gpu.stream.launch_builder(&f);
-    b.arg(&o).arg(&i).arg(&n64);
     // SAFETY: as in `cast_to_floatx`.
-    unsafe { b.launch(launch_config(gpu.grid_for(n, 256), 256, 0)) }?;
+    unsafe {
+        gpu.launch(
+            "cast.cu",
+            X::PRECISION,
+            "cast_to_float",
+            launch_config(gpu.grid_for(n, 256), 256, 0),
+            &[Arg::Ptr(o), Arg::Ptr(i), Arg::U64(n64)],
+        )
+    }?;
     Ok(())
 }
 
@@ -87,15 +97,28 @@ pub fn encoder_forward<X: GpuFloat>(
     if n == 0 {
         return Ok(());
     }
-    let f = gpu.function("encoder.cu", X::PRECISION, "encoder_forward")?;
     let (o, tk, e, p) = (out.addr, tokens.addr, wte.addr, wpe.addr);
     let (bi, ti, ci, vi) = (int(b, "b"), int(t, "t"), int(c, "c"), int(v, "vocab"));
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&o).arg(&tk).arg(&e).arg(&p);
-    l.arg(&bi).arg(&ti).arg(&ci).arg(&vi);
     // SAFETY: out holds b·t·c elements, tokens b·t, wpe t·c, and wte v·c (checked above); the
     // kernel reads wte only at rows of tokens that are within 0..v.
-    unsafe { l.launch(launch_config(packed_grid::<X>(gpu, n), 256, 0)) }?;
+    unsafe {
+        gpu.launch(
+            "encoder.cu",
+            X::PRECISION,
+            "encoder_forward",
+            launch_config(packed_grid::<X>(gpu, n), 256, 0),
+            &[
+                Arg::Ptr(o),
+                Arg::Ptr(tk),
+                Arg::Ptr(e),
+                Arg::Ptr(p),
+                Arg::I32(bi),
+                Arg::I32(ti),
+                Arg::I32(ci),
+                Arg::I32(vi),
+            ],
+        )
+    }?;
     Ok(())
 }
 
@@ -133,20 +156,45 @@ pub fn encoder_backward<X: GpuFloat>(
     let (bi, ti, ci, vi) = (int(b, "b"), int(t, "t"), int(c, "c"), int(v, "vocab"));
     let (dte, dpe, s, g, tk) = (dwte.addr, dwpe.addr, scratch.addr, dout.addr, tokens.addr);
 
-    let f = gpu.function("encoder.cu", X::PRECISION, "encoder_backward_scatter")?;
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&dpe).arg(&s).arg(&g).arg(&tk);
-    l.arg(&bi).arg(&ti).arg(&ci).arg(&vi);
     // SAFETY: dwpe holds t·c, dout b·t·c, tokens b·t, scratch v·c elements (checked above); the
     // kernel touches scratch only at rows of tokens within 0..v.
-    unsafe { l.launch(launch_config(gpu.grid_for(t * c, 256), 256, 0)) }?;
+    unsafe {
+        gpu.launch(
+            "encoder.cu",
+            X::PRECISION,
+            "encoder_backward_scatter",
+            launch_config(gpu.grid_for(t * c, 256), 256, 0),
+            &[
+                Arg::Ptr(dpe),
+                Arg::Ptr(s),
+                Arg::Ptr(g),
+                Arg::Ptr(tk),
+                Arg::I32(bi),
+                Arg::I32(ti),
+                Arg::I32(ci),
+                Arg::I32(vi),
+            ],
+        )
+    }?;
 
-    let f = gpu.function("encoder.cu", X::PRECISION, "encoder_backward_gather")?;
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&dte).arg(&s).arg(&tk);
-    l.arg(&bi).arg(&ti).arg(&ci).arg(&vi);
     // SAFETY: dwte and scratch hold v·c elements, tokens b·t; rows outside 0..v are skipped.
-    unsafe { l.launch(launch_config(gpu.grid_for(b * t * c, 256), 256, 0)) }?;
+    unsafe {
+        gpu.launch(
+            "encoder.cu",
+            X::PRECISION,
+            "encoder_backward_gather",
+            launch_config(gpu.grid_for(b * t * c, 256), 256, 0),
+            &[
+                Arg::Ptr(dte),
+                Arg::Ptr(s),
+                Arg::Ptr(tk),
+                Arg::I32(bi),
+                Arg::I32(ti),
+                Arg::I32(ci),
+                Arg::I32(vi),
+            ],
+        )
+    }?;
     Ok(())
 }
 
@@ -173,7 +221,6 @@ pub fn layernorm_forward<X: GpuFloat>(
     if n == 0 || c == 0 {
         return Ok(());
     }
-    let f = gpu.function("layernorm.cu", X::PRECISION, "layernorm_forward")?;
     let (o, m, r, x, w, bb) = (
         out.addr,
         mean.addr,
@@ -183,17 +230,25 @@ pub fn layernorm_forward<X: GpuFloat>(
         bias.addr,
     );
     let (ni, ci) = (int(n, "n"), int(c, "c"));
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&o)
-        .arg(&m)
-        .arg(&r)
-        .arg(&x)
-        .arg(&w)
-        .arg(&bb)
-        .arg(&ni)
-        .arg(&ci);
     // SAFETY: sizes checked above; one warp per row, rows past n return at once.
-    unsafe { l.launch(launch_config(n.div_ceil(8) as u32, 256, 0)) }?;
+    unsafe {
+        gpu.launch(
+            "layernorm.cu",
+            X::PRECISION,
+            "layernorm_forward",
+            launch_config(n.div_ceil(8) as u32, 256, 0),
+            &[
+                Arg::Ptr(o),
+                Arg::Ptr(m),
+                Arg::Ptr(r),
+                Arg::Ptr(x),
+                Arg::Ptr(w),
+                Arg::Ptr(bb),
+                Arg::I32(ni),
+                Arg::I32(ci),
+            ],
+        )
+    }?;
     Ok(())
 }
 
@@ -239,32 +294,46 @@ pub fn layernorm_backward<X: GpuFloat>(
     );
     let (m, r, ni, ci) = (mean.addr, rstd.addr, int(n, "n"), int(c, "c"));
 
-    let f = gpu.function("layernorm.cu", X::PRECISION, "layernorm_backward_dinp")?;
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&di)
-        .arg(&g)
-        .arg(&x)
-        .arg(&w)
-        .arg(&m)
-        .arg(&r)
-        .arg(&ni)
-        .arg(&ci);
     // SAFETY: sizes checked above; one warp per row, rows past n return at once.
-    unsafe { l.launch(launch_config(n.div_ceil(8) as u32, 256, 0)) }?;
+    unsafe {
+        gpu.launch(
+            "layernorm.cu",
+            X::PRECISION,
+            "layernorm_backward_dinp",
+            launch_config(n.div_ceil(8) as u32, 256, 0),
+            &[
+                Arg::Ptr(di),
+                Arg::Ptr(g),
+                Arg::Ptr(x),
+                Arg::Ptr(w),
+                Arg::Ptr(m),
+                Arg::Ptr(r),
+                Arg::I32(ni),
+                Arg::I32(ci),
+            ],
+        )
+    }?;
 
-    let f = gpu.function("layernorm.cu", X::PRECISION, "layernorm_backward_params")?;
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&dw)
-        .arg(&db)
-        .arg(&g)
-        .arg(&x)
-        .arg(&m)
-        .arg(&r)
-        .arg(&ni)
-        .arg(&ci);
     // SAFETY: sizes checked above; one block per 32 columns and row chunk, columns past c and
     // rows past n do nothing.
-    unsafe { l.launch(colsum_config(gpu, n, c)) }?;
+    unsafe {
+        gpu.launch(
+            "layernorm.cu",
+            X::PRECISION,
+            "layernorm_backward_params",
+            colsum_config(gpu, n, c),
+            &[
+                Arg::Ptr(dw),
+                Arg::Ptr(db),
+                Arg::Ptr(g),
+                Arg::Ptr(x),
+                Arg::Ptr(m),
+                Arg::Ptr(r),
+                Arg::I32(ni),
+                Arg::I32(ci),
+            ],
+        )
+    }?;
     Ok(())
 }
 
@@ -272,12 +341,17 @@ pub fn layernorm_backward<X: GpuFloat>(
 pub fn gelu_forward<X: GpuFloat>(gpu: &Gpu, out: DevPtr<X>, inp: DevPtr<X>) -> Result<()> {
     let n = inp.len;
     out.expect("gelu_forward: out", n);
-    let f = gpu.function("gelu.cu", X::PRECISION, "gelu_forward")?;
     let (o, i, n64) = (out.addr, inp.addr, n as u64);
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&o).arg(&i).arg(&n64);
     // SAFETY: out and inp hold n elements; the grid-stride loops stay below n.
-    unsafe { l.launch(launch_config(packed_grid::<X>(gpu, n), 256, 0)) }?;
+    unsafe {
+        gpu.launch(
+            "gelu.cu",
+            X::PRECISION,
+            "gelu_forward",
+            launch_config(packed_grid::<X>(gpu, n), 256, 0),
+            &[Arg::Ptr(o), Arg::Ptr(i), Arg::U64(n64)],
+        )
+    }?;
     Ok(())
 }
 
@@ -292,12 +366,17 @@ pub fn gelu_backward<X: GpuFloat>(
     let n = inp.len;
     dinp.expect("gelu_backward: dinp", n);
     dout.expect("gelu_backward: dout", n);
-    let f = gpu.function("gelu.cu", X::PRECISION, "gelu_backward")?;
     let (d, i, g, n64) = (dinp.addr, inp.addr, dout.addr, n as u64);
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&d).arg(&i).arg(&g).arg(&n64);
     // SAFETY: all three hold n elements; the grid-stride loops stay below n.
-    unsafe { l.launch(launch_config(packed_grid::<X>(gpu, n), 256, 0)) }?;
+    unsafe {
+        gpu.launch(
+            "gelu.cu",
+            X::PRECISION,
+            "gelu_backward",
+            launch_config(packed_grid::<X>(gpu, n), 256, 0),
+            &[Arg::Ptr(d), Arg::Ptr(i), Arg::Ptr(g), Arg::U64(n64)],
+        )
+    }?;
     Ok(())
 }
 
@@ -311,12 +390,17 @@ pub fn residual_forward<X: GpuFloat>(
     let n = a.len;
     out.expect("residual_forward: out", n);
     b.expect("residual_forward: b", n);
-    let f = gpu.function("residual.cu", X::PRECISION, "residual_forward")?;
     let (o, x, y, n64) = (out.addr, a.addr, b.addr, n as u64);
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&o).arg(&x).arg(&y).arg(&n64);
     // SAFETY: all three hold n elements; the grid-stride loops stay below n.
-    unsafe { l.launch(launch_config(packed_grid::<X>(gpu, n), 256, 0)) }?;
+    unsafe {
+        gpu.launch(
+            "residual.cu",
+            X::PRECISION,
+            "residual_forward",
+            launch_config(packed_grid::<X>(gpu, n), 256, 0),
+            &[Arg::Ptr(o), Arg::Ptr(x), Arg::Ptr(y), Arg::U64(n64)],
+        )
+    }?;
     Ok(())
 }
 
@@ -324,36 +408,51 @@ pub fn residual_forward<X: GpuFloat>(
 pub fn add_into<X: GpuFloat>(gpu: &Gpu, dst: DevPtr<X>, src: DevPtr<X>) -> Result<()> {
     let n = src.len;
     dst.expect("add_into: dst", n);
-    let f = gpu.function("residual.cu", X::PRECISION, "add_into")?;
     let (d, s, n64) = (dst.addr, src.addr, n as u64);
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&d).arg(&s).arg(&n64);
     // SAFETY: both hold n elements; the grid-stride loops stay below n.
-    unsafe { l.launch(launch_config(packed_grid::<X>(gpu, n), 256, 0)) }?;
+    unsafe {
+        gpu.launch(
+            "residual.cu",
+            X::PRECISION,
+            "add_into",
+            launch_config(packed_grid::<X>(gpu, n), 256, 0),
+            &[Arg::Ptr(d), Arg::Ptr(s), Arg::U64(n64)],
+        )
+    }?;
     Ok(())
 }
 
 /// `dst *= s` over all of `dst` (`kernels/residual.cu`).
 pub fn scale<X: GpuFloat>(gpu: &Gpu, dst: DevPtr<X>, s: f32) -> Result<()> {
     let n = dst.len;
-    let f = gpu.function("residual.cu", X::PRECISION, "scale")?;
     let (d, n64) = (dst.addr, n as u64);
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&d).arg(&s).arg(&n64);
     // SAFETY: dst holds n elements; the grid-stride loops stay below n.
-    unsafe { l.launch(launch_config(packed_grid::<X>(gpu, n), 256, 0)) }?;
+    unsafe {
+        gpu.launch(
+            "residual.cu",
+            X::PRECISION,
+            "scale",
+            launch_config(packed_grid::<X>(gpu, n), 256, 0),
+            &[Arg::Ptr(d), Arg::F32(s), Arg::U64(n64)],
+        )
+    }?;
     Ok(())
 }
 
 /// `dst = value` over all of `dst` (`kernels/residual.cu`).
 pub fn fill<X: GpuFloat>(gpu: &Gpu, dst: DevPtr<X>, value: f32) -> Result<()> {
     let n = dst.len;
-    let f = gpu.function("residual.cu", X::PRECISION, "fill")?;
     let (d, n64) = (dst.addr, n as u64);
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&d).arg(&value).arg(&n64);
     // SAFETY: dst holds n elements; the grid-stride loops stay below n.
-    unsafe { l.launch(launch_config(packed_grid::<X>(gpu, n), 256, 0)) }?;
+    unsafe {
+        gpu.launch(
+            "residual.cu",
+            X::PRECISION,
+            "fill",
+            launch_config(packed_grid::<X>(gpu, n), 256, 0),
+            &[Arg::Ptr(d), Arg::F32(value), Arg::U64(n64)],
+        )
+    }?;
     Ok(())
 }
 
@@ -371,13 +470,18 @@ pub fn bias_backward<X: GpuFloat>(
     if oc == 0 {
         return Ok(());
     }
-    let f = gpu.function("bias.cu", X::PRECISION, "bias_backward")?;
     let (d, g, ni, oci) = (dbias.addr, dout.addr, int(n, "n"), int(oc, "oc"));
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&d).arg(&g).arg(&ni).arg(&oci);
     // SAFETY: sizes checked above; one block per 32 columns and row chunk, columns past oc and
     // rows past n do nothing.
-    unsafe { l.launch(colsum_config(gpu, n, oc)) }?;
+    unsafe {
+        gpu.launch(
+            "bias.cu",
+            X::PRECISION,
+            "bias_backward",
+            colsum_config(gpu, n, oc),
+            &[Arg::Ptr(d), Arg::Ptr(g), Arg::I32(ni), Arg::I32(oci)],
+        )
+    }?;
     Ok(())
 }
 
@@ -417,7 +521,6 @@ pub fn adamw_update<X: GpuFloat>(
     // The same f32 arithmetic as the CPU's adamw_step.
     let bc1 = 1.0 - h.beta1.powi(h.step as i32);
     let bc2 = 1.0 - h.beta2.powi(h.step as i32);
-    let f = gpu.function("adamw.cu", X::PRECISION, "adamw_update")?;
     let (p, w, g, ma, va, n64) = (
         params.addr,
         master.addr,
@@ -426,12 +529,31 @@ pub fn adamw_update<X: GpuFloat>(
         v.addr,
         n as u64,
     );
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&p).arg(&w).arg(&g).arg(&ma).arg(&va).arg(&n64);
-    l.arg(&h.lr).arg(&h.beta1).arg(&h.beta2).arg(&bc1).arg(&bc2);
-    l.arg(&h.eps).arg(&h.weight_decay).arg(&h.grad_scale);
     // SAFETY: all five buffers hold n elements; the grid-stride loop stays below n.
-    unsafe { l.launch(launch_config(gpu.grid_for(n, 256), 256, 0)) }?;
+    unsafe {
+        gpu.launch(
+            "adamw.cu",
+            X::PRECISION,
+            "adamw_update",
+            launch_config(gpu.grid_for(n, 256), 256, 0),
+            &[
+                Arg::Ptr(p),
+                Arg::Ptr(w),
+                Arg::Ptr(g),
+                Arg::Ptr(ma),
+                Arg::Ptr(va),
+                Arg::U64(n64),
+                Arg::F32(h.lr),
+                Arg::F32(h.beta1),
+                Arg::F32(h.beta2),
+                Arg::F32(bc1),
+                Arg::F32(bc2),
+                Arg::F32(h.eps),
+                Arg::F32(h.weight_decay),
+                Arg::F32(h.grad_scale),
+            ],
+        )
+    }?;
     Ok(())
 }
 
@@ -440,12 +562,17 @@ pub fn adamw_update<X: GpuFloat>(
 pub fn grad_norm_squared<X: GpuFloat>(gpu: &Gpu, out: DevPtr<f32>, grads: DevPtr<X>) -> Result<()> {
     out.expect("grad_norm_squared: out", 1);
     let n = grads.len;
-    let f = gpu.function("norm.cu", X::PRECISION, "grad_norm_squared")?;
     let (o, g, n64) = (out.addr, grads.addr, n as u64);
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&o).arg(&g).arg(&n64);
     let grid = packed_grid::<X>(gpu, n).min(4 * gpu.sms).min(1024); // NORM_MAX_BLOCKS
     // SAFETY: out holds 1 element, grads n; the grid-stride loops stay below n.
-    unsafe { l.launch(launch_config(grid, 256, 0)) }?;
+    unsafe {
+        gpu.launch(
+            "norm.cu",
+            X::PRECISION,
+            "grad_norm_squared",
+            launch_config(grid, 256, 0),
+            &[Arg::Ptr(o), Arg::Ptr(g), Arg::U64(n64)],
+        )
+    }?;
     Ok(())
 }

@@ -481,14 +481,20 @@ struct TlsArea {
     unsigned char* p = nullptr;
     size_t n = 0;
 };
+// The TLS block of the object (program or shared library) that holds `smem`: every `__shared__`
+// variable of the kernels compiled with this header lives there, and nothing of any other object
+// (a Rust test binary that loads the kernels as a library keeps its own thread-locals intact).
 inline int find_tls(dl_phdr_info* info, size_t, void* out) {
-    if (info->dlpi_name && info->dlpi_name[0]) return 0;  // not the main program
+    auto* a = (TlsArea*)out;
     for (int i = 0; i < info->dlpi_phnum; i++)
         if (info->dlpi_phdr[i].p_type == PT_TLS && info->dlpi_tls_data) {
-            auto* a = (TlsArea*)out;
-            a->p = (unsigned char*)info->dlpi_tls_data;
-            a->n = info->dlpi_phdr[i].p_memsz;
-            return 1;
+            auto* p = (unsigned char*)info->dlpi_tls_data;
+            size_t n = info->dlpi_phdr[i].p_memsz;
+            if (a->p <= p + n && p <= a->p) {  // a->p holds &smem on entry
+                a->p = p;
+                a->n = n;
+                return 1;
+            }
         }
     return 0;
 }
@@ -500,10 +506,11 @@ alignas(128) inline thread_local unsigned char smem[emu::MAX_DYNAMIC_SMEM + 256]
 
 namespace emu {
 
+// Looked up on every call, not cached: each OS thread has its own TLS block, and a cache kept in
+// that block would be overwritten by the poison itself.
 inline void poison_shared() {
-    static TlsArea area;
-    if (!area.p) dl_iterate_phdr(find_tls, &area);
-    if (area.p) std::memset(area.p, 0xff, area.n);
+    TlsArea area{smem, 0};
+    if (dl_iterate_phdr(find_tls, &area)) std::memset(area.p, 0xff, area.n);
     else std::memset(smem, 0xff, sizeof smem);
 }
 

@@ -10,7 +10,7 @@
 //! copied back, and up to 4096 of their entries checked (C of the lm head is 1.6 GB in fp32).
 
 use super::{Entry, Rng, Row, Setup, Shape};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use cudarc::driver::sys::CUevent_flags;
 use half::bf16;
 use pretrain::cuda::matmul::{self, Version};
@@ -179,9 +179,11 @@ fn run<X: GpuFloat>(bench: &Bench, budget: Duration, case: Case, v: Version) -> 
     };
     let mut got = Vec::new();
     for &r in &rows {
+        let c = inputs.c.slice().context("device memory")?;
         let row = gpu
+            .cuda()?
             .stream
-            .clone_dtoh(&inputs.c.slice().slice(r * n..(r + 1) * n))?;
+            .clone_dtoh(&c.slice(r * n..(r + 1) * n))?;
         got.push(row.iter().map(|x| x.to_f32()).collect::<Vec<f32>>());
     }
     gpu.sync()?;
@@ -195,14 +197,20 @@ fn run<X: GpuFloat>(bench: &Bench, budget: Duration, case: Case, v: Version) -> 
 fn time_gpu(gpu: &Gpu, budget: Duration, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     f()?;
     gpu.sync()?;
-    let start = gpu.ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))?;
-    let end = gpu.ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))?;
+    let start = gpu
+        .cuda()?
+        .ctx
+        .new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))?;
+    let end = gpu
+        .cuda()?
+        .ctx
+        .new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))?;
     let mut batch = |reps: usize| -> Result<f64> {
-        start.record(&gpu.stream)?;
+        start.record(&gpu.cuda()?.stream)?;
         for _ in 0..reps {
             f()?;
         }
-        end.record(&gpu.stream)?;
+        end.record(&gpu.cuda()?.stream)?;
         Ok(start.elapsed_ms(&end)? as f64 / 1e3 / reps as f64)
     };
     let once = batch(1)?;

@@ -1,0 +1,123 @@
+//! Times the CUDA attention (each version) and the fused classifier at GPT-2 124M's shapes
+//! (B=8, T=1024, 12 heads of 64; 8,192 rows of 50,257 classes), on random inputs, after a
+//! warm-up, with the GPU synchronised around the timed loop. Needs a GPU; `scripts/gpu-check.sh`
+//! runs it:
+//!
+//! ```sh
+//! cargo run --release --example cuda_attention_bench
+//! ```
+
+use half::bf16;
+use pretrain::cuda::attention::{
+    Version, attention_backward_version, attention_forward_version, attention_scratch_len,
+    classifier_forward_backward,
+};
+use pretrain::cuda::{Buffer, Gpu, GpuFloat};
+use pretrain::tensor::Rng;
+
+fn random<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng, n: usize) -> Buffer<X> {
+    let v: Vec<X> = (0..n).map(|_| X::from_f32(rng.normal() as f32)).collect();
+    Buffer::from_host(gpu, &v).unwrap()
+}
+
+/// Mean milliseconds of `f` over `reps` runs, after one warm-up run.
+fn time_ms(gpu: &Gpu, reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    gpu.sync().unwrap();
+    let start = std::time::Instant::now();
+    for _ in 0..reps {
+        f();
+    }
+    gpu.sync().unwrap();
+    start.elapsed().as_secs_f64() * 1e3 / reps as f64
+}
+
+fn time_attention<X: GpuFloat>(gpu: &Gpu, version: Version) {
+    let (b, t, nh, hs) = (8, 1024, 12, 64);
+    let c = nh * hs;
+    let mut rng = Rng::new(1);
+    let qkv = random::<X>(gpu, &mut rng, b * t * 3 * c);
+    let out = Buffer::<X>::zeros(gpu, b * t * c).unwrap();
+    let dout = random::<X>(gpu, &mut rng, b * t * c);
+    let dqkv = Buffer::<X>::zeros(gpu, b * t * 3 * c).unwrap();
+    let lse = Buffer::<f32>::zeros(gpu, b * nh * t).unwrap();
+    let scratch = Buffer::<f32>::zeros(gpu, attention_scratch_len(b, t, nh, hs)).unwrap();
+    let fwd = time_ms(gpu, 10, || {
+        attention_forward_version(gpu, version, out.ptr(), lse.ptr(), qkv.ptr(), b, t, nh, hs)
+            .unwrap()
+    });
+    let bwd = time_ms(gpu, 10, || {
+        attention_backward_version(
+            gpu,
+            version,
+            dqkv.ptr(),
+            dout.ptr(),
+            out.ptr(),
+            qkv.ptr(),
+            lse.ptr(),
+            scratch.ptr(),
+            b,
+            t,
+            nh,
+            hs,
+        )
+        .unwrap()
+    });
+    // Useful work of causal attention: q·kᵀ and p·v over half the T×T matrix forward, and
+    // 2.5 times that backward (five products).
+    let flop = 2.0 * (b * nh * t * t * hs) as f64;
+    eprintln!(
+        "attention {version:?} {} B={b} T={t} NH={nh} hs={hs}: forward {fwd:.3} ms \
+         ({:.1} TFLOP/s), backward {bwd:.3} ms ({:.1} TFLOP/s)",
+        X::PRECISION.name(),
+        flop / fwd * 1e-9,
+        2.5 * flop / bwd * 1e-9
+    );
+}
+
+fn time_classifier<X: GpuFloat>(gpu: &Gpu) {
+    let (n, v, vp) = (8 * 1024, 50257, 50304);
+    let mut rng = Rng::new(2);
+    let logits = random::<X>(gpu, &mut rng, n * vp);
+    let losses = Buffer::<f32>::zeros(gpu, n).unwrap();
+    let t: Vec<i32> = (0..n)
+        .map(|_| (rng.uniform() * v as f64) as i32 % v as i32)
+        .collect();
+    let targets = Buffer::from_host(gpu, &t).unwrap();
+    let ms = time_ms(gpu, 10, || {
+        classifier_forward_backward(
+            gpu,
+            logits.ptr(),
+            losses.ptr(),
+            targets.ptr(),
+            n,
+            v,
+            vp,
+            1.0 / n as f32,
+        )
+        .unwrap()
+    });
+    // Read twice, written once.
+    let bytes = 3.0 * (n * vp * std::mem::size_of::<X>()) as f64;
+    eprintln!(
+        "classifier {} n={n} v={v} vp={vp}: {ms:.3} ms ({:.0} GB/s)",
+        X::PRECISION.name(),
+        bytes / ms * 1e-6
+    );
+}
+
+fn main() {
+    let gpu = match Gpu::open(0) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("cuda_attention_bench: needs a GPU: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    eprintln!("{}", gpu.describe());
+    time_attention::<f32>(&gpu, Version::V1Scalar);
+    time_attention::<bf16>(&gpu, Version::V1Scalar);
+    time_attention::<bf16>(&gpu, Version::V2TensorCore);
+    time_classifier::<f32>(&gpu);
+    time_classifier::<bf16>(&gpu);
+}
