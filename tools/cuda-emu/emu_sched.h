@@ -108,6 +108,7 @@ void __tsan_release(void* addr);
 void* __tsan_get_current_fiber(void);
 void* __tsan_create_fiber(unsigned flags);
 void __tsan_switch_to_fiber(void* fiber, unsigned flags);
+void __tsan_set_fiber_name(void* fiber, const char* name);
 void __tsan_ignore_thread_begin(void);
 void __tsan_ignore_thread_end(void);
 }
@@ -120,6 +121,7 @@ inline void hb_acquire(const void* p) { __tsan_acquire(const_cast<void*>(p)); }
 inline void* fiber_new() { return __tsan_create_fiber(0); }
 inline void* fiber_current() { return __tsan_get_current_fiber(); }
 inline void fiber_switch(void* f) { __tsan_switch_to_fiber(f, 1 /* no synchronisation */); }
+inline void fiber_name(void* f, const char* name) { __tsan_set_fiber_name(f, name); }
 #else
 struct Internal {
     Internal() {}
@@ -129,6 +131,7 @@ inline void hb_acquire(const void*) {}
 inline void* fiber_new() { return nullptr; }
 inline void* fiber_current() { return nullptr; }
 inline void fiber_switch(void*) {}
+inline void fiber_name(void*, const char*) {}
 #endif
 
 // Every failure the emulator detects in a kernel: a launch throws it.
@@ -447,6 +450,10 @@ inline void run_block() {
         if (fiber_current()) {  // creating a TSan fiber is slow: reuse them, blocks are ordered
             if ((int)rt.fibers.size() <= i) rt.fibers.push_back(fiber_new());
             t.fiber = rt.fibers[i];
+            char name[64];  // TSan's reports name the threads
+            std::snprintf(name, sizeof name, "CUDA thread (%u,%u,%u) of block (%u,%u,%u)", t.idx.x,
+                          t.idx.y, t.idx.z, rt.block_idx.x, rt.block_idx.y, rt.block_idx.z);
+            fiber_name(t.fiber, name);
         }
     }
     std::vector<int> order(n);
