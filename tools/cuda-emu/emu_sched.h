@@ -20,6 +20,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -106,8 +107,8 @@ void __tsan_acquire(void* addr);
 void __tsan_release(void* addr);
 void* __tsan_get_current_fiber(void);
 void* __tsan_create_fiber(unsigned flags);
-void __tsan_destroy_fiber(void* fiber);
 void __tsan_switch_to_fiber(void* fiber, unsigned flags);
+void __tsan_set_fiber_name(void* fiber, const char* name);
 void __tsan_ignore_thread_begin(void);
 void __tsan_ignore_thread_end(void);
 }
@@ -119,8 +120,8 @@ inline void hb_release(const void* p) { __tsan_release(const_cast<void*>(p)); }
 inline void hb_acquire(const void* p) { __tsan_acquire(const_cast<void*>(p)); }
 inline void* fiber_new() { return __tsan_create_fiber(0); }
 inline void* fiber_current() { return __tsan_get_current_fiber(); }
-inline void fiber_delete(void* f) { __tsan_destroy_fiber(f); }
 inline void fiber_switch(void* f) { __tsan_switch_to_fiber(f, 1 /* no synchronisation */); }
+inline void fiber_name(void* f, const char* name) { __tsan_set_fiber_name(f, name); }
 #else
 struct Internal {
     Internal() {}
@@ -129,8 +130,8 @@ inline void hb_release(const void*) {}
 inline void hb_acquire(const void*) {}
 inline void* fiber_new() { return nullptr; }
 inline void* fiber_current() { return nullptr; }
-inline void fiber_delete(void*) {}
 inline void fiber_switch(void*) {}
+inline void fiber_name(void*, const char*) {}
 #endif
 
 // Every failure the emulator detects in a kernel: a launch throws it.
@@ -210,6 +211,7 @@ struct Runtime {
     int barrier_result = 0;
     uint64_t rng = 0;
     std::vector<char*> stacks;  // pool, reused by every block
+    std::vector<void*> fibers;  // TSan's fibers (EMU_TSAN=1), reused like the stacks
     size_t stack_bytes = 0;
 };
 inline Runtime rt;
@@ -445,7 +447,14 @@ inline void run_block() {
         rt.warps[t.warp].exists |= 1u << t.lane;
         t.stack = rt.stacks[i];
         context_start(t.ctx, t.stack, rt.stack_bytes, thread_main);
-        t.fiber = fiber_new();
+        if (fiber_current()) {  // creating a TSan fiber is slow: reuse them, blocks are ordered
+            if ((int)rt.fibers.size() <= i) rt.fibers.push_back(fiber_new());
+            t.fiber = rt.fibers[i];
+            char name[64];  // TSan's reports name the threads
+            std::snprintf(name, sizeof name, "CUDA thread (%u,%u,%u) of block (%u,%u,%u)", t.idx.x,
+                          t.idx.y, t.idx.z, rt.block_idx.x, rt.block_idx.y, rt.block_idx.z);
+            fiber_name(t.fiber, name);
+        }
     }
     std::vector<int> order(n);
     for (int i = 0; i < n; i++) order[i] = i;
@@ -468,7 +477,6 @@ inline void run_block() {
         }
         if (!ran && rt.done_count < n) release_barrier();
     }
-    for (Thread& t : rt.threads) fiber_delete(t.fiber);
 }
 
 // ---- shared memory -------------------------------------------------------------------------
@@ -550,6 +558,8 @@ inline void run_grid(const char* name, dim3 grid, dim3 block, size_t smem_bytes)
             hb_acquire(&rt.sync_block_end);
             for (const char& b : rt.sync_barrier) hb_acquire(&b);
             for (const auto& w : rt.sync_warp) hb_acquire(&w[0]), hb_acquire(&w[1]);
+            // Threads stopped inside the emulator keep TSan's checks off: new fibers next time.
+            if (std::uncaught_exceptions() > 0) rt.fibers.clear();
             rt.kernel = nullptr;
             rt.cur = nullptr;
         }
