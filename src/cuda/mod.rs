@@ -10,14 +10,20 @@
 //!   `--device cpu|cuda|auto`.
 //!
 //! - [`ops`]: one host launcher per kernel (sizes checked, launch shape chosen).
+//! - [`params`] and [`gpt`]: GPT-2 training on the GPU, an explicit forward and backward over
+//!   buffers allocated once (llm.c style), with the parameters in flat buffers.
 //!
 //! Nothing here is needed to run on the CPU: with no driver, every binary says so in one line
 //! and carries on with `crate::cpu`.
 
 pub mod buffer;
+// TEMPORARY until the kernel branches land: see the file's header.
+pub mod contract_stubs;
 pub mod device;
+pub mod gpt;
 pub mod nvrtc;
 pub mod ops;
+pub mod params;
 pub mod sources;
 
 pub use buffer::{Buffer, DevPtr, GpuFloat};
