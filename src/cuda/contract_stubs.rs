@@ -50,7 +50,7 @@ pub mod ops {
     use anyhow::Result;
 
     /// One AdamW step's settings for one parameter tensor (see `kernels/adamw.cu`).
-    #[derive(Clone, Copy, Debug, PartialEq)]
+    #[derive(Clone, Copy, Debug)]
     pub struct AdamwArgs {
         pub lr: f32,
         pub beta1: f32,
@@ -75,6 +75,12 @@ pub mod ops {
         todo!("lands with branch cuda-ops")
     }
 
+    /// fp32 scratch of `encoder_backward` (one per element of `wte`; zero on entry and exit).
+    pub fn encoder_scratch_len(v: usize, c: usize) -> usize {
+        v * c
+    }
+
+    /// Extended by cuda-ops with `scratch` ([`encoder_scratch_len`] fp32, kept zeroed).
     #[allow(clippy::too_many_arguments)]
     pub fn encoder_backward<X: GpuFloat>(
         _gpu: &Gpu,
@@ -85,6 +91,7 @@ pub mod ops {
         _b: usize,
         _t: usize,
         _c: usize,
+        _scratch: DevPtr<f32>,
     ) -> Result<()> {
         todo!("lands with branch cuda-ops")
     }

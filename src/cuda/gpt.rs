@@ -136,7 +136,7 @@ impl Dims {
     }
 
     /// `(name, floatX elements, fp32 elements)` of every activation and gradient buffer, as
-    /// allocated by [`GpuGpt::new`] (attention's scratch not included).
+    /// allocated by [`GpuGpt::new`] (the kernels' scratch buffers not included).
     pub fn buffers(&self) -> Vec<(&'static str, usize, usize)> {
         let (n, c, l) = (self.n(), self.c, self.l);
         let rows = self.b * self.nh * self.t;
@@ -202,6 +202,8 @@ struct Acts<X> {
     dfch_gelu: Buffer<X>,
     dfch: Buffer<X>,
     attn_scratch: Buffer<f32>,
+    /// `[Vp, C]` fp32, zero between calls: `encoder_backward` sums dwte rows here.
+    enc_scratch: Buffer<f32>,
 }
 
 impl<X: GpuFloat> Acts<X> {
@@ -238,6 +240,7 @@ impl<X: GpuFloat> Acts<X> {
             dfch_gelu: x(n * 4 * c)?,
             dfch: x(n * 4 * c)?,
             attn_scratch: f(attention::attention_scratch_len(d.b, d.t, d.nh, d.hs))?,
+            enc_scratch: f(ops::encoder_scratch_len(d.vp, c))?,
         })
     }
 }
@@ -733,6 +736,7 @@ impl<X: GpuFloat> GpuGpt<X> {
             d.b,
             d.t,
             c,
+            a.enc_scratch.ptr(),
         )
     }
 

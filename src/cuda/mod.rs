@@ -25,6 +25,7 @@ pub mod nvrtc;
 pub mod ops;
 pub mod params;
 pub mod sources;
+pub mod trainer;
 
 pub use buffer::{Buffer, DevPtr, GpuFloat};
 pub use device::{DeviceArg, Gpu, select};
