@@ -33,6 +33,7 @@ use anyhow::{Result, bail, ensure};
 use matmul::Version;
 use std::sync::Arc;
 
+pub use matmul::Version as MatmulVersion;
 pub use ops::AdamwArgs;
 
 /// Views of one layer's twelve tensors in a flat buffer (parameters or gradients).
