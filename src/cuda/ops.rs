@@ -32,3 +32,391 @@ pub fn cast_to_float<X: GpuFloat>(gpu: &Gpu, out: DevPtr<f32>, inp: DevPtr<X>) -
     unsafe { b.launch(launch_config(gpu.grid_for(n, 256), 256, 0)) }?;
     Ok(())
 }
+
+/// A shape argument as the kernels' `int`. Panics if it does not fit.
+fn int(x: usize, what: &str) -> i32 {
+    i32::try_from(x).unwrap_or_else(|_| panic!("{what} = {x} does not fit in a kernel's int"))
+}
+
+/// Grid for the element-wise kernels, which move 16 bytes (a `Vec<PACK>`) per thread and step.
+fn packed_grid<X: GpuFloat>(gpu: &Gpu, n: usize) -> u32 {
+    gpu.grid_for(n.div_ceil(16 / std::mem::size_of::<X>()), 256)
+}
+
+/// `out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]` (`kernels/encoder.cu`). `wte` is `[V, C]` with
+/// V = wte.len / c; `wpe` has at least `t` rows. A token outside `0..V` gives a row of NaN.
+#[allow(clippy::too_many_arguments)]
+pub fn encoder_forward<X: GpuFloat>(
+    gpu: &Gpu,
+    out: DevPtr<X>,
+    tokens: DevPtr<i32>,
+    wte: DevPtr<X>,
+    wpe: DevPtr<X>,
+    b: usize,
+    t: usize,
+    c: usize,
+) -> Result<()> {
+    assert!(c > 0, "encoder_forward: c = 0");
+    let n = b * t * c;
+    out.expect("encoder_forward: out", n);
+    tokens.expect("encoder_forward: tokens", b * t);
+    wpe.expect("encoder_forward: wpe", t * c);
+    let v = wte.len / c;
+    if n == 0 {
+        return Ok(());
+    }
+    let f = gpu.function("encoder.cu", X::PRECISION, "encoder_forward")?;
+    let (o, tk, e, p) = (out.addr, tokens.addr, wte.addr, wpe.addr);
+    let (bi, ti, ci, vi) = (int(b, "b"), int(t, "t"), int(c, "c"), int(v, "vocab"));
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&o).arg(&tk).arg(&e).arg(&p);
+    l.arg(&bi).arg(&ti).arg(&ci).arg(&vi);
+    // SAFETY: out holds b·t·c elements, tokens b·t, wpe t·c, and wte v·c (checked above); the
+    // kernel reads wte only at rows of tokens that are within 0..v.
+    unsafe { l.launch(launch_config(packed_grid::<X>(gpu, n), 256, 0)) }?;
+    Ok(())
+}
+
+/// Elements of the fp32 scratch [`encoder_backward`] needs: one per entry of `wte` (`[V, C]`).
+/// Allocate it zeroed once; every call leaves it zero again.
+pub fn encoder_scratch_len(v: usize, c: usize) -> usize {
+    v * c
+}
+
+/// `dwte[tokens[b,t],:] += dout[b,t,:]` and `dwpe[t,:] += Σ_b dout[b,t,:]` (`kernels/encoder.cu`).
+/// `scratch`: [`encoder_scratch_len`] fp32 values, zero on entry, left zero on return.
+/// dwpe is deterministic; dwte is summed with fp32 atomics, so its last bits may vary between
+/// runs. Tokens outside `0..V` are skipped.
+#[allow(clippy::too_many_arguments)]
+pub fn encoder_backward<X: GpuFloat>(
+    gpu: &Gpu,
+    dwte: DevPtr<X>,
+    dwpe: DevPtr<X>,
+    dout: DevPtr<X>,
+    tokens: DevPtr<i32>,
+    b: usize,
+    t: usize,
+    c: usize,
+    scratch: DevPtr<f32>,
+) -> Result<()> {
+    assert!(c > 0, "encoder_backward: c = 0");
+    let v = dwte.len / c;
+    dwpe.expect("encoder_backward: dwpe", t * c);
+    dout.expect("encoder_backward: dout", b * t * c);
+    tokens.expect("encoder_backward: tokens", b * t);
+    scratch.expect("encoder_backward: scratch", encoder_scratch_len(v, c));
+    if b * t == 0 {
+        return Ok(());
+    }
+    let (bi, ti, ci, vi) = (int(b, "b"), int(t, "t"), int(c, "c"), int(v, "vocab"));
+    let (dte, dpe, s, g, tk) = (dwte.addr, dwpe.addr, scratch.addr, dout.addr, tokens.addr);
+
+    let f = gpu.function("encoder.cu", X::PRECISION, "encoder_backward_scatter")?;
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&dpe).arg(&s).arg(&g).arg(&tk);
+    l.arg(&bi).arg(&ti).arg(&ci).arg(&vi);
+    // SAFETY: dwpe holds t·c, dout b·t·c, tokens b·t, scratch v·c elements (checked above); the
+    // kernel touches scratch only at rows of tokens within 0..v.
+    unsafe { l.launch(launch_config(gpu.grid_for(t * c, 256), 256, 0)) }?;
+
+    let f = gpu.function("encoder.cu", X::PRECISION, "encoder_backward_gather")?;
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&dte).arg(&s).arg(&tk);
+    l.arg(&bi).arg(&ti).arg(&ci).arg(&vi);
+    // SAFETY: dwte and scratch hold v·c elements, tokens b·t; rows outside 0..v are skipped.
+    unsafe { l.launch(launch_config(gpu.grid_for(b * t * c, 256), 256, 0)) }?;
+    Ok(())
+}
+
+/// LayerNorm of `n` rows of `c` (`kernels/layernorm.cu`), eps 1e-5 as on the CPU:
+/// `out = (inp − mean)·rstd·weight + bias`, saving `mean` and `rstd` (fp32) per row.
+#[allow(clippy::too_many_arguments)]
+pub fn layernorm_forward<X: GpuFloat>(
+    gpu: &Gpu,
+    out: DevPtr<X>,
+    mean: DevPtr<f32>,
+    rstd: DevPtr<f32>,
+    inp: DevPtr<X>,
+    weight: DevPtr<X>,
+    bias: DevPtr<X>,
+    n: usize,
+    c: usize,
+) -> Result<()> {
+    out.expect("layernorm_forward: out", n * c);
+    inp.expect("layernorm_forward: inp", n * c);
+    mean.expect("layernorm_forward: mean", n);
+    rstd.expect("layernorm_forward: rstd", n);
+    weight.expect("layernorm_forward: weight", c);
+    bias.expect("layernorm_forward: bias", c);
+    if n == 0 || c == 0 {
+        return Ok(());
+    }
+    let f = gpu.function("layernorm.cu", X::PRECISION, "layernorm_forward")?;
+    let (o, m, r, x, w, bb) = (
+        out.addr,
+        mean.addr,
+        rstd.addr,
+        inp.addr,
+        weight.addr,
+        bias.addr,
+    );
+    let (ni, ci) = (int(n, "n"), int(c, "c"));
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&o)
+        .arg(&m)
+        .arg(&r)
+        .arg(&x)
+        .arg(&w)
+        .arg(&bb)
+        .arg(&ni)
+        .arg(&ci);
+    // SAFETY: sizes checked above; one warp per row, rows past n return at once.
+    unsafe { l.launch(launch_config(n.div_ceil(8) as u32, 256, 0)) }?;
+    Ok(())
+}
+
+/// LayerNorm backward (`kernels/layernorm.cu`): `dinp += …`, `dweight += Σ_rows dout·x̂`,
+/// `dbias += Σ_rows dout`, from the `mean` and `rstd` the forward pass saved. Deterministic.
+#[allow(clippy::too_many_arguments)]
+pub fn layernorm_backward<X: GpuFloat>(
+    gpu: &Gpu,
+    dinp: DevPtr<X>,
+    dweight: DevPtr<X>,
+    dbias: DevPtr<X>,
+    dout: DevPtr<X>,
+    inp: DevPtr<X>,
+    weight: DevPtr<X>,
+    mean: DevPtr<f32>,
+    rstd: DevPtr<f32>,
+    n: usize,
+    c: usize,
+) -> Result<()> {
+    dinp.expect("layernorm_backward: dinp", n * c);
+    dout.expect("layernorm_backward: dout", n * c);
+    inp.expect("layernorm_backward: inp", n * c);
+    dweight.expect("layernorm_backward: dweight", c);
+    dbias.expect("layernorm_backward: dbias", c);
+    weight.expect("layernorm_backward: weight", c);
+    mean.expect("layernorm_backward: mean", n);
+    rstd.expect("layernorm_backward: rstd", n);
+    if n == 0 || c == 0 {
+        return Ok(());
+    }
+    let (di, dw, db, g, x, w) = (
+        dinp.addr,
+        dweight.addr,
+        dbias.addr,
+        dout.addr,
+        inp.addr,
+        weight.addr,
+    );
+    let (m, r, ni, ci) = (mean.addr, rstd.addr, int(n, "n"), int(c, "c"));
+
+    let f = gpu.function("layernorm.cu", X::PRECISION, "layernorm_backward_dinp")?;
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&di)
+        .arg(&g)
+        .arg(&x)
+        .arg(&w)
+        .arg(&m)
+        .arg(&r)
+        .arg(&ni)
+        .arg(&ci);
+    // SAFETY: sizes checked above; one warp per row, rows past n return at once.
+    unsafe { l.launch(launch_config(n.div_ceil(8) as u32, 256, 0)) }?;
+
+    let f = gpu.function("layernorm.cu", X::PRECISION, "layernorm_backward_params")?;
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&dw)
+        .arg(&db)
+        .arg(&g)
+        .arg(&x)
+        .arg(&m)
+        .arg(&r)
+        .arg(&ni)
+        .arg(&ci);
+    // SAFETY: sizes checked above; one block per 32 columns, columns past c do nothing.
+    unsafe { l.launch(launch_config(c.div_ceil(32) as u32, 1024, 0)) }?;
+    Ok(())
+}
+
+/// `out = gelu(inp)`, tanh form (`kernels/gelu.cu`), over `inp.len` elements.
+pub fn gelu_forward<X: GpuFloat>(gpu: &Gpu, out: DevPtr<X>, inp: DevPtr<X>) -> Result<()> {
+    let n = inp.len;
+    out.expect("gelu_forward: out", n);
+    let f = gpu.function("gelu.cu", X::PRECISION, "gelu_forward")?;
+    let (o, i, n64) = (out.addr, inp.addr, n as u64);
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&o).arg(&i).arg(&n64);
+    // SAFETY: out and inp hold n elements; the grid-stride loops stay below n.
+    unsafe { l.launch(launch_config(packed_grid::<X>(gpu, n), 256, 0)) }?;
+    Ok(())
+}
+
+/// `dinp = dout · gelu'(inp)` (`kernels/gelu.cu`), overwriting dinp, over `inp.len` elements.
+/// `dinp` may be `dout` itself.
+pub fn gelu_backward<X: GpuFloat>(
+    gpu: &Gpu,
+    dinp: DevPtr<X>,
+    inp: DevPtr<X>,
+    dout: DevPtr<X>,
+) -> Result<()> {
+    let n = inp.len;
+    dinp.expect("gelu_backward: dinp", n);
+    dout.expect("gelu_backward: dout", n);
+    let f = gpu.function("gelu.cu", X::PRECISION, "gelu_backward")?;
+    let (d, i, g, n64) = (dinp.addr, inp.addr, dout.addr, n as u64);
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&d).arg(&i).arg(&g).arg(&n64);
+    // SAFETY: all three hold n elements; the grid-stride loops stay below n.
+    unsafe { l.launch(launch_config(packed_grid::<X>(gpu, n), 256, 0)) }?;
+    Ok(())
+}
+
+/// `out = a + b` over `a.len` elements (`kernels/residual.cu`); `out` may be `a` or `b`.
+pub fn residual_forward<X: GpuFloat>(
+    gpu: &Gpu,
+    out: DevPtr<X>,
+    a: DevPtr<X>,
+    b: DevPtr<X>,
+) -> Result<()> {
+    let n = a.len;
+    out.expect("residual_forward: out", n);
+    b.expect("residual_forward: b", n);
+    let f = gpu.function("residual.cu", X::PRECISION, "residual_forward")?;
+    let (o, x, y, n64) = (out.addr, a.addr, b.addr, n as u64);
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&o).arg(&x).arg(&y).arg(&n64);
+    // SAFETY: all three hold n elements; the grid-stride loops stay below n.
+    unsafe { l.launch(launch_config(packed_grid::<X>(gpu, n), 256, 0)) }?;
+    Ok(())
+}
+
+/// `dst += src` over `src.len` elements (`kernels/residual.cu`), summed in fp32, rounded once.
+pub fn add_into<X: GpuFloat>(gpu: &Gpu, dst: DevPtr<X>, src: DevPtr<X>) -> Result<()> {
+    let n = src.len;
+    dst.expect("add_into: dst", n);
+    let f = gpu.function("residual.cu", X::PRECISION, "add_into")?;
+    let (d, s, n64) = (dst.addr, src.addr, n as u64);
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&d).arg(&s).arg(&n64);
+    // SAFETY: both hold n elements; the grid-stride loops stay below n.
+    unsafe { l.launch(launch_config(packed_grid::<X>(gpu, n), 256, 0)) }?;
+    Ok(())
+}
+
+/// `dst *= s` over all of `dst` (`kernels/residual.cu`).
+pub fn scale<X: GpuFloat>(gpu: &Gpu, dst: DevPtr<X>, s: f32) -> Result<()> {
+    let n = dst.len;
+    let f = gpu.function("residual.cu", X::PRECISION, "scale")?;
+    let (d, n64) = (dst.addr, n as u64);
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&d).arg(&s).arg(&n64);
+    // SAFETY: dst holds n elements; the grid-stride loops stay below n.
+    unsafe { l.launch(launch_config(packed_grid::<X>(gpu, n), 256, 0)) }?;
+    Ok(())
+}
+
+/// `dst = value` over all of `dst` (`kernels/residual.cu`).
+pub fn fill<X: GpuFloat>(gpu: &Gpu, dst: DevPtr<X>, value: f32) -> Result<()> {
+    let n = dst.len;
+    let f = gpu.function("residual.cu", X::PRECISION, "fill")?;
+    let (d, n64) = (dst.addr, n as u64);
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&d).arg(&value).arg(&n64);
+    // SAFETY: dst holds n elements; the grid-stride loops stay below n.
+    unsafe { l.launch(launch_config(packed_grid::<X>(gpu, n), 256, 0)) }?;
+    Ok(())
+}
+
+/// `dbias[j] += Σ_rows dout[row, j]` for `dout` of `n` rows × `oc` (`kernels/bias.cu`).
+/// Deterministic.
+pub fn bias_backward<X: GpuFloat>(
+    gpu: &Gpu,
+    dbias: DevPtr<X>,
+    dout: DevPtr<X>,
+    n: usize,
+    oc: usize,
+) -> Result<()> {
+    dbias.expect("bias_backward: dbias", oc);
+    dout.expect("bias_backward: dout", n * oc);
+    if oc == 0 {
+        return Ok(());
+    }
+    let f = gpu.function("bias.cu", X::PRECISION, "bias_backward")?;
+    let (d, g, ni, oci) = (dbias.addr, dout.addr, int(n, "n"), int(oc, "oc"));
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&d).arg(&g).arg(&ni).arg(&oci);
+    // SAFETY: sizes checked above; one block per 32 columns, columns past oc do nothing.
+    unsafe { l.launch(launch_config(oc.div_ceil(32) as u32, 1024, 0)) }?;
+    Ok(())
+}
+
+/// The hyper-parameters of one AdamW step on one tensor (see `src/train/optim.rs`).
+#[derive(Clone, Copy, Debug)]
+pub struct AdamwArgs {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    /// 0 for tensors without decay (biases, LayerNorm).
+    pub weight_decay: f32,
+    /// Every gradient is multiplied by this first (the clipping factor; 1 when not clipping).
+    pub grad_scale: f32,
+    /// The step being taken, from 1 (for the bias corrections).
+    pub step: u32,
+}
+
+/// One AdamW step over one parameter tensor of `params.len` elements (`kernels/adamw.cu`):
+/// updates `master` (fp32), the moments `m` and `v`, and writes `params = floatX(master)`.
+#[allow(clippy::too_many_arguments)]
+pub fn adamw_update<X: GpuFloat>(
+    gpu: &Gpu,
+    params: DevPtr<X>,
+    master: DevPtr<f32>,
+    grads: DevPtr<X>,
+    m: DevPtr<f32>,
+    v: DevPtr<f32>,
+    h: &AdamwArgs,
+) -> Result<()> {
+    let n = params.len;
+    master.expect("adamw_update: master", n);
+    grads.expect("adamw_update: grads", n);
+    m.expect("adamw_update: m", n);
+    v.expect("adamw_update: v", n);
+    assert!(h.step >= 1, "adamw_update: step counts from 1");
+    // The same f32 arithmetic as the CPU's adamw_step.
+    let bc1 = 1.0 - h.beta1.powi(h.step as i32);
+    let bc2 = 1.0 - h.beta2.powi(h.step as i32);
+    let f = gpu.function("adamw.cu", X::PRECISION, "adamw_update")?;
+    let (p, w, g, ma, va, n64) = (
+        params.addr,
+        master.addr,
+        grads.addr,
+        m.addr,
+        v.addr,
+        n as u64,
+    );
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&p).arg(&w).arg(&g).arg(&ma).arg(&va).arg(&n64);
+    l.arg(&h.lr).arg(&h.beta1).arg(&h.beta2).arg(&bc1).arg(&bc2);
+    l.arg(&h.eps).arg(&h.weight_decay).arg(&h.grad_scale);
+    // SAFETY: all five buffers hold n elements; the grid-stride loop stays below n.
+    unsafe { l.launch(launch_config(gpu.grid_for(n, 256), 256, 0)) }?;
+    Ok(())
+}
+
+/// `out[0] += Σ grads²` over `grads.len` elements, in fp32 (`kernels/norm.cu`). The last bits
+/// may vary between runs (one atomic add per block).
+pub fn grad_norm_squared<X: GpuFloat>(gpu: &Gpu, out: DevPtr<f32>, grads: DevPtr<X>) -> Result<()> {
+    out.expect("grad_norm_squared: out", 1);
+    let n = grads.len;
+    let f = gpu.function("norm.cu", X::PRECISION, "grad_norm_squared")?;
+    let (o, g, n64) = (out.addr, grads.addr, n as u64);
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&o).arg(&g).arg(&n64);
+    let grid = packed_grid::<X>(gpu, n).min(2 * gpu.sms);
+    // SAFETY: out holds 1 element, grads n; the grid-stride loops stay below n.
+    unsafe { l.launch(launch_config(grid, 256, 0)) }?;
+    Ok(())
+}

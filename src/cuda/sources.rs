@@ -22,10 +22,22 @@ macro_rules! kernel {
 }
 
 /// Every kernel file, in lesson order.
-pub const SOURCES: &[Source] = &[kernel!("cast.cu")];
+pub const SOURCES: &[Source] = &[
+    kernel!("cast.cu"),
+    kernel!("encoder.cu"),
+    kernel!("layernorm.cu"),
+    kernel!("gelu.cu"),
+    kernel!("residual.cu"),
+    kernel!("bias.cu"),
+    kernel!("adamw.cu"),
+    kernel!("norm.cu"),
+];
 
 /// Headers a kernel may `#include "..."`.
-pub const HEADERS: &[(&str, &str)] = &[("common.cuh", include_str!("../../kernels/common.cuh"))];
+pub const HEADERS: &[(&str, &str)] = &[
+    ("common.cuh", include_str!("../../kernels/common.cuh")),
+    ("pack.cuh", include_str!("../../kernels/pack.cuh")),
+];
 
 /// The source of `file`, if there is one.
 pub fn source(file: &str) -> Option<&'static Source> {
