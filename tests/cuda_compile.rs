@@ -31,20 +31,24 @@ fn every_kernel_compiles_for_sm80_and_sm90() {
     let mut built = 0;
     for src in sources::SOURCES {
         for arch in [80, 90] {
+            // A file may hold kernels for one precision only (tensor-core matmul: bf16), but
+            // every file must have a kernel in at least one.
+            let mut entries = 0;
             for precision in [Precision::F32, Precision::Bf16] {
                 match sources::compile(src.file, arch, precision, false) {
                     Ok(c) => {
                         assert!(!c.cubin.is_empty(), "{}: empty cubin", src.file);
-                        assert!(
-                            c.ptx.contains(".entry"),
-                            "{}: no kernel in the PTX",
-                            src.file
-                        );
+                        entries += c.ptx.matches(".entry").count();
                         built += 1;
                     }
                     Err(e) => failures.push(e),
                 }
             }
+            assert!(
+                entries > 0 || !failures.is_empty(),
+                "{}: no kernel in the PTX",
+                src.file
+            );
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));

@@ -12,6 +12,7 @@
 //! - [`ops`]: one host launcher per kernel (sizes checked, launch shape chosen).
 //! - [`params`] and [`gpt`]: GPT-2 training on the GPU, an explicit forward and backward over
 //!   buffers allocated once (llm.c style), with the parameters in flat buffers.
+//! - [`matmul`]: the matmul progression (naive, tiled, register-blocked, tensor cores) and cuBLAS.
 //!
 //! Nothing here is needed to run on the CPU: with no driver, every binary says so in one line
 //! and carries on with `crate::cpu`.
@@ -21,6 +22,7 @@ pub mod buffer;
 pub mod contract_stubs;
 pub mod device;
 pub mod gpt;
+pub mod matmul;
 pub mod nvrtc;
 pub mod ops;
 pub mod params;

@@ -31,6 +31,10 @@ pub const SOURCES: &[Source] = &[
     kernel!("bias.cu"),
     kernel!("adamw.cu"),
     kernel!("norm.cu"),
+    kernel!("matmul_v1_naive.cu"),
+    kernel!("matmul_v2_tiled.cu"),
+    kernel!("matmul_v3_register.cu"),
+    kernel!("matmul_v4_tensorcore.cu"),
 ];
 
 /// Headers a kernel may `#include "..."`.

@@ -1,0 +1,291 @@
+//! Matrix multiplication on the GPU: our four kernels, from naive to tensor cores, and cuBLAS.
+//!
+//! Every version computes the same thing as the CPU's `cpu::matmul::gemm`:
+//! `C[m,n] = (accumulate ? C : 0) + op(A)·op(B) (+ bias[n] on every row)`, where op(A) is `[m,k]`
+//! (A stored `[m,k]`, or `[k,m]` when `ta`) and op(B) is `[k,n]` (B stored `[k,n]`, or `[n,k]`
+//! when `tb`); all row-major; sums in fp32 whatever the storage type.
+//!
+//! | version | file | idea |
+//! |---|---|---|
+//! | v1 | `kernels/matmul_v1_naive.cu` | one thread per output, straight from global memory |
+//! | v2 | `kernels/matmul_v2_tiled.cu` | 32×32 tiles shared by a block (32× less traffic) |
+//! | v3 | `kernels/matmul_v3_register.cu` | 8×8 outputs per thread in registers, 128×128 per block |
+//! | v4 | `kernels/matmul_v4_tensorcore.cu` | tensor cores (wmma, bf16 only), cp.async double buffer |
+//! | cublas | NVIDIA's library | the bar to beat |
+
+use super::device::Gpu;
+use super::{DevPtr, GpuFloat, Precision};
+use anyhow::{Context, Result, bail, ensure};
+use cudarc::cublas::{result as blas, sys as blas_sys};
+use cudarc::driver::{LaunchConfig, PushKernelArg};
+
+/// One implementation of [`gemm`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Version {
+    V1Naive,
+    V2Tiled,
+    V3Register,
+    /// Tensor cores; bf16 storage only.
+    V4TensorCore,
+    /// cuBLAS (`sgemm` for fp32, `gemmEx` bf16 in/out with fp32 compute for bf16).
+    Cublas,
+}
+
+/// How one of our kernels is launched: file, kernel name, the C tile a block computes, threads.
+struct Launch {
+    file: &'static str,
+    kernel: &'static str,
+    rows: u32,
+    cols: u32,
+    threads: u32,
+}
+
+impl Version {
+    /// Every version, slowest first, cuBLAS last.
+    pub fn all() -> &'static [Version] {
+        &[
+            Version::V1Naive,
+            Version::V2Tiled,
+            Version::V3Register,
+            Version::V4TensorCore,
+            Version::Cublas,
+        ]
+    }
+
+    /// The short name used in tables and test messages: "v1" … "v4", "cublas".
+    pub fn name(self) -> &'static str {
+        match self {
+            Version::V1Naive => "v1",
+            Version::V2Tiled => "v2",
+            Version::V3Register => "v3",
+            Version::V4TensorCore => "v4",
+            Version::Cublas => "cublas",
+        }
+    }
+
+    /// Whether this version exists for storage `p` (tensor cores need bf16).
+    pub fn supports(self, p: Precision) -> bool {
+        self != Version::V4TensorCore || p == Precision::Bf16
+    }
+
+    fn launch(self) -> Option<Launch> {
+        let (file, kernel, rows, cols, threads) = match self {
+            Version::V1Naive => ("matmul_v1_naive.cu", "matmul_v1", 8, 32, 256),
+            Version::V2Tiled => ("matmul_v2_tiled.cu", "matmul_v2", 32, 32, 1024),
+            Version::V3Register => ("matmul_v3_register.cu", "matmul_v3", 128, 128, 256),
+            Version::V4TensorCore => ("matmul_v4_tensorcore.cu", "matmul_v4", 128, 128, 256),
+            Version::Cublas => return None,
+        };
+        Some(Launch {
+            file,
+            kernel,
+            rows,
+            cols,
+            threads,
+        })
+    }
+}
+
+/// The fastest of our own versions for storage `X`: tensor cores for bf16, v3 for fp32.
+pub fn best<X: GpuFloat>() -> Version {
+    match X::PRECISION {
+        Precision::Bf16 => Version::V4TensorCore,
+        Precision::F32 => Version::V3Register,
+    }
+}
+
+/// `C[m,n] = (accumulate ? C : 0) + op(A)·op(B) (+ bias)` with version `v` (see the module doc).
+/// `a` holds m·k elements, `b` k·n, `c` m·n, `bias` n. Queued on `gpu.stream`; does not wait.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm<X: GpuFloat>(
+    gpu: &Gpu,
+    v: Version,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: DevPtr<X>,
+    ta: bool,
+    b: DevPtr<X>,
+    tb: bool,
+    c: DevPtr<X>,
+    bias: Option<DevPtr<X>>,
+    accumulate: bool,
+) -> Result<()> {
+    a.expect("gemm: a", m * k);
+    b.expect("gemm: b", k * n);
+    c.expect("gemm: c", m * n);
+    if let Some(bias) = bias {
+        bias.expect("gemm: bias", n);
+    }
+    ensure!(
+        [m, k, n].iter().all(|&d| d <= i32::MAX as usize),
+        "gemm: {m}x{k}x{n} does not fit the kernels' int sizes"
+    );
+    ensure!(
+        v.supports(X::PRECISION),
+        "matmul {} needs bf16 storage (tensor cores), not {}",
+        v.name(),
+        X::PRECISION.name()
+    );
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let Some(l) = v.launch() else {
+        return cublas(gpu, m, k, n, a, ta, b, tb, c, bias, accumulate);
+    };
+    // Blocks: x walks row tiles (up to 2^31 - 1 of them), y column tiles (at most 65535).
+    let grid = (m.div_ceil(l.rows as usize), n.div_ceil(l.cols as usize));
+    ensure!(
+        grid.1 <= 65535,
+        "gemm: n = {n} needs more than 65535 column tiles"
+    );
+    let cfg = LaunchConfig {
+        grid_dim: (grid.0 as u32, grid.1 as u32, 1),
+        block_dim: (l.threads, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let f = gpu.function(l.file, X::PRECISION, l.kernel)?;
+    let bias_addr = bias.map_or(0u64, |p| p.addr);
+    let (mi, ki, ni) = (m as i32, k as i32, n as i32);
+    let (tai, tbi, acc) = (ta as i32, tb as i32, accumulate as i32);
+    let mut builder = gpu.stream.launch_builder(&f);
+    builder
+        .arg(&c.addr)
+        .arg(&a.addr)
+        .arg(&b.addr)
+        .arg(&bias_addr)
+        .arg(&mi)
+        .arg(&ki)
+        .arg(&ni)
+        .arg(&tai)
+        .arg(&tbi)
+        .arg(&acc);
+    // SAFETY: a, b, c and bias hold m·k, k·n, m·n and n elements (checked above), the kernel's
+    // signature is (floatX* c, const floatX* a, const floatX* b, const floatX* bias, int m, int k,
+    // int n, int ta, int tb, int accumulate), and every kernel checks its indices against m, k, n
+    // before touching memory. A null bias (0) means none.
+    unsafe { builder.launch(cfg) }.with_context(|| format!("launching {}", l.kernel))?;
+    Ok(())
+}
+
+/// The cuBLAS version. cuBLAS is column-major: it sees our row-major `[m,n]` C as a `[n,m]`
+/// column-major matrix, i.e. Cᵀ. Since Cᵀ = op(B)ᵀ·op(A)ᵀ, we ask cuBLAS for that product with the
+/// operands swapped: a row-major B stored `[k,n]` *is* op(B)ᵀ in column-major (no transpose,
+/// leading dimension n), and a B stored `[n,k]` needs cuBLAS's transpose flag (leading dimension
+/// k); A likewise. No data moves.
+///
+/// Bias: plain GEMM has none, so `bias_broadcast` (in `kernels/matmul_v1_naive.cu`) first writes
+/// `C = (accumulate ? C : 0) + bias` and cuBLAS then adds the product with beta = 1.
+#[allow(clippy::too_many_arguments)]
+fn cublas<X: GpuFloat>(
+    gpu: &Gpu,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: DevPtr<X>,
+    ta: bool,
+    b: DevPtr<X>,
+    tb: bool,
+    c: DevPtr<X>,
+    bias: Option<DevPtr<X>>,
+    accumulate: bool,
+) -> Result<()> {
+    let mut beta = if accumulate { 1.0f32 } else { 0.0 };
+    if let Some(bias) = bias {
+        bias_broadcast(gpu, c, bias, m, n, accumulate)?;
+        beta = 1.0;
+    }
+    let alpha = 1.0f32;
+    let blas_handle = *gpu.blas()?.handle();
+    use blas_sys::cublasOperation_t::{CUBLAS_OP_N, CUBLAS_OP_T};
+    let (op_b, ldb) = if tb {
+        (CUBLAS_OP_T, k)
+    } else {
+        (CUBLAS_OP_N, n)
+    };
+    let (op_a, lda) = if ta {
+        (CUBLAS_OP_T, m)
+    } else {
+        (CUBLAS_OP_N, k)
+    };
+    let (mi, ki, ni) = (m as i32, k as i32, n as i32);
+    let (lda, ldb) = (lda.max(1) as i32, ldb.max(1) as i32);
+    gpu.ctx.bind_to_thread()?;
+    match X::PRECISION {
+        // SAFETY: the pointers hold k·n, m·k and m·n elements (checked by `gemm`) of f32 (X is f32
+        // here); the handle's stream is `gpu.stream`, so this is ordered with our kernels.
+        Precision::F32 => unsafe {
+            blas::sgemm(
+                blas_handle,
+                op_b,
+                op_a,
+                ni,
+                mi,
+                ki,
+                &alpha,
+                b.addr as *const f32,
+                ldb,
+                a.addr as *const f32,
+                lda,
+                &beta,
+                c.addr as *mut f32,
+                ni,
+            )
+        },
+        // SAFETY: as above, with bf16 data described to cuBLAS as CUDA_R_16BF and fp32 alpha,
+        // beta and sums (CUBLAS_COMPUTE_32F).
+        Precision::Bf16 => unsafe {
+            use blas_sys::cudaDataType::CUDA_R_16BF;
+            blas::gemm_ex(
+                blas_handle,
+                op_b,
+                op_a,
+                ni,
+                mi,
+                ki,
+                (&alpha as *const f32).cast(),
+                b.addr as *const _,
+                CUDA_R_16BF,
+                ldb,
+                a.addr as *const _,
+                CUDA_R_16BF,
+                lda,
+                (&beta as *const f32).cast(),
+                c.addr as *mut _,
+                CUDA_R_16BF,
+                ni,
+                blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+            )
+        },
+    }
+    .map_err(|e| anyhow::anyhow!("cuBLAS gemm {m}x{k}x{n}: {e:?}"))
+}
+
+/// `c[i,j] = (accumulate ? c[i,j] : 0) + bias[j]` (`bias_broadcast` in `kernels/matmul_v1_naive.cu`).
+fn bias_broadcast<X: GpuFloat>(
+    gpu: &Gpu,
+    c: DevPtr<X>,
+    bias: DevPtr<X>,
+    m: usize,
+    n: usize,
+    accumulate: bool,
+) -> Result<()> {
+    if m * n == 0 {
+        bail!("bias_broadcast: empty matrix");
+    }
+    let f = gpu.function("matmul_v1_naive.cu", X::PRECISION, "bias_broadcast")?;
+    let (mi, ni, acc) = (m as i32, n as i32, accumulate as i32);
+    let mut builder = gpu.stream.launch_builder(&f);
+    builder
+        .arg(&c.addr)
+        .arg(&bias.addr)
+        .arg(&mi)
+        .arg(&ni)
+        .arg(&acc);
+    let cfg = super::device::launch_config(gpu.grid_for(m * n, 256), 256, 0);
+    // SAFETY: c holds m·n and bias n elements (checked by `gemm`); the grid-stride loop stays
+    // below m·n.
+    unsafe { builder.launch(cfg) }.context("launching bias_broadcast")?;
+    Ok(())
+}

@@ -1,0 +1,14 @@
+// Emulator test of kernels/matmul_v4_tensorcore.cu: matmul_v4 (wmma, bf16 only) on every case
+// of matmul_cases.h, plus k spanning several BK = 32 tiles with both pipeline stages reused.
+// emu-kernels: kernels/matmul_v4_tensorcore.cu
+// emu-precisions: bf16
+#include "kernels/matmul_v4_tensorcore.cu"
+#include "matmul_cases.h"
+
+int main() {
+    std::vector<Shape> shapes = matmul_shapes;
+    shapes.push_back({40, 200, 24});  // 7 k-tiles, the last partial
+    shapes.push_back({129, 96, 131}); // 3 k-tiles, partial C tiles in both directions
+    matmul_cases("v4", matmul_v4, 128, 128, 256, shapes);
+    return check::finish();
+}
