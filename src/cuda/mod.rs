@@ -13,10 +13,12 @@
 //! - [`params`] and [`gpt`]: GPT-2 training on the GPU, an explicit forward and backward over
 //!   buffers allocated once (llm.c style), with the parameters in flat buffers.
 //! - [`matmul`]: the matmul progression (naive, tiled, register-blocked, tensor cores) and cuBLAS.
+//! - [`attention`]: the fused causal attention (forward, backward) and the fused classifier.
 //!
 //! Nothing here is needed to run on the CPU: with no driver, every binary says so in one line
 //! and carries on with `crate::cpu`.
 
+pub mod attention;
 pub mod buffer;
 // TEMPORARY until the kernel branches land: see the file's header.
 pub mod contract_stubs;

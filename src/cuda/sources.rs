@@ -35,6 +35,9 @@ pub const SOURCES: &[Source] = &[
     kernel!("matmul_v2_tiled.cu"),
     kernel!("matmul_v3_register.cu"),
     kernel!("matmul_v4_tensorcore.cu"),
+    kernel!("attention.cu"),
+    kernel!("attention_v2.cu"),
+    kernel!("classifier.cu"),
 ];
 
 /// Headers a kernel may `#include "..."`.

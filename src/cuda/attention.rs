@@ -1,0 +1,283 @@
+//! Launchers for the fused causal attention (`kernels/attention.cu`: v1, scalar fp32, forward
+//! and backward; `kernels/attention_v2.cu`: forward on tensor cores, bf16) and the fused
+//! classifier (`kernels/classifier.cu`): softmax, cross-entropy and its gradient in one pass
+//! over the logits.
+//!
+//! Layouts follow GPT-2 (see `crate::model::gpt`): `qkv` is the `c_attn` output `[B, T, 3C]`
+//! (q | k | v along the last axis, head `h` in columns `h*hs .. (h+1)*hs` of each third,
+//! `C = NH*hs`), `out` is `[B, T, C]` with the heads side by side, `lse` is `[B, NH, T]`.
+
+use super::device::launch_config;
+use super::{DevPtr, Gpu, GpuFloat, Precision};
+use anyhow::{Result, ensure};
+use cudarc::driver::PushKernelArg;
+use cudarc::driver::sys::CUfunction_attribute;
+
+/// Rows a block owns and rows of a staged tile (`ATT_BQ`, `ATT_BK` in the kernel file).
+const BQ: usize = 16;
+const BK: usize = 32;
+/// The same for v2 (`V2_BQ`, `V2_BK` in `attention_v2.cu`).
+const V2_BQ: usize = 64;
+const V2_BK: usize = 64;
+/// Threads per attention block (4 warps).
+const ATT_THREADS: u32 = 128;
+/// The largest head size the kernels handle (32 lanes × 4 dimensions each).
+pub const MAX_HEAD_SIZE: usize = 128;
+/// Threads per classifier block (one block per row).
+const CLS_THREADS: u32 = 512;
+
+/// The odd row stride of tiles that each lane reads along its own row (bank-conflict free).
+fn odd_stride(hs: usize) -> usize {
+    if hs.is_multiple_of(2) { hs + 1 } else { hs }
+}
+
+fn check_shape(what: &str, b: usize, t: usize, nh: usize, hs: usize) -> Result<()> {
+    ensure!(
+        b > 0 && t > 0 && nh > 0 && (1..=MAX_HEAD_SIZE).contains(&hs),
+        "{what}: need B, T, NH > 0 and 1 <= hs <= {MAX_HEAD_SIZE}, got B={b} T={t} NH={nh} hs={hs}"
+    );
+    ensure!(
+        b * nh * t.div_ceil(BQ) <= i32::MAX as usize && b * t * 3 * nh * hs <= i32::MAX as usize,
+        "{what}: B={b} T={t} NH={nh} hs={hs} is too large for one launch"
+    );
+    Ok(())
+}
+
+/// A launch with `smem` bytes of dynamic shared memory; raises the function's limit past the
+/// default 48 KiB when needed (hs = 128 in the backward kernels).
+fn allow_smem(f: &cudarc::driver::CudaFunction, smem: usize) -> Result<()> {
+    if smem > 48 * 1024 {
+        f.set_attribute(
+            CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            smem as i32,
+        )?;
+    }
+    Ok(())
+}
+
+/// The attention forward kernels, slowest first (the lesson's progression).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// `attention.cu`: scalar fp32 FMAs, any storage type and head size up to 128.
+    V1Scalar,
+    /// `attention_v2.cu`: tensor cores through wmma; bf16 only, head size a multiple of 16.
+    V2TensorCore,
+}
+
+/// The fastest forward for storage type `X` (head sizes v2 cannot take fall back to v1).
+pub fn best<X: GpuFloat>() -> Version {
+    match X::PRECISION {
+        Precision::Bf16 => Version::V2TensorCore,
+        Precision::F32 => Version::V1Scalar,
+    }
+}
+
+/// Whether `v` can run this shape (v2: bf16, hs a multiple of 16, rows 16-byte aligned).
+pub fn supports<X: GpuFloat>(v: Version, hs: usize, qkv: DevPtr<X>) -> bool {
+    match v {
+        Version::V1Scalar => true,
+        Version::V2TensorCore => {
+            X::PRECISION == Precision::Bf16 && hs.is_multiple_of(16) && qkv.addr.is_multiple_of(16)
+        }
+    }
+}
+
+/// Causal self-attention forward: `out = softmax(mask(q·kᵀ/√hs))·v` per (batch, head), and the
+/// row log-sum-exp `lse[(b*NH + h)*T + i]` that [`attention_backward`] needs. Runs [`best`]
+/// when it supports the shape, else v1.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_forward<X: GpuFloat>(
+    gpu: &Gpu,
+    out: DevPtr<X>,
+    lse: DevPtr<f32>,
+    qkv: DevPtr<X>,
+    b: usize,
+    t: usize,
+    nh: usize,
+    hs: usize,
+) -> Result<()> {
+    let v = if supports(best::<X>(), hs, qkv) {
+        best::<X>()
+    } else {
+        Version::V1Scalar
+    };
+    attention_forward_version(gpu, v, out, lse, qkv, b, t, nh, hs)
+}
+
+/// [`attention_forward`] with a chosen kernel version (an error if it cannot run the shape).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_forward_version<X: GpuFloat>(
+    gpu: &Gpu,
+    v: Version,
+    out: DevPtr<X>,
+    lse: DevPtr<f32>,
+    qkv: DevPtr<X>,
+    b: usize,
+    t: usize,
+    nh: usize,
+    hs: usize,
+) -> Result<()> {
+    check_shape("attention_forward", b, t, nh, hs)?;
+    ensure!(
+        supports(v, hs, qkv),
+        "attention_forward: {v:?} needs bf16 storage, hs % 16 == 0 and aligned rows (hs={hs})"
+    );
+    let c = nh * hs;
+    out.expect("attention_forward: out", b * t * c);
+    lse.expect("attention_forward: lse", b * nh * t);
+    qkv.expect("attention_forward: qkv", b * t * 3 * c);
+    let (f, rows, smem) = match v {
+        Version::V1Scalar => (
+            gpu.function("attention.cu", X::PRECISION, "attention_forward")?,
+            BQ,
+            4 * (BQ * hs + BK * odd_stride(hs) + BK * hs),
+        ),
+        Version::V2TensorCore => (
+            gpu.function("attention_v2.cu", X::PRECISION, "attention_forward_v2")?,
+            V2_BQ,
+            2 * 3 * V2_BQ * hs + 4 * V2_BQ * V2_BK + 2 * V2_BQ * V2_BK + 4 * V2_BQ * hs,
+        ),
+    };
+    allow_smem(&f, smem)?;
+    let grid = (b * nh * t.div_ceil(rows)) as u32;
+    let (o, l, q) = (out.addr, lse.addr, qkv.addr);
+    let (bi, ti, nhi, hsi) = (b as i32, t as i32, nh as i32, hs as i32);
+    let mut lb = gpu.stream.launch_builder(&f);
+    lb.arg(&o)
+        .arg(&l)
+        .arg(&q)
+        .arg(&bi)
+        .arg(&ti)
+        .arg(&nhi)
+        .arg(&hsi);
+    // SAFETY: the buffers hold the sizes checked above; each block reads the rows of its own
+    // (b, h) below T and writes its own query rows of `out` and `lse` only.
+    unsafe { lb.launch(launch_config(grid, ATT_THREADS, smem as u32)) }?;
+    Ok(())
+}
+
+/// f32 elements of scratch [`attention_backward`] needs: `D_i = Σ dout·out`, one per
+/// (batch, head, row).
+pub fn attention_scratch_len(b: usize, t: usize, nh: usize, _hs: usize) -> usize {
+    b * nh * t
+}
+
+/// Causal self-attention backward: overwrites `dqkv` (`[B, T, 3C]`, the layout of `qkv`) with
+/// the gradients of q, k and v, from `dout` and the forward's `out`, `qkv` and `lse`.
+/// `scratch` holds [`attention_scratch_len`] floats. Deterministic: no atomics (dk/dv and dq
+/// come from two kernels that each recompute the attention weights).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_backward<X: GpuFloat>(
+    gpu: &Gpu,
+    dqkv: DevPtr<X>,
+    dout: DevPtr<X>,
+    out: DevPtr<X>,
+    qkv: DevPtr<X>,
+    lse: DevPtr<f32>,
+    scratch: DevPtr<f32>,
+    b: usize,
+    t: usize,
+    nh: usize,
+    hs: usize,
+) -> Result<()> {
+    check_shape("attention_backward", b, t, nh, hs)?;
+    let c = nh * hs;
+    dqkv.expect("attention_backward: dqkv", b * t * 3 * c);
+    dout.expect("attention_backward: dout", b * t * c);
+    out.expect("attention_backward: out", b * t * c);
+    qkv.expect("attention_backward: qkv", b * t * 3 * c);
+    lse.expect("attention_backward: lse", b * nh * t);
+    scratch.expect(
+        "attention_backward: scratch",
+        attention_scratch_len(b, t, nh, hs),
+    );
+    let (bi, ti, nhi, hsi) = (b as i32, t as i32, nh as i32, hs as i32);
+    let (dq, dy, y, x, l, d) = (
+        dqkv.addr,
+        dout.addr,
+        out.addr,
+        qkv.addr,
+        lse.addr,
+        scratch.addr,
+    );
+
+    let f = gpu.function(
+        "attention.cu",
+        X::PRECISION,
+        "attention_backward_preprocess",
+    )?;
+    let rows = b * nh * t;
+    let mut lb = gpu.stream.launch_builder(&f);
+    lb.arg(&d)
+        .arg(&dy)
+        .arg(&y)
+        .arg(&bi)
+        .arg(&ti)
+        .arg(&nhi)
+        .arg(&hsi);
+    // SAFETY: one warp per row below B*NH*T; reads `dout`/`out` rows, writes `scratch[row]`.
+    unsafe { lb.launch(launch_config(rows.div_ceil(8) as u32, 256, 0)) }?;
+
+    let grid = (b * nh * t.div_ceil(BQ)) as u32;
+    let f = gpu.function("attention.cu", X::PRECISION, "attention_backward_dkdv")?;
+    let smem = 4 * (2 * BQ * hs + 2 * BK * odd_stride(hs) + 2 * BK);
+    allow_smem(&f, smem)?;
+    let mut lb = gpu.stream.launch_builder(&f);
+    lb.arg(&dq).arg(&dy).arg(&x).arg(&l).arg(&d);
+    lb.arg(&bi).arg(&ti).arg(&nhi).arg(&hsi);
+    // SAFETY: sizes checked above; each block writes the k and v columns of its own key rows.
+    unsafe { lb.launch(launch_config(grid, ATT_THREADS, smem as u32)) }?;
+
+    let f = gpu.function("attention.cu", X::PRECISION, "attention_backward_dq")?;
+    let smem = 4 * (2 * BQ * hs + 2 * BK * odd_stride(hs));
+    allow_smem(&f, smem)?;
+    let mut lb = gpu.stream.launch_builder(&f);
+    lb.arg(&dq).arg(&dy).arg(&x).arg(&l).arg(&d);
+    lb.arg(&bi).arg(&ti).arg(&nhi).arg(&hsi);
+    // SAFETY: as above; each block writes the q columns of its own query rows.
+    unsafe { lb.launch(launch_config(grid, ATT_THREADS, smem as u32)) }?;
+    Ok(())
+}
+
+/// The fused classifier: for each of the `n` rows of `logits` (`[n, vp]`, `v` real classes),
+/// `losses[r] = logsumexp(logits[r, ..v]) − logits[r, target]`, and `logits` is overwritten
+/// with `dloss · (softmax − onehot(target))`, zero in the padding columns `v..vp`.
+/// `targets[r] < 0` means ignored: loss 0 and a zero row of gradients. `dloss` is
+/// `1 / (number of counted targets)` for the mean loss. (A target `>= v` gives a NaN loss.)
+#[allow(clippy::too_many_arguments)]
+pub fn classifier_forward_backward<X: GpuFloat>(
+    gpu: &Gpu,
+    logits: DevPtr<X>,
+    losses: DevPtr<f32>,
+    targets: DevPtr<i32>,
+    n: usize,
+    v: usize,
+    vp: usize,
+    dloss: f32,
+) -> Result<()> {
+    ensure!(
+        v > 0 && v <= vp && vp <= i32::MAX as usize && n <= i32::MAX as usize,
+        "classifier_forward_backward: need 0 < v <= vp, got v={v} vp={vp}"
+    );
+    if n == 0 {
+        return Ok(());
+    }
+    logits.expect("classifier_forward_backward: logits", n * vp);
+    losses.expect("classifier_forward_backward: losses", n);
+    targets.expect("classifier_forward_backward: targets", n);
+    let f = gpu.function("classifier.cu", X::PRECISION, "classifier_forward_backward")?;
+    let (x, ls, tg) = (logits.addr, losses.addr, targets.addr);
+    let (ni, vi, vpi) = (n as i32, v as i32, vp as i32);
+    let mut lb = gpu.stream.launch_builder(&f);
+    lb.arg(&x)
+        .arg(&ls)
+        .arg(&tg)
+        .arg(&ni)
+        .arg(&vi)
+        .arg(&vpi)
+        .arg(&dloss);
+    // SAFETY: sizes checked above; block r reads targets[r] and reads and writes row r of
+    // `logits` (vp elements) and losses[r] only.
+    unsafe { lb.launch(launch_config(n as u32, CLS_THREADS, 0)) }?;
+    Ok(())
+}

@@ -1,0 +1,340 @@
+//! The fused attention and classifier kernels (`kernels/attention.cu`, `kernels/classifier.cu`)
+//! against the CPU kernels in f64 (`cpu::attention`, `cpu::cross_entropy`) on random inputs,
+//! odd sizes included. These need a GPU: without one each test says why it skips and passes.
+//!
+//! Tolerances, relative to the largest reference value of each output: fp32 1e-5; bf16 1e-2
+//! for the attention forward and the classifier, 2e-2 for the attention gradients (the CPU
+//! emulator, `tools/cuda-emu/tests/attention.cpp`, measures about 3e-7 and 2e-3). The bf16
+//! inputs are rounded to bf16 first, so the reference sees exactly what the GPU sees.
+
+use half::bf16;
+use pretrain::cpu::attention::{causal_attention_backward, causal_attention_forward};
+use pretrain::cpu::cross_entropy::{cross_entropy, cross_entropy_backward};
+use pretrain::cuda::attention::{
+    Version, attention_backward, attention_forward_version, attention_scratch_len,
+    classifier_forward_backward,
+};
+use pretrain::cuda::device::for_tests;
+use pretrain::cuda::{Buffer, Gpu, GpuFloat};
+use pretrain::tensor::Rng;
+
+/// Random normal values, rounded through the storage type `X`.
+fn random<X: GpuFloat>(rng: &mut Rng, n: usize, std: f64) -> Vec<X> {
+    (0..n)
+        .map(|_| X::from_f32((rng.normal() * std) as f32))
+        .collect()
+}
+
+fn to_f64<X: GpuFloat>(x: &[X]) -> Vec<f64> {
+    x.iter().map(|v| v.to_f32() as f64).collect()
+}
+
+/// Fails with the worst element unless every `|got − want| <= tol · max|want|`.
+fn assert_close(what: &str, got: &[f64], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let scale = want.iter().fold(0.0f64, |m, w| m.max(w.abs())).max(1e-30);
+    let (mut worst, mut at) = (0.0f64, 0);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let e = (g - w).abs();
+        if e > worst || e.is_nan() {
+            (worst, at) = (if e.is_nan() { f64::INFINITY } else { e }, i);
+        }
+    }
+    assert!(
+        worst <= tol * scale,
+        "{what}: element {at}: got {} want {} (error {worst:e} > {tol:e} · max|ref| {scale:e})",
+        got[at],
+        want[at]
+    );
+}
+
+/// GPT-2's packed qkv `[B, T, 3C]` → one of q, k, v as `[B·NH, T, hs]` (part 0, 1 or 2).
+fn split(qkv: &[f64], part: usize, b: usize, t: usize, nh: usize, hs: usize) -> Vec<f64> {
+    let c = nh * hs;
+    let mut out = vec![0.0; b * nh * t * hs];
+    for bi in 0..b {
+        for h in 0..nh {
+            for i in 0..t {
+                for d in 0..hs {
+                    out[((bi * nh + h) * t + i) * hs + d] =
+                        qkv[(bi * t + i) * 3 * c + part * c + h * hs + d];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `[B·NH, T, hs]` → `[B, T, C]` (heads side by side), or into part `part` of `[B, T, 3C]`.
+fn merge_into(dst: &mut [f64], src: &[f64], parts: usize, part: usize, dims: [usize; 4]) {
+    let [b, t, nh, hs] = dims;
+    let c = nh * hs;
+    for bi in 0..b {
+        for h in 0..nh {
+            for i in 0..t {
+                for d in 0..hs {
+                    dst[(bi * t + i) * parts * c + part * c + h * hs + d] =
+                        src[((bi * nh + h) * t + i) * hs + d];
+                }
+            }
+        }
+    }
+}
+
+/// The shapes (B, T, NH, hs): T = 1, odd T and head sizes, T past one tile, hs = 128.
+const SHAPES: &[(usize, usize, usize, usize)] = &[
+    (1, 1, 1, 8),
+    (2, 7, 3, 16),
+    (2, 33, 2, 7),
+    (1, 65, 2, 64),
+    (1, 256, 2, 64),
+    (2, 47, 1, 128),
+    (1, 100, 3, 40),
+    (2, 130, 2, 48),
+];
+
+/// One attention case: forward with version `v` (whose `out` and `lse` the backward then uses).
+fn attention_case<X: GpuFloat>(
+    gpu: &Gpu,
+    version: Version,
+    dims: (usize, usize, usize, usize),
+    seed: u64,
+) {
+    let (b, t, nh, hs) = dims;
+    let c = nh * hs;
+    let bf = X::PRECISION == pretrain::cuda::Precision::Bf16;
+    let (tol_fwd, tol_bwd) = if bf { (1e-2, 2e-2) } else { (1e-5, 1e-5) };
+    let what = format!(
+        "{version:?} B={b} T={t} NH={nh} hs={hs} {}",
+        X::PRECISION.name()
+    );
+    let mut rng = Rng::new(seed);
+    let qkv = random::<X>(&mut rng, b * t * 3 * c, 1.0);
+    let dout = random::<X>(&mut rng, b * t * c, 1.0);
+
+    // The CPU reference in f64, on the same (rounded) inputs.
+    let (qkv64, dout64) = (to_f64(&qkv), to_f64(&dout));
+    let (q, k, v) = (
+        split(&qkv64, 0, b, t, nh, hs),
+        split(&qkv64, 1, b, t, nh, hs),
+        split(&qkv64, 2, b, t, nh, hs),
+    );
+    let scale = 1.0 / (hs as f64).sqrt();
+    let mut y = vec![0.0; q.len()];
+    let mut lse_ref = vec![0.0; b * nh * t];
+    causal_attention_forward(&q, &k, &v, &mut y, &mut lse_ref, t, hs, scale);
+    let mut out_ref = vec![0.0; b * t * c];
+    merge_into(&mut out_ref, &y, 1, 0, [b, t, nh, hs]);
+    let dy = reshape_heads(&dout64, b, t, nh, hs);
+    let (mut dq, mut dk, mut dv) = (vec![0.0; q.len()], vec![0.0; q.len()], vec![0.0; q.len()]);
+    causal_attention_backward(
+        &q, &k, &v, &y, &lse_ref, &dy, &mut dq, &mut dk, &mut dv, t, hs, scale,
+    );
+    let mut dqkv_ref = vec![0.0; b * t * 3 * c];
+    for (part, g) in [&dq, &dk, &dv].into_iter().enumerate() {
+        merge_into(&mut dqkv_ref, g, 3, part, [b, t, nh, hs]);
+    }
+
+    // The GPU.
+    let qkv_d = Buffer::from_host(gpu, &qkv).unwrap();
+    let out_d = Buffer::<X>::zeros(gpu, b * t * c).unwrap();
+    let lse_d = Buffer::<f32>::zeros(gpu, b * nh * t).unwrap();
+    attention_forward_version(
+        gpu,
+        version,
+        out_d.ptr(),
+        lse_d.ptr(),
+        qkv_d.ptr(),
+        b,
+        t,
+        nh,
+        hs,
+    )
+    .unwrap();
+    let dout_d = Buffer::from_host(gpu, &dout).unwrap();
+    // Filled with NaN-free garbage: the backward must overwrite every element.
+    let dqkv_d = Buffer::from_host(gpu, &vec![X::from_f32(7.0); b * t * 3 * c]).unwrap();
+    let scratch = Buffer::<f32>::zeros(gpu, attention_scratch_len(b, t, nh, hs)).unwrap();
+    attention_backward(
+        gpu,
+        dqkv_d.ptr(),
+        dout_d.ptr(),
+        out_d.ptr(),
+        qkv_d.ptr(),
+        lse_d.ptr(),
+        scratch.ptr(),
+        b,
+        t,
+        nh,
+        hs,
+    )
+    .unwrap();
+    gpu.sync().unwrap();
+
+    let out = to_f64(&out_d.to_host(gpu).unwrap());
+    let lse: Vec<f64> = lse_d
+        .to_host(gpu)
+        .unwrap()
+        .iter()
+        .map(|&x| x as f64)
+        .collect();
+    let dqkv = to_f64(&dqkv_d.to_host(gpu).unwrap());
+    assert_close(&format!("{what}: out"), &out, &out_ref, tol_fwd);
+    assert_close(&format!("{what}: lse"), &lse, &lse_ref, tol_fwd);
+    assert_close(&format!("{what}: dqkv"), &dqkv, &dqkv_ref, tol_bwd);
+}
+
+/// `[B, T, C]` → `[B·NH, T, hs]`.
+fn reshape_heads(x: &[f64], b: usize, t: usize, nh: usize, hs: usize) -> Vec<f64> {
+    let c = nh * hs;
+    let mut out = vec![0.0; x.len()];
+    for bi in 0..b {
+        for h in 0..nh {
+            for i in 0..t {
+                for d in 0..hs {
+                    out[((bi * nh + h) * t + i) * hs + d] = x[(bi * t + i) * c + h * hs + d];
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn attention_fp32_matches_cpu() {
+    let Some(gpu) = for_tests("attention_fp32_matches_cpu") else {
+        return;
+    };
+    for (i, &dims) in SHAPES.iter().enumerate() {
+        attention_case::<f32>(&gpu, Version::V1Scalar, dims, 10 + i as u64);
+    }
+}
+
+#[test]
+fn attention_bf16_matches_cpu() {
+    let Some(gpu) = for_tests("attention_bf16_matches_cpu") else {
+        return;
+    };
+    for (i, &dims) in SHAPES.iter().enumerate() {
+        attention_case::<bf16>(&gpu, Version::V1Scalar, dims, 50 + i as u64);
+    }
+}
+
+#[test]
+fn attention_v2_bf16_matches_cpu() {
+    let Some(gpu) = for_tests("attention_v2_bf16_matches_cpu") else {
+        return;
+    };
+    for (i, &dims) in SHAPES.iter().enumerate() {
+        if dims.3 % 16 == 0 {
+            attention_case::<bf16>(&gpu, Version::V2TensorCore, dims, 80 + i as u64);
+        }
+    }
+}
+
+/// One classifier case: `n` rows, `v` classes padded to `vp`, every third row ignored.
+fn classifier_case<X: GpuFloat>(gpu: &Gpu, n: usize, v: usize, vp: usize, seed: u64) {
+    let bf = X::PRECISION == pretrain::cuda::Precision::Bf16;
+    let tol = if bf { 1e-2 } else { 1e-5 };
+    let what = format!("n={n} v={v} vp={vp} {}", X::PRECISION.name());
+    let mut rng = Rng::new(seed);
+    let mut logits = random::<X>(&mut rng, n * vp, 3.0);
+    // Large values in the padding: they must not count in the softmax.
+    for r in 0..n {
+        for j in v..vp {
+            logits[r * vp + j] = X::from_f32(100.0);
+        }
+    }
+    let targets: Vec<i32> = (0..n)
+        .map(|r| {
+            if r % 3 == 2 {
+                -1
+            } else {
+                rng.below(v as u64) as i32
+            }
+        })
+        .collect();
+
+    // The CPU reference in f64 on the first v columns; the CPU says "ignored" with an index.
+    const IGNORE: u32 = u32::MAX;
+    let t_cpu: Vec<u32> = targets
+        .iter()
+        .map(|&t| if t < 0 { IGNORE } else { t as u32 })
+        .collect();
+    let x: Vec<f64> = (0..n)
+        .flat_map(|r| to_f64(&logits[r * vp..r * vp + v]))
+        .collect();
+    let mut lse = vec![0.0; n];
+    let (_, count) = cross_entropy(&x, &t_cpu, Some(IGNORE), v, &mut lse);
+    let dloss = 1.0 / count.max(1) as f64;
+    let mut dx = vec![0.0; n * v];
+    cross_entropy_backward(&x, &lse, &t_cpu, Some(IGNORE), v, dloss, &mut dx);
+    let losses_ref: Vec<f64> = (0..n)
+        .map(|r| match targets[r] {
+            t if t < 0 => 0.0,
+            t => lse[r] - x[r * v + t as usize],
+        })
+        .collect();
+    let mut grad_ref = vec![0.0; n * vp];
+    for r in 0..n {
+        grad_ref[r * vp..r * vp + v].copy_from_slice(&dx[r * v..(r + 1) * v]);
+    }
+
+    let logits_d = Buffer::from_host(gpu, &logits).unwrap();
+    let losses_d = Buffer::<f32>::from_host(gpu, &vec![f32::NAN; n]).unwrap();
+    let targets_d = Buffer::from_host(gpu, &targets).unwrap();
+    classifier_forward_backward(
+        gpu,
+        logits_d.ptr(),
+        losses_d.ptr(),
+        targets_d.ptr(),
+        n,
+        v,
+        vp,
+        dloss as f32,
+    )
+    .unwrap();
+    let losses: Vec<f64> = losses_d
+        .to_host(gpu)
+        .unwrap()
+        .iter()
+        .map(|&l| l as f64)
+        .collect();
+    let grads = to_f64(&logits_d.to_host(gpu).unwrap());
+    assert_close(&format!("{what}: losses"), &losses, &losses_ref, tol);
+    assert_close(&format!("{what}: dlogits"), &grads, &grad_ref, tol);
+    for r in 0..n {
+        for j in v..vp {
+            assert_eq!(grads[r * vp + j], 0.0, "{what}: padding ({r}, {j})");
+        }
+    }
+}
+
+const CLASSIFIER_SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (7, 13, 13),
+    (4, 37, 40),
+    (5, 1000, 1003),
+    (6, 50257, 50304),
+    (3, 50257, 50257),
+];
+
+#[test]
+fn classifier_fp32_matches_cpu() {
+    let Some(gpu) = for_tests("classifier_fp32_matches_cpu") else {
+        return;
+    };
+    for (i, &(n, v, vp)) in CLASSIFIER_SHAPES.iter().enumerate() {
+        classifier_case::<f32>(&gpu, n, v, vp, 100 + i as u64);
+    }
+}
+
+#[test]
+fn classifier_bf16_matches_cpu() {
+    let Some(gpu) = for_tests("classifier_bf16_matches_cpu") else {
+        return;
+    };
+    for (i, &(n, v, vp)) in CLASSIFIER_SHAPES.iter().enumerate() {
+        classifier_case::<bf16>(&gpu, n, v, vp, 200 + i as u64);
+    }
+}
