@@ -23,9 +23,9 @@
 //! A linear layer `out = inp·W (+ b)` with `W` stored `[in, out]` goes backward as
 //! `dinp = dout·Wᵀ`, `dW += inpᵀ·dout`, `db += Σ_rows dout`.
 
-use super::contract_stubs::{attention, matmul, ops};
 use super::params::ParamTable;
 use super::{Buffer, DevPtr, Gpu, GpuFloat};
+use super::{attention, matmul, ops};
 use crate::model::config::GptConfig;
 use crate::model::gpt::Gpt;
 use crate::train::optim::{AdamW, AdamWConfig, clip_factor};

@@ -20,8 +20,6 @@
 
 pub mod attention;
 pub mod buffer;
-// TEMPORARY until the kernel branches land: see the file's header.
-pub mod contract_stubs;
 pub mod device;
 pub mod gpt;
 pub mod matmul;
