@@ -1,7 +1,7 @@
 //! TEMPORARY: the launchers `gpt.rs` calls, declared with the signatures of the API contract in
 //! the CUDA brief, so the model compiles before the kernel branches land. Each body is a
 //! `todo!` naming the branch that brings the real one. At merge, delete this file and point the
-//! one `use` line at the top of `gpt.rs` to `super::{attention, matmul, ops}`.
+//! one `use` line at the top of `exec.rs` to `super::{attention, matmul, ops}`.
 
 /// Lands with branch cuda-matmul (`src/cuda/matmul.rs`).
 pub mod matmul {
@@ -40,7 +40,11 @@ pub mod matmul {
 
     /// The fastest of our versions for `X`.
     pub fn best<X: GpuFloat>() -> Version {
-        todo!("lands with branch cuda-matmul")
+        // As on branch cuda-matmul.
+        match X::PRECISION {
+            crate::cuda::Precision::Bf16 => Version::V4TensorCore,
+            crate::cuda::Precision::F32 => Version::V3Register,
+        }
     }
 }
 
@@ -48,6 +52,9 @@ pub mod matmul {
 pub mod ops {
     use crate::cuda::{DevPtr, Gpu, GpuFloat};
     use anyhow::Result;
+
+    // Already on main.
+    pub use crate::cuda::ops::{cast_to_float, cast_to_floatx};
 
     /// One AdamW step's settings for one parameter tensor (see `kernels/adamw.cu`).
     #[derive(Clone, Copy, Debug)]
@@ -205,8 +212,9 @@ pub mod attention {
     }
 
     /// Elements of fp32 scratch `attention_backward` needs.
-    pub fn attention_scratch_len(_b: usize, _t: usize, _nh: usize, _hs: usize) -> usize {
-        todo!("lands with branch cuda-attn")
+    pub fn attention_scratch_len(b: usize, t: usize, nh: usize, _hs: usize) -> usize {
+        // As on branch cuda-attn: one float per (batch, head, row).
+        b * nh * t
     }
 
     #[allow(clippy::too_many_arguments)]

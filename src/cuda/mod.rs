@@ -20,7 +20,12 @@ pub mod buffer;
 // TEMPORARY until the kernel branches land: see the file's header.
 pub mod contract_stubs;
 pub mod device;
+pub mod exec;
 pub mod gpt;
+#[cfg(test)]
+mod gpt_host_tests;
+#[cfg(test)]
+mod host_kernels;
 pub mod nvrtc;
 pub mod ops;
 pub mod params;
