@@ -147,7 +147,10 @@ fn check_one<X: GpuFloat>(
             w
         })
         .collect();
-    let max_ref = want.iter().fold(0.0f64, |acc, w| acc.max(w.abs())).max(1e-30);
+    let max_ref = want
+        .iter()
+        .fold(0.0f64, |acc, w| acc.max(w.abs()))
+        .max(1e-30);
     let tol = tolerance(X::PRECISION, k) * max_ref;
     for (idx, (g, w)) in got.iter().zip(&want).enumerate() {
         let g = g.to_f32() as f64;

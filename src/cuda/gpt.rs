@@ -23,18 +23,16 @@
 //! A linear layer `out = inp·W (+ b)` with `W` stored `[in, out]` goes backward as
 //! `dinp = dout·Wᵀ`, `dW += inpᵀ·dout`, `db += Σ_rows dout`.
 
+use super::exec::{Exec, Mem, best_matmul, encoder_scratch_len};
 use super::params::ParamTable;
-use super::{Buffer, DevPtr, Gpu, GpuFloat};
-use super::{attention, matmul, ops};
+use super::{DevPtr, Gpu, GpuFloat};
 use crate::model::config::GptConfig;
 use crate::model::gpt::Gpt;
 use crate::train::optim::{AdamW, AdamWConfig, clip_factor};
 use anyhow::{Result, bail, ensure};
-use matmul::Version;
 use std::sync::Arc;
 
-pub use matmul::Version as MatmulVersion;
-pub use ops::AdamwArgs;
+pub use super::exec::{AdamwArgs, MatmulVersion};
 
 /// Views of one layer's twelve tensors in a flat buffer (parameters or gradients).
 #[derive(Clone, Copy, Debug)]
@@ -173,48 +171,48 @@ impl Dims {
 
 /// The forward activations kept for the backward pass, and the backward's gradient buffers.
 struct Acts<X> {
-    tokens: Buffer<i32>,
-    targets: Buffer<i32>,
-    encoded: Buffer<X>,
-    ln1: Buffer<X>,
-    ln1_mean: Buffer<f32>,
-    ln1_rstd: Buffer<f32>,
-    qkv: Buffer<X>,
-    atty: Buffer<X>,
-    lse: Buffer<f32>,
-    res2: Buffer<X>,
-    ln2: Buffer<X>,
-    ln2_mean: Buffer<f32>,
-    ln2_rstd: Buffer<f32>,
-    fch: Buffer<X>,
-    fch_gelu: Buffer<X>,
-    res3: Buffer<X>,
-    lnf: Buffer<X>,
-    lnf_mean: Buffer<f32>,
-    lnf_rstd: Buffer<f32>,
+    tokens: Mem<i32>,
+    targets: Mem<i32>,
+    encoded: Mem<X>,
+    ln1: Mem<X>,
+    ln1_mean: Mem<f32>,
+    ln1_rstd: Mem<f32>,
+    qkv: Mem<X>,
+    atty: Mem<X>,
+    lse: Mem<f32>,
+    res2: Mem<X>,
+    ln2: Mem<X>,
+    ln2_mean: Mem<f32>,
+    ln2_rstd: Mem<f32>,
+    fch: Mem<X>,
+    fch_gelu: Mem<X>,
+    res3: Mem<X>,
+    lnf: Mem<X>,
+    lnf_mean: Mem<f32>,
+    lnf_rstd: Mem<f32>,
     /// `[N, Vp]`: logits, then (after the classifier) dlogits.
-    logits: Buffer<X>,
-    losses: Buffer<f32>,
+    logits: Mem<X>,
+    losses: Mem<f32>,
     /// `[N, C]`: the output of the two projections before the residual add.
-    scratch: Buffer<X>,
-    dresidual: Buffer<X>,
-    dbuf: Buffer<X>,
-    dqkv: Buffer<X>,
-    dfch_gelu: Buffer<X>,
-    dfch: Buffer<X>,
-    attn_scratch: Buffer<f32>,
+    scratch: Mem<X>,
+    dresidual: Mem<X>,
+    dbuf: Mem<X>,
+    dqkv: Mem<X>,
+    dfch_gelu: Mem<X>,
+    dfch: Mem<X>,
+    attn_scratch: Mem<f32>,
     /// `[Vp, C]` fp32, zero between calls: `encoder_backward` sums dwte rows here.
-    enc_scratch: Buffer<f32>,
+    enc_scratch: Mem<f32>,
 }
 
 impl<X: GpuFloat> Acts<X> {
-    fn new(gpu: &Gpu, d: &Dims) -> Result<Acts<X>> {
+    fn new(ex: &Exec, d: &Dims) -> Result<Acts<X>> {
         let (n, c, l) = (d.n(), d.c, d.l);
-        let x = |len: usize| Buffer::<X>::zeros(gpu, len);
-        let f = |len: usize| Buffer::<f32>::zeros(gpu, len);
+        let x = |len: usize| ex.zeros::<X>(len);
+        let f = |len: usize| ex.zeros::<f32>(len);
         Ok(Acts {
-            tokens: Buffer::zeros(gpu, n)?,
-            targets: Buffer::zeros(gpu, n)?,
+            tokens: ex.zeros(n)?,
+            targets: ex.zeros(n)?,
             encoded: x(n * c)?,
             ln1: x(l * n * c)?,
             ln1_mean: f(l * n)?,
@@ -240,14 +238,14 @@ impl<X: GpuFloat> Acts<X> {
             dqkv: x(n * 3 * c)?,
             dfch_gelu: x(n * 4 * c)?,
             dfch: x(n * 4 * c)?,
-            attn_scratch: f(attention::attention_scratch_len(d.b, d.t, d.nh, d.hs))?,
-            enc_scratch: f(ops::encoder_scratch_len(d.vp, c))?,
+            attn_scratch: f(ex.attention_scratch_len(d.b, d.t, d.nh, d.hs))?,
+            enc_scratch: f(encoder_scratch_len(d.vp, c))?,
         })
     }
 }
 
 /// Layer `l`'s part of a buffer holding `size` elements per layer.
-fn layer<T>(buf: &Buffer<T>, l: usize, size: usize) -> DevPtr<T> {
+fn layer<T>(buf: &Mem<T>, l: usize, size: usize) -> DevPtr<T> {
     buf.ptr().slice(l * size, size)
 }
 
@@ -276,18 +274,19 @@ pub fn ids_for_gpu(ids: &[u32], vocab: usize, what: &str) -> Result<Vec<i32>> {
 /// GPT-2 on the GPU, for a fixed micro-batch shape `(B, T)`, with storage type `X`
 /// (`f32`: matches the CPU; `half::bf16`: mixed precision).
 pub struct GpuGpt<X: GpuFloat> {
-    pub gpu: Arc<Gpu>,
+    /// Where the kernels run (the GPU; host loops in unit tests).
+    pub exec: Exec,
     pub config: GptConfig,
     pub table: ParamTable,
     pub dims: Dims,
     /// The matmul used everywhere ([`matmul::best`] unless changed with [`set_matmul`](Self::set_matmul)).
-    pub matmul: Version,
-    master: Buffer<f32>,
-    params: Buffer<X>,
-    grads: Buffer<X>,
-    m: Buffer<f32>,
-    v: Buffer<f32>,
-    norm: Buffer<f32>,
+    pub matmul: MatmulVersion,
+    master: Mem<f32>,
+    params: Mem<X>,
+    grads: Mem<X>,
+    m: Mem<f32>,
+    v: Mem<f32>,
+    norm: Mem<f32>,
     w: Views<X>,
     g: Views<X>,
     acts: Acts<X>,
@@ -299,6 +298,11 @@ impl<X: GpuFloat> GpuGpt<X> {
     /// The CPU model's weights on the GPU (zero gradients and moments), with activations for
     /// micro-batches of `batch` sequences of `seq_len` tokens.
     pub fn new(gpu: &Arc<Gpu>, model: &Gpt, batch: usize, seq_len: usize) -> Result<GpuGpt<X>> {
+        GpuGpt::with_exec(Exec::Gpu(gpu.clone()), model, batch, seq_len)
+    }
+
+    /// [`new`](Self::new) on any executor.
+    pub fn with_exec(ex: Exec, model: &Gpt, batch: usize, seq_len: usize) -> Result<GpuGpt<X>> {
         let config = model.config;
         ensure!(
             batch > 0 && seq_len > 0 && seq_len <= config.block_size,
@@ -315,20 +319,21 @@ impl<X: GpuFloat> GpuGpt<X> {
         let table = ParamTable::new(&config);
         let data: Vec<Vec<f32>> = model.params().iter().map(|(_, p)| p.to_vec()).collect();
         let refs: Vec<&[f32]> = data.iter().map(|d| d.as_slice()).collect();
-        let master = Buffer::from_host(gpu, &table.pack(&refs))?;
-        let params = Buffer::<X>::zeros(gpu, table.total)?;
-        super::ops::cast_to_floatx(gpu, params.ptr(), master.ptr())?;
-        let grads = Buffer::<X>::zeros(gpu, table.total)?;
+        let mut master = ex.zeros::<f32>(table.total)?;
+        ex.upload(&mut master, &table.pack(&refs))?;
+        let params = ex.zeros::<X>(table.total)?;
+        ex.cast_to_floatx(params.ptr(), master.ptr())?;
+        let grads = ex.zeros::<X>(table.total)?;
         let w = Views::new(&table, params.ptr());
         let g = Views::new(&table, grads.ptr());
         Ok(GpuGpt {
-            gpu: gpu.clone(),
             config,
-            matmul: matmul::best::<X>(),
-            m: Buffer::zeros(gpu, table.total)?,
-            v: Buffer::zeros(gpu, table.total)?,
-            norm: Buffer::zeros(gpu, 1)?,
-            acts: Acts::new(gpu, &dims)?,
+            matmul: best_matmul::<X>(),
+            m: ex.zeros(table.total)?,
+            v: ex.zeros(table.total)?,
+            norm: ex.zeros(1)?,
+            acts: Acts::new(&ex, &dims)?,
+            exec: ex,
             dims,
             table,
             master,
@@ -341,7 +346,7 @@ impl<X: GpuFloat> GpuGpt<X> {
     }
 
     /// Use matmul version `v` from now on (e.g. cuBLAS, to compare).
-    pub fn set_matmul(&mut self, v: Version) {
+    pub fn set_matmul(&mut self, v: MatmulVersion) {
         self.matmul = v;
     }
 
@@ -359,8 +364,7 @@ impl<X: GpuFloat> GpuGpt<X> {
         bias: Option<DevPtr<X>>,
         accumulate: bool,
     ) -> Result<()> {
-        matmul::gemm(
-            &self.gpu,
+        self.exec.gemm(
             self.matmul,
             m,
             k,
@@ -378,7 +382,7 @@ impl<X: GpuFloat> GpuGpt<X> {
     /// Everything up to the logits `[N, Vp]` in `acts.logits`.
     fn forward_to_logits(&mut self, tokens: &[u32]) -> Result<()> {
         let d = self.dims;
-        let (n, c, gpu) = (d.n(), d.c, &*self.gpu);
+        let (n, c, ex) = (d.n(), d.c, &self.exec);
         ensure!(
             tokens.len() == n,
             "GpuGpt::forward: {} tokens for B={} T={}",
@@ -387,11 +391,10 @@ impl<X: GpuFloat> GpuGpt<X> {
             d.t
         );
         let ids = ids_for_gpu(tokens, d.v, "GpuGpt::forward")?;
-        self.acts.tokens.upload(gpu, &ids)?;
+        ex.upload(&mut self.acts.tokens, &ids)?;
         let a = &self.acts;
         let nc = n * c;
-        ops::encoder_forward(
-            gpu,
+        ex.encoder_forward(
             a.encoded.ptr(),
             a.tokens.ptr(),
             self.w.wte,
@@ -415,8 +418,7 @@ impl<X: GpuFloat> GpuGpt<X> {
             let fch = layer(&a.fch, l, 4 * nc);
             let fch_gelu = layer(&a.fch_gelu, l, 4 * nc);
             let scratch = a.scratch.ptr();
-            ops::layernorm_forward(
-                gpu,
+            ex.layernorm_forward(
                 ln1,
                 layer(&a.ln1_mean, l, n),
                 layer(&a.ln1_rstd, l, n),
@@ -438,8 +440,7 @@ impl<X: GpuFloat> GpuGpt<X> {
                 Some(w.qkv_b),
                 false,
             )?;
-            attention::attention_forward(
-                gpu,
+            ex.attention_forward(
                 atty,
                 layer(&a.lse, l, d.b * d.nh * d.t),
                 qkv,
@@ -460,9 +461,8 @@ impl<X: GpuFloat> GpuGpt<X> {
                 Some(w.proj_b),
                 false,
             )?;
-            ops::residual_forward(gpu, res2, x, scratch)?;
-            ops::layernorm_forward(
-                gpu,
+            ex.residual_forward(res2, x, scratch)?;
+            ex.layernorm_forward(
                 ln2,
                 layer(&a.ln2_mean, l, n),
                 layer(&a.ln2_rstd, l, n),
@@ -484,7 +484,7 @@ impl<X: GpuFloat> GpuGpt<X> {
                 Some(w.fc_b),
                 false,
             )?;
-            ops::gelu_forward(gpu, fch_gelu, fch)?;
+            ex.gelu_forward(fch_gelu, fch)?;
             self.gemm(
                 n,
                 4 * c,
@@ -497,10 +497,9 @@ impl<X: GpuFloat> GpuGpt<X> {
                 Some(w.fcproj_b),
                 false,
             )?;
-            ops::residual_forward(gpu, layer(&a.res3, l, nc), res2, scratch)?;
+            ex.residual_forward(layer(&a.res3, l, nc), res2, scratch)?;
         }
-        ops::layernorm_forward(
-            gpu,
+        ex.layernorm_forward(
             a.lnf.ptr(),
             a.lnf_mean.ptr(),
             a.lnf_rstd.ptr(),
@@ -535,10 +534,9 @@ impl<X: GpuFloat> GpuGpt<X> {
             targets.len()
         );
         let ids = ids_for_gpu(targets, d.v, "GpuGpt targets")?;
-        let gpu = &*self.gpu;
-        self.acts.targets.upload(gpu, &ids)?;
-        attention::classifier_forward_backward(
-            gpu,
+        let ex = &self.exec;
+        ex.upload(&mut self.acts.targets, &ids)?;
+        ex.classifier_forward_backward(
             self.acts.logits.ptr(),
             self.acts.losses.ptr(),
             self.acts.targets.ptr(),
@@ -547,7 +545,7 @@ impl<X: GpuFloat> GpuGpt<X> {
             d.vp,
             dloss,
         )?;
-        let losses = self.acts.losses.to_host(gpu)?;
+        let losses = ex.to_host(&self.acts.losses)?;
         let sum: f64 = losses.iter().map(|&x| x as f64).sum();
         Ok((sum / n as f64) as f32)
     }
@@ -579,7 +577,7 @@ impl<X: GpuFloat> GpuGpt<X> {
         self.forward_to_logits(tokens)?;
         self.backward_ready = false;
         let (v, vp) = (self.dims.v, self.dims.vp);
-        let all = self.acts.logits.to_host(&self.gpu)?;
+        let all = self.exec.to_host(&self.acts.logits)?;
         Ok(all
             .chunks_exact(vp)
             .flat_map(|row| row[..v].iter().map(|x| x.to_f32()))
@@ -594,9 +592,9 @@ impl<X: GpuFloat> GpuGpt<X> {
         );
         self.backward_ready = false;
         // The kernels below add into dresidual, which starts from zero each pass.
-        self.acts.dresidual.zero(&self.gpu)?;
+        self.exec.zero(&mut self.acts.dresidual)?;
         let d = self.dims;
-        let (n, c, gpu) = (d.n(), d.c, &*self.gpu);
+        let (n, c, ex) = (d.n(), d.c, &self.exec);
         let nc = n * c;
         let a = &self.acts;
         let (dres, dbuf, dqkv) = (a.dresidual.ptr(), a.dbuf.ptr(), a.dqkv.ptr());
@@ -619,8 +617,7 @@ impl<X: GpuFloat> GpuGpt<X> {
             None,
             true,
         )?;
-        ops::layernorm_backward(
-            gpu,
+        ex.layernorm_backward(
             dres,
             self.g.lnf_w,
             self.g.lnf_b,
@@ -673,14 +670,13 @@ impl<X: GpuFloat> GpuGpt<X> {
                 None,
                 true,
             )?;
-            ops::bias_backward(gpu, g.fcproj_b, dres, n, c)?;
-            ops::gelu_backward(gpu, dfch, fch, dfch_gelu)?;
+            ex.bias_backward(g.fcproj_b, dres, n, c)?;
+            ex.gelu_backward(dfch, fch, dfch_gelu)?;
             self.gemm(n, 4 * c, c, dfch, false, w.fc_w, true, dbuf, None, false)?;
             self.gemm(c, n, 4 * c, ln2, true, dfch, false, g.fc_w, None, true)?;
-            ops::bias_backward(gpu, g.fc_b, dfch, n, 4 * c)?;
+            ex.bias_backward(g.fc_b, dfch, n, 4 * c)?;
             // dres += the path through ln_2: now d(res2).
-            ops::layernorm_backward(
-                gpu,
+            ex.layernorm_backward(
                 dres,
                 g.ln2_w,
                 g.ln2_b,
@@ -696,9 +692,8 @@ impl<X: GpuFloat> GpuGpt<X> {
             // d(res2) flows on to x and into the attention's projection.
             self.gemm(n, c, c, dres, false, w.proj_w, true, dbuf, None, false)?;
             self.gemm(c, n, c, atty, true, dres, false, g.proj_w, None, true)?;
-            ops::bias_backward(gpu, g.proj_b, dres, n, c)?;
-            attention::attention_backward(
-                gpu,
+            ex.bias_backward(g.proj_b, dres, n, c)?;
+            ex.attention_backward(
                 dqkv,
                 dbuf,
                 atty,
@@ -712,10 +707,9 @@ impl<X: GpuFloat> GpuGpt<X> {
             )?;
             self.gemm(n, 3 * c, c, dqkv, false, w.qkv_w, true, dbuf, None, false)?;
             self.gemm(c, n, 3 * c, ln1, true, dqkv, false, g.qkv_w, None, true)?;
-            ops::bias_backward(gpu, g.qkv_b, dqkv, n, 3 * c)?;
+            ex.bias_backward(g.qkv_b, dqkv, n, 3 * c)?;
             // dres += the path through ln_1: now d(x), the previous layer's d(res3).
-            ops::layernorm_backward(
-                gpu,
+            ex.layernorm_backward(
                 dres,
                 g.ln1_w,
                 g.ln1_b,
@@ -728,8 +722,7 @@ impl<X: GpuFloat> GpuGpt<X> {
                 c,
             )?;
         }
-        ops::encoder_backward(
-            gpu,
+        ex.encoder_backward(
             self.g.wte,
             self.g.wpe,
             dres,
@@ -743,14 +736,15 @@ impl<X: GpuFloat> GpuGpt<X> {
 
     /// Sets every gradient to zero.
     pub fn zero_grad(&mut self) -> Result<()> {
-        self.grads.zero(&self.gpu)
+        self.exec.zero(&mut self.grads)
     }
 
     /// The global L2 norm of all gradients (fp32 accumulation on the GPU).
     pub fn grad_norm(&mut self) -> Result<f32> {
-        self.norm.zero(&self.gpu)?;
-        ops::grad_norm_squared(&self.gpu, self.norm.ptr(), self.grads.ptr())?;
-        let sq = self.norm.to_host(&self.gpu)?[0];
+        self.exec.zero(&mut self.norm)?;
+        self.exec
+            .grad_norm_squared(self.norm.ptr(), self.grads.ptr())?;
+        let sq = self.exec.to_host(&self.norm)?[0];
         Ok(sq.max(0.0).sqrt())
     }
 
@@ -762,8 +756,7 @@ impl<X: GpuFloat> GpuGpt<X> {
                 weight_decay: if s.decay { h.weight_decay } else { 0.0 },
                 ..*h
             };
-            ops::adamw_update(
-                &self.gpu,
+            self.exec.adamw_update(
                 self.params.ptr().slice(s.offset, s.len),
                 self.master.ptr().slice(s.offset, s.len),
                 self.grads.ptr().slice(s.offset, s.len),
@@ -791,7 +784,7 @@ impl<X: GpuFloat> GpuGpt<X> {
             model.config == self.config,
             "GpuGpt::to_cpu: config differs"
         );
-        let flat = self.master.to_host(&self.gpu)?;
+        let flat = self.exec.to_host(&self.master)?;
         let tensors = self.table.unpack(&flat);
         for ((_, p), data) in model.params().into_iter().zip(tensors) {
             p.with_data_mut(|dst: &mut [f32]| dst.copy_from_slice(&data));
@@ -802,15 +795,15 @@ impl<X: GpuFloat> GpuGpt<X> {
     /// Loads AdamW's moments from the CPU optimizer (e.g. after `--resume`).
     pub fn load_optimizer(&mut self, opt: &AdamW) -> Result<()> {
         let (m, v) = (self.pack(&opt.m)?, self.pack(&opt.v)?);
-        self.m.upload(&self.gpu, &m)?;
-        self.v.upload(&self.gpu, &v)?;
+        self.exec.upload(&mut self.m, &m)?;
+        self.exec.upload(&mut self.v, &v)?;
         Ok(())
     }
 
     /// Copies AdamW's moments into the CPU optimizer (for checkpoints).
     pub fn save_optimizer(&self, opt: &mut AdamW) -> Result<()> {
-        opt.m = self.table.unpack(&self.m.to_host(&self.gpu)?);
-        opt.v = self.table.unpack(&self.v.to_host(&self.gpu)?);
+        opt.m = self.table.unpack(&self.exec.to_host(&self.m)?);
+        opt.v = self.table.unpack(&self.exec.to_host(&self.v)?);
         Ok(())
     }
 
@@ -828,8 +821,8 @@ impl<X: GpuFloat> GpuGpt<X> {
     /// The gradients, per tensor in CPU layout, as fp32 (for tests).
     pub fn grads_to_host(&self) -> Result<Vec<Vec<f32>>> {
         let flat: Vec<f32> = self
-            .grads
-            .to_host(&self.gpu)?
+            .exec
+            .to_host(&self.grads)?
             .into_iter()
             .map(|x| x.to_f32())
             .collect();

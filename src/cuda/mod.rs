@@ -21,8 +21,13 @@
 pub mod attention;
 pub mod buffer;
 pub mod device;
+pub mod exec;
 pub mod gpt;
 pub mod matmul;
+#[cfg(test)]
+mod gpt_host_tests;
+#[cfg(test)]
+mod host_kernels;
 pub mod nvrtc;
 pub mod ops;
 pub mod params;

@@ -83,7 +83,7 @@ impl GpuTrainer {
 
     /// The GPU's peak dense matmul throughput in this precision, GFLOP/s (for MFU).
     pub fn peak_gflops(&self) -> f64 {
-        each!(self, g => peak_gflops(&g.gpu.name, self.precision()))
+        each!(self, g => peak_gflops(g.exec.name(), self.precision()))
     }
 }
 

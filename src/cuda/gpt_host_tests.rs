@@ -1,0 +1,185 @@
+//! `GpuGpt`'s forward, backward and optimizer sequence against the CPU model, run on the host
+//! executor (`Exec::Host`: the launcher contract as naive loops), so that every offset, layout,
+//! transpose flag, accumulate flag and scale is checked without a GPU. `tests/cuda_train.rs`
+//! repeats these checks with the real kernels on a GPU.
+
+use super::exec::Exec;
+use super::gpt::GpuGpt;
+use crate::model::config::GptConfig;
+use crate::model::gpt::Gpt;
+use crate::tensor::{Rng, Tensor, no_grad};
+use crate::train::optim::{AdamW, AdamWConfig};
+use half::bf16;
+
+/// Small and odd: hs = 8, V = 75 (padded to 128), T = 7, B = 3.
+fn config() -> GptConfig {
+    GptConfig {
+        n_layer: 2,
+        n_head: 4,
+        n_embd: 32,
+        block_size: 9,
+        vocab_size: 75,
+    }
+}
+const B: usize = 3;
+const T: usize = 7;
+
+/// Every parameter random, LayerNorm gains around 1.
+fn randomize(model: &Gpt, seed: u64) {
+    let mut rng = Rng::new(seed);
+    for (name, p) in model.params() {
+        p.with_data_mut(|d: &mut [f32]| {
+            for x in d.iter_mut() {
+                let r = rng.normal() as f32;
+                *x = if name.contains("ln_") && name.ends_with("weight") {
+                    1.0 + 0.2 * r
+                } else {
+                    0.1 * r
+                };
+            }
+        });
+    }
+}
+
+fn tokens(rng: &mut Rng, n: usize) -> Vec<u32> {
+    (0..n).map(|_| (rng.next_u64() % 75) as u32).collect()
+}
+
+fn rel_err(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0.0f32, |m, x| m.max(x.abs())).max(1e-30);
+    let d = got
+        .iter()
+        .zip(want)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    d / scale
+}
+
+#[test]
+fn logits_loss_and_every_gradient_match_the_cpu() {
+    let model = Gpt::new(config(), 1);
+    randomize(&model, 2);
+    let mut rng = Rng::new(3);
+    let (x, y) = (tokens(&mut rng, B * T), tokens(&mut rng, B * T));
+    let want_logits = no_grad(|| model.forward(&x, B, T).to_vec());
+    let loss = model.loss(&x, &y, B, T);
+    let want_loss = loss.item();
+    loss.backward();
+
+    let mut g = GpuGpt::<f32>::with_exec(Exec::Host, &model, B, T).unwrap();
+    let e = rel_err(&g.logits(&x).unwrap(), &want_logits);
+    assert!(e < 1e-5, "logits: {e}");
+    let l = g.eval_loss(&x, &y).unwrap();
+    assert!(
+        (l - want_loss).abs() < 1e-5 * want_loss,
+        "{l} vs {want_loss}"
+    );
+    assert!(
+        g.backward().is_err(),
+        "eval_loss leaves nothing to backward"
+    );
+
+    // Two micro-batches with loss scale 1/2 each: the gradient of the mean of the two losses.
+    for _ in 0..2 {
+        let l = g.forward(&x, &y, 0.5).unwrap();
+        assert!(
+            (l - want_loss).abs() < 1e-5 * want_loss,
+            "{l} vs {want_loss}"
+        );
+        g.backward().unwrap();
+    }
+    let grads = g.grads_to_host().unwrap();
+    let mut sq = 0.0f64;
+    for ((name, p), got) in model.params().into_iter().zip(&grads) {
+        let want = p.grad().unwrap().to_vec();
+        sq += want.iter().map(|&v| v as f64 * v as f64).sum::<f64>();
+        let e = rel_err(got, &want);
+        assert!(e < 1e-4, "gradient of {name}: relative error {e}");
+    }
+    let norm = g.grad_norm().unwrap();
+    assert!((norm as f64 - sq.sqrt()).abs() < 1e-5 * sq.sqrt());
+    g.zero_grad().unwrap();
+    assert!(
+        g.grads_to_host()
+            .unwrap()
+            .iter()
+            .flatten()
+            .all(|&v| v == 0.0)
+    );
+
+    // bf16 storage: the same within bf16's precision.
+    let mut g = GpuGpt::<bf16>::with_exec(Exec::Host, &model, B, T).unwrap();
+    let e = rel_err(&g.logits(&x).unwrap(), &want_logits);
+    assert!(e < 3e-2, "bf16 logits: {e}");
+}
+
+/// Three steps of 2 micro-batches, clipped, with weight decay; the CPU trainer's arithmetic.
+#[test]
+fn training_steps_match_the_cpu_trainer() {
+    let (cpu, gpu_side) = (Gpt::new(config(), 4), Gpt::new(config(), 4));
+    let mut rng = Rng::new(5);
+    let batches: Vec<(Vec<u32>, Vec<u32>)> = (0..6)
+        .map(|_| (tokens(&mut rng, B * T), tokens(&mut rng, B * T)))
+        .collect();
+    let (lr, clip) = (1e-2, 0.5);
+
+    let params: Vec<Tensor> = cpu.params().into_iter().map(|(_, p)| p.clone()).collect();
+    let refs: Vec<&Tensor> = params.iter().collect();
+    let sizes: Vec<usize> = params.iter().map(|p| p.numel()).collect();
+    let mut opt = AdamW::new(AdamWConfig::default(), &sizes);
+    let mut want = Vec::new();
+    for step in batches.chunks(2) {
+        let mut sum = 0.0;
+        for (x, y) in step {
+            let loss = cpu.loss(x, y, B, T);
+            sum += loss.item();
+            loss.mul_scalar(0.5).backward();
+        }
+        let norm = opt.update(&refs, lr, clip);
+        params.iter().for_each(|p| p.zero_grad());
+        want.push((sum / 2.0, norm));
+    }
+
+    let mut gopt = AdamW::new(AdamWConfig::default(), &sizes);
+    let mut g = GpuGpt::<f32>::with_exec(Exec::Host, &gpu_side, B, T).unwrap();
+    for (i, step) in batches.chunks(2).enumerate() {
+        let mut sum = 0.0;
+        for (x, y) in step {
+            sum += g.forward(x, y, 0.5).unwrap();
+            g.backward().unwrap();
+        }
+        let norm = g.update(&mut gopt, lr, clip).unwrap();
+        g.zero_grad().unwrap();
+        let (wl, wn) = want[i];
+        assert!(
+            (sum / 2.0 - wl).abs() < 1e-5 * wl,
+            "step {i}: loss {} vs {wl}",
+            sum / 2.0
+        );
+        assert!(
+            (norm - wn).abs() < 1e-4 * wn,
+            "step {i}: norm {norm} vs {wn}"
+        );
+        assert!(norm > clip, "the test should exercise clipping");
+    }
+    assert_eq!(gopt.step, 3);
+
+    // Weights and moments back on the CPU: the CPU optimizer's, within rounding. Adam divides
+    // by √v, which magnifies rounding where a gradient is tiny, hence 1e-3 on the weights.
+    g.to_cpu(&gpu_side).unwrap();
+    g.save_optimizer(&mut gopt).unwrap();
+    for (((name, a), (_, b)), i) in cpu.params().into_iter().zip(gpu_side.params()).zip(0..) {
+        let e = rel_err(&b.to_vec(), &a.to_vec());
+        assert!(e < 1e-3, "{name}: weights differ by {e}");
+        assert!(rel_err(&gopt.m[i], &opt.m[i]) < 1e-3, "{name}: m");
+        assert!(rel_err(&gopt.v[i], &opt.v[i]) < 1e-3, "{name}: v");
+    }
+
+    // The optimizer state survives a round trip through a fresh model (what --resume does).
+    let mut h = GpuGpt::<f32>::with_exec(Exec::Host, &gpu_side, B, T).unwrap();
+    h.load_optimizer(&gopt).unwrap();
+    let mut back = AdamW::new(AdamWConfig::default(), &sizes);
+    h.save_optimizer(&mut back).unwrap();
+    assert_eq!(back.m, gopt.m);
+    assert_eq!(back.v, gopt.v);
+}
