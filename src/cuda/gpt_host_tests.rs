@@ -293,3 +293,80 @@ fn trainer_on_the_executor_matches_the_cpu_and_resumes() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The setup of `tests/cuda_train.rs::ten_steps_match_the_cpu_in_fp32_and_bf16_follows` on the
+/// host executor: checks that its tolerances hold where only rounding differs (fp32 vs CPU)
+/// and where storage is bf16.
+#[test]
+fn gpu_test_tolerances_hold_on_the_host() {
+    let config = GptConfig {
+        n_layer: 2,
+        n_head: 4,
+        n_embd: 64,
+        block_size: 32,
+        vocab_size: 300,
+    };
+    let (b, t, steps, accum, lr) = (4, 32, 10, 2, 1e-3);
+    // The test's corpus: a period-13 pattern with 5% noise.
+    let mut rng = Rng::new(11);
+    let data: Vec<u32> = (0..6000)
+        .map(|i| {
+            if rng.uniform() < 0.05 {
+                (rng.next_u64() % 300) as u32
+            } else {
+                (i as u32 % 13) * 23 % 300
+            }
+        })
+        .collect();
+    let mut rng = Rng::new(5);
+    let batches: Vec<(Vec<u32>, Vec<u32>)> = (0..steps * accum)
+        .map(|_| {
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            for _ in 0..b {
+                let o = (rng.next_u64() % (data.len() - t - 1) as u64) as usize;
+                x.extend_from_slice(&data[o..o + t]);
+                y.extend_from_slice(&data[o + 1..o + t + 1]);
+            }
+            (x, y)
+        })
+        .collect();
+    let sizes: Vec<usize> = Gpt::new(config, 7)
+        .params()
+        .iter()
+        .map(|(_, p)| p.numel())
+        .collect();
+    fn run<X: super::GpuFloat>(
+        model: &Gpt,
+        batches: &[(Vec<u32>, Vec<u32>)],
+        sizes: &[usize],
+        (b, t, accum, lr): (usize, usize, usize, f32),
+    ) -> Vec<(f32, f32)> {
+        let mut opt = AdamW::new(AdamWConfig::default(), sizes);
+        let mut g = GpuGpt::<X>::with_exec(Exec::Host, model, b, t).unwrap();
+        let mut curve = Vec::new();
+        for step in batches.chunks(accum) {
+            let mut sum = 0.0f64;
+            for (x, y) in step {
+                sum += g.forward(x, y, 1.0 / accum as f32).unwrap() as f64;
+                g.backward().unwrap();
+            }
+            let norm = g.update(&mut opt, lr, 1.0).unwrap();
+            g.zero_grad().unwrap();
+            curve.push(((sum / accum as f64) as f32, norm));
+        }
+        curve
+    }
+    let shape = (b, t, accum, lr);
+    let fp32 = run::<f32>(&Gpt::new(config, 7), &batches, &sizes, shape);
+    let bf = run::<bf16>(&Gpt::new(config, 7), &batches, &sizes, shape);
+    for (i, (c, g)) in fp32.iter().zip(&bf).enumerate() {
+        assert!(
+            (c.0 - g.0).abs() <= 2e-2 * c.0,
+            "step {i}: {c:?} vs bf16 {g:?}"
+        );
+    }
+    assert!(
+        bf[steps - 1].0 < bf[0].0 - 0.1,
+        "bf16 loss does not fall: {bf:?}"
+    );
+}
