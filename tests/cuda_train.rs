@@ -341,10 +341,7 @@ fn trainer_on_the_gpu_checkpoints_and_resumes() {
     let tokens = corpus(8000, 300);
     write_shard(&data.join("train_000000.bin"), &tokens[..7000], 300).unwrap();
     write_shard(&data.join("val_000000.bin"), &tokens[7000..], 300).unwrap();
-    let device = Device {
-        gpu: Some(gpu.clone()),
-        precision: Precision::F32,
-    };
+    let device = Device::cuda(gpu.clone(), Precision::F32);
 
     // The same run on the CPU and on the GPU: the same curve.
     let cpu_out = dir.join("cpu");

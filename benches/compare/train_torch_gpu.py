@@ -7,9 +7,11 @@ PyTorch's fast path: bf16 autocast, F.scaled_dot_product_attention (flash attent
 AdamW, TF32 matmuls for the fp32 parts; --compile adds torch.compile. The vocabulary is padded
 to a multiple of 128 like ours (nanoGPT's 50304) unless --no-pad. Prints one JSON line.
 
-usage: train_torch_gpu.py [--compile] [--fp32] [--no-pad] L D H T B V STEPS
-       (defaults: GPT-2 124M, 12 768 12 1024 16 50257 10; 3 warm-up steps)
+usage: train_torch_gpu.py [--steps N] [--batch B] [--compile] [--fp32] [--no-pad] [L D H T B V STEPS]
+       (defaults: GPT-2 124M, 12 768 12 1024 16 50257 10; 3 warm-up steps), e.g.
+       python3 benches/compare/train_torch_gpu.py --steps 20
 """
+import argparse
 import json
 import sys
 import time
@@ -71,9 +73,19 @@ def peak_flops(name, bf16):
 
 
 def main():
-    flags = {a for a in sys.argv[1:] if a.startswith("--")}
-    nums = [int(a) for a in sys.argv[1:] if not a.startswith("--")]
-    l, d, h, t, b, v, steps = (nums + [12, 768, 12, 1024, 16, 50257, 10][len(nums):])[:7]
+    ap = argparse.ArgumentParser(description="GPT-2 training steps in PyTorch on the GPU")
+    ap.add_argument("sizes", nargs="*", type=int, help="L D H T B V STEPS")
+    ap.add_argument("--steps", type=int, help="timed steps (after 3 warm-up steps)")
+    ap.add_argument("--batch", type=int, help="sequences per step")
+    ap.add_argument("--preset", default="gpt2", choices=["gpt2"], help="GPT-2 124M (the default)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model")
+    ap.add_argument("--fp32", action="store_true", help="no bf16 autocast (TF32 matmuls)")
+    ap.add_argument("--no-pad", action="store_true", help="keep the vocabulary unpadded")
+    args = ap.parse_args()
+    l, d, h, t, b, v, steps = (args.sizes + [12, 768, 12, 1024, 16, 50257, 10][len(args.sizes):])[:7]
+    b = args.batch or b
+    steps = max(1, args.steps or steps)
+    flags = {f"--{k.replace('_', '-')}" for k in ("compile", "fp32", "no_pad") if getattr(args, k)}
     bf16 = "--fp32" not in flags
     vp = v if "--no-pad" in flags else (v + 127) // 128 * 128
     dev = "cuda"

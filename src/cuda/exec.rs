@@ -132,6 +132,15 @@ impl Exec {
         }
     }
 
+    /// One line naming the device, e.g. "NVIDIA H200 (sm_90, 132 SMs)".
+    pub fn describe(&self) -> String {
+        match self {
+            Exec::Gpu(g) => g.describe(),
+            #[cfg(test)]
+            Exec::Host => "the host (test executor)".to_string(),
+        }
+    }
+
     /// The GPU's name ("host" for the test executor).
     pub fn name(&self) -> &str {
         match self {

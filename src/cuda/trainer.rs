@@ -1,13 +1,13 @@
 //! The GPU side of the training loop (`crate::train::trainer`): a [`GpuGpt`] in the precision
 //! chosen at run time, and the GPU's peak throughput for MFU.
 
+use super::Precision;
+use super::exec::Exec;
 use super::gpt::GpuGpt;
-use super::{Gpu, Precision};
 use crate::model::gpt::Gpt;
 use crate::train::optim::AdamW;
 use anyhow::Result;
 use half::bf16;
-use std::sync::Arc;
 
 /// A [`GpuGpt`] in fp32 (matches the CPU) or bf16 (mixed precision), chosen at run time.
 pub enum GpuTrainer {
@@ -28,7 +28,7 @@ macro_rules! each {
 impl GpuTrainer {
     /// `model`'s weights and `opt`'s moments on the GPU, for micro-batches of `batch × seq_len`.
     pub fn new(
-        gpu: &Arc<Gpu>,
+        ex: &Exec,
         model: &Gpt,
         opt: &AdamW,
         batch: usize,
@@ -36,8 +36,12 @@ impl GpuTrainer {
         precision: Precision,
     ) -> Result<GpuTrainer> {
         let mut t = match precision {
-            Precision::F32 => GpuTrainer::F32(GpuGpt::new(gpu, model, batch, seq_len)?),
-            Precision::Bf16 => GpuTrainer::Bf16(GpuGpt::new(gpu, model, batch, seq_len)?),
+            Precision::F32 => {
+                GpuTrainer::F32(GpuGpt::with_exec(ex.clone(), model, batch, seq_len)?)
+            }
+            Precision::Bf16 => {
+                GpuTrainer::Bf16(GpuGpt::with_exec(ex.clone(), model, batch, seq_len)?)
+            }
         };
         each!(&mut t, g => g.load_optimizer(opt))?;
         Ok(t)

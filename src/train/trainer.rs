@@ -9,6 +9,7 @@
 use super::metrics::{MetricsLog, StepMetrics};
 use super::optim::{AdamW, AdamWConfig};
 use super::schedule::{Schedule, ScheduleKind};
+use crate::cuda::exec::Exec;
 use crate::cuda::trainer::GpuTrainer;
 use crate::cuda::{DeviceArg, Gpu, Precision};
 use crate::dataset::loader::{Loader, Position};
@@ -97,11 +98,11 @@ struct TrainerState {
     train_position: Position,
 }
 
-/// Where the training steps run: the CPU (`gpu: None`), or a GPU with a storage precision.
+/// Where the training steps run: the CPU (`exec: None`), or a GPU with a storage precision.
 /// Everything else (data, schedule, metrics, checkpoints, samples) is the same either way.
 #[derive(Clone, Default)]
 pub struct Device {
-    pub gpu: Option<Arc<Gpu>>,
+    pub exec: Option<Exec>,
     pub precision: Precision,
 }
 
@@ -123,10 +124,18 @@ impl Device {
             Some(PrecisionArg::Fp32) => Precision::F32,
             Some(PrecisionArg::Bf16) | None => Precision::Bf16,
         };
-        if gpu.is_some() {
-            info!("precision: {}", precision.name());
+        match gpu {
+            Some(g) => Device::cuda(g, precision),
+            None => Device::default(),
         }
-        Device { gpu, precision }
+    }
+
+    /// This GPU, in this precision.
+    pub fn cuda(gpu: Arc<Gpu>, precision: Precision) -> Device {
+        Device {
+            exec: Some(Exec::Gpu(gpu)),
+            precision,
+        }
     }
 }
 
@@ -201,10 +210,10 @@ pub fn train_on(cfg: &TrainConfig, resume: bool, device: &Device) -> Result<Trai
         group_digits(n_params)
     );
 
-    let mut gpu = match &device.gpu {
-        Some(g) => {
+    let mut gpu = match &device.exec {
+        Some(ex) => {
             let t = GpuTrainer::new(
-                g,
+                ex,
                 &model,
                 &opt,
                 cfg.batch_size,
@@ -213,7 +222,7 @@ pub fn train_on(cfg: &TrainConfig, resume: bool, device: &Device) -> Result<Trai
             )?;
             info!(
                 "training on {} in {}",
-                g.describe(),
+                ex.describe(),
                 device.precision.name()
             );
             Some(t)
