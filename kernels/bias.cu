@@ -1,27 +1,22 @@
 // bias.cu: the gradient of a bias added to every row: dbias[c] += Σ_rows dout[r, c].
 //
-// Idea: a column sum. A block owns 32 neighbouring columns (one per lane, so each warp reads 32
-// consecutive values of a row: coalesced), its warps take every `warps`-th row, each lane sums
-// in fp32, and the per-warp sums of a column are added in warp order through shared memory.
-// No atomics: the result is deterministic. dbias is read, added to in fp32, rounded once.
-// Launch: block 1024 (32 warps), grid ceil(OC / 32). Few blocks when OC is small (24 for
-// OC = 768); splitting the rows over more blocks would need a scratch buffer.
+// Idea: a column sum (colsum.cuh). Block (x, y) owns columns 32x .. 32x + 31, one per lane, so
+// each warp reads 32 consecutive values of a row (coalesced), and rows of chunk y, its warps
+// taking every `warps`-th row. Sums are fp32; the partial sums of the chunks are added in a
+// fixed order, so the result is deterministic. dbias is read, added to in fp32, rounded once.
+// Launch: block 1024 (32 warps), grid (ceil(OC / 32), chunks) with chunks chosen by the
+// launcher to give about two blocks per SM.
 // measured: not yet (no GPU lent so far).
-#include "common.cuh"
+#include "colsum.cuh"
 
 // blockDim.x must be a multiple of 32, at most 1024.
 extern "C" __global__ void bias_backward(floatX* dbias, const floatX* dout, int N, int OC) {
-    __shared__ float part[32][32];
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-    const int c = blockIdx.x * 32 + lane;
-    float sum = 0.0f;
+    const int c = blockIdx.x * 32 + threadIdx.x % 32, warps = blockDim.x / 32;
+    int begin, end;
+    chunk_rows(N, &begin, &end);
+    float sum[1] = {0.0f};
     if (c < OC)
-        for (int r = warp; r < N; r += warps) sum += to_float(dout[(size_t)r * OC + c]);
-    part[warp][lane] = sum;
-    __syncthreads();
-    if (warp == 0 && c < OC) {
-        float total = 0.0f;
-        for (int k = 0; k < warps; k++) total += part[k][lane];
-        dbias[c] = from_float<floatX>(to_float(dbias[c]) + total);
-    }
+        for (int r = begin + threadIdx.x / 32; r < end; r += warps)
+            sum[0] += to_float(dout[(size_t)r * OC + c]);
+    if (column_totals(sum, OC)) dbias[c] = from_float<floatX>(to_float(dbias[c]) + sum[0]);
 }

@@ -10,12 +10,12 @@
 // Idea: forward and dinp give one warp to one row: the lanes stride along the row (16 bytes
 // per lane and step when C % PACK == 0 and the pointers are aligned, else one element), the
 // row sums come from warp_sum, and the row is read again for each pass (from L1/L2, not HBM).
-// The parameter gradients are column sums over all rows, done in a second kernel: a block owns
-// 32 columns, its 32 warps take every 32nd row, and the 32 partial sums per column are added in
-// warp order through shared memory, so dweight and dbias are deterministic (no atomics).
+// The parameter gradients are column sums over all rows, done in a second kernel with the
+// deterministic multi-block column sum of colsum.cuh (no float atomics).
 // Launch: forward and dinp: block 256 (8 rows), grid ceil(N / 8); params: block 1024,
-// grid ceil(C / 32).
+// grid (ceil(C / 32), row chunks chosen by the launcher).
 // measured: not yet (no GPU lent so far).
+#include "colsum.cuh"
 #include "pack.cuh"
 
 constexpr float LN_EPS = 1e-5f;
@@ -117,33 +117,25 @@ extern "C" __global__ void layernorm_backward_dinp(floatX* dinp, const floatX* d
                                   C, lane);
 }
 
-// blockDim.x must be a multiple of 32, at most 1024.
+// blockDim.x must be a multiple of 32, at most 1024. Grid: (ceil(C / 32), row chunks).
 extern "C" __global__ void layernorm_backward_params(floatX* dweight, floatX* dbias,
                                                      const floatX* dout, const floatX* inp,
                                                      const float* mean, const float* rstd,
                                                      int N, int C) {
-    __shared__ float part_w[32][32], part_b[32][32];
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-    const int c = blockIdx.x * 32 + lane;
-    float sum_w = 0.0f, sum_b = 0.0f;
+    const int c = blockIdx.x * 32 + threadIdx.x % 32, warps = blockDim.x / 32;
+    int begin, end;
+    chunk_rows(N, &begin, &end);
+    float sum[2] = {0.0f, 0.0f};  // Σ g·x̂ (dweight), Σ g (dbias)
     if (c < C) {
-        for (int r = warp; r < N; r += warps) {
+        for (int r = begin + threadIdx.x / 32; r < end; r += warps) {
             const size_t i = (size_t)r * C + c;
             const float g = to_float(dout[i]);
-            sum_w += g * (to_float(inp[i]) - mean[r]) * rstd[r];
-            sum_b += g;
+            sum[0] += g * (to_float(inp[i]) - mean[r]) * rstd[r];
+            sum[1] += g;
         }
     }
-    part_w[warp][lane] = sum_w;
-    part_b[warp][lane] = sum_b;
-    __syncthreads();
-    if (warp == 0 && c < C) {
-        float w = 0.0f, b = 0.0f;
-        for (int k = 0; k < warps; k++) {
-            w += part_w[k][lane];
-            b += part_b[k][lane];
-        }
-        dweight[c] = from_float<floatX>(to_float(dweight[c]) + w);
-        dbias[c] = from_float<floatX>(to_float(dbias[c]) + b);
+    if (column_totals(sum, C)) {
+        dweight[c] = from_float<floatX>(to_float(dweight[c]) + sum[0]);
+        dbias[c] = from_float<floatX>(to_float(dbias[c]) + sum[1]);
     }
 }

@@ -1,11 +1,12 @@
 // pack.cuh: moving W consecutive floatX values with one load or store instruction.
 //
-// A GPU reads memory in 32-byte sectors; a warp of 32 threads each loading one 4-byte float
-// already uses every byte it fetches, but issues 32 load instructions for 128 bytes. With
-// Vec<PACK> each thread moves 16 bytes at once (4 floats or 8 bf16), so a warp needs a quarter
-// (fp32) or an eighth (bf16) of the instructions for the same bytes. A 16-byte load needs a
-// 16-byte aligned address: kernels check `aligned16` on their pointers (and that row lengths are
-// multiples of PACK) and otherwise take the same code with Vec<1>, one element at a time.
+// A warp whose 32 threads each load one float moves 128 bytes per load instruction (coalesced:
+// every byte of the fetched sectors is used). With Vec<PACK> each thread moves 16 bytes at once
+// (4 floats or 8 bf16), so one instruction moves 512 bytes: a quarter (fp32) or an eighth (bf16)
+// of the instructions for the same data, and more bytes in flight per thread. A 16-byte load
+// needs a 16-byte aligned address: kernels check `aligned16` on their pointers (and that row
+// lengths are multiples of PACK) and otherwise take the same code with Vec<1>, one element at a
+// time.
 #pragma once
 #include "common.cuh"
 

@@ -1,6 +1,5 @@
 //! The CUDA kernels against the CPU on random inputs. These need a GPU: without one each test
 //! prints why it skips and passes (CI has no GPU; `scripts/gpu-check.sh` runs them on one).
-
 //!
 //! Tolerances: the reference is computed in f64 from the very values the GPU received (rounded
 //! to the storage type first). fp32 results must agree within 1e-5 of the largest |reference|
@@ -427,6 +426,63 @@ fn bias_backward_matches_column_sums() {
         for oc in [1, 7, 33, 768, 769] {
             bias_case::<f32>(&gpu, &mut rng, n, oc);
             bias_case::<bf16>(&gpu, &mut rng, n, oc);
+        }
+    }
+}
+
+/// The column sums (bias and LayerNorm parameter gradients) and the gradient norm give the same
+/// bits every time.
+#[test]
+fn reductions_are_deterministic() {
+    let Some(gpu) = for_tests("reductions_are_deterministic") else {
+        return;
+    };
+    let mut rng = Rng::new(17);
+    let (n, c) = (4096, 768);
+    let (g, _) = rand_x::<bf16>(&mut rng, n * c, 0.0, 1.0);
+    let (x, _) = rand_x::<bf16>(&mut rng, n * c, 0.0, 1.0);
+    let (w, _) = rand_x::<bf16>(&mut rng, c, 1.0, 0.1);
+    let (g, x, w) = (
+        Dev::new(&gpu, &g, 0),
+        Dev::new(&gpu, &x, 0),
+        Dev::new(&gpu, &w, 0),
+    );
+    let mean = Buffer::<f32>::zeros(&gpu, n).unwrap();
+    let rstd = Buffer::from_host(&gpu, &vec![1.0f32; n]).unwrap();
+    let mut first = None;
+    for _ in 0..3 {
+        let dinp = Buffer::<bf16>::zeros(&gpu, n * c).unwrap();
+        let dw = Buffer::<bf16>::zeros(&gpu, c).unwrap();
+        let db = Buffer::<bf16>::zeros(&gpu, c).unwrap();
+        let dbias = Buffer::<bf16>::zeros(&gpu, c).unwrap();
+        ops::layernorm_backward(
+            &gpu,
+            dinp.ptr(),
+            dw.ptr(),
+            db.ptr(),
+            g.ptr(),
+            x.ptr(),
+            w.ptr(),
+            mean.ptr(),
+            rstd.ptr(),
+            n,
+            c,
+        )
+        .unwrap();
+        ops::bias_backward(&gpu, dbias.ptr(), g.ptr(), n, c).unwrap();
+        let bits: Vec<Vec<u16>> = [&dw, &db, &dbias]
+            .iter()
+            .map(|b| {
+                b.to_host(&gpu)
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect()
+            })
+            .collect();
+        match &first {
+            None => first = Some(bits),
+            Some(f) => assert_eq!(f, &bits, "results differ between runs"),
         }
     }
 }

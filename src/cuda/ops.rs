@@ -4,7 +4,7 @@
 use super::device::launch_config;
 use super::{DevPtr, Gpu, GpuFloat};
 use anyhow::Result;
-use cudarc::driver::PushKernelArg;
+use cudarc::driver::{LaunchConfig, PushKernelArg};
 
 /// `out[i] = inp[i]` converted to the working precision (`kernels/cast.cu`).
 pub fn cast_to_floatx<X: GpuFloat>(gpu: &Gpu, out: DevPtr<X>, inp: DevPtr<f32>) -> Result<()> {
@@ -36,6 +36,28 @@ pub fn cast_to_float<X: GpuFloat>(gpu: &Gpu, out: DevPtr<f32>, inp: DevPtr<X>) -
 /// A shape argument as the kernels' `int`. Panics if it does not fit.
 fn int(x: usize, what: &str) -> i32 {
     i32::try_from(x).unwrap_or_else(|_| panic!("{what} = {x} does not fit in a kernel's int"))
+}
+
+/// Launch shape of the column-sum kernels (`kernels/colsum.cuh`): blocks of 1024 threads, one
+/// per 32 columns and row chunk, with enough chunks for about two blocks per SM, each chunk at
+/// least 32 rows (one per warp), and chunks × cols within the kernels' room for partial sums.
+fn colsum_config(gpu: &Gpu, rows: usize, cols: usize) -> LaunchConfig {
+    const CAPACITY: usize = 1 << 20; // COLSUM_CAPACITY in kernels/colsum.cuh
+    assert!(
+        cols <= CAPACITY,
+        "column sums over {cols} columns: at most {CAPACITY}"
+    );
+    let tiles = cols.div_ceil(32);
+    let chunks = (2 * gpu.sms as usize)
+        .div_ceil(tiles)
+        .min(rows.div_ceil(32))
+        .min(CAPACITY / cols)
+        .max(1);
+    LaunchConfig {
+        grid_dim: (tiles as u32, chunks as u32, 1),
+        block_dim: (1024, 1, 1),
+        shared_mem_bytes: 0,
+    }
 }
 
 /// Grid for the element-wise kernels, which move 16 bytes (a `Vec<PACK>`) per thread and step.
@@ -177,6 +199,7 @@ pub fn layernorm_forward<X: GpuFloat>(
 
 /// LayerNorm backward (`kernels/layernorm.cu`): `dinp += …`, `dweight += Σ_rows dout·x̂`,
 /// `dbias += Σ_rows dout`, from the `mean` and `rstd` the forward pass saved. Deterministic.
+/// `dinp` must not be `dout` (the second kernel reads dout after the first has written dinp).
 #[allow(clippy::too_many_arguments)]
 pub fn layernorm_backward<X: GpuFloat>(
     gpu: &Gpu,
@@ -191,6 +214,10 @@ pub fn layernorm_backward<X: GpuFloat>(
     n: usize,
     c: usize,
 ) -> Result<()> {
+    assert_ne!(
+        dinp.addr, dout.addr,
+        "layernorm_backward: dinp must not be dout"
+    );
     dinp.expect("layernorm_backward: dinp", n * c);
     dout.expect("layernorm_backward: dout", n * c);
     inp.expect("layernorm_backward: inp", n * c);
@@ -235,8 +262,9 @@ pub fn layernorm_backward<X: GpuFloat>(
         .arg(&r)
         .arg(&ni)
         .arg(&ci);
-    // SAFETY: sizes checked above; one block per 32 columns, columns past c do nothing.
-    unsafe { l.launch(launch_config(c.div_ceil(32) as u32, 1024, 0)) }?;
+    // SAFETY: sizes checked above; one block per 32 columns and row chunk, columns past c and
+    // rows past n do nothing.
+    unsafe { l.launch(colsum_config(gpu, n, c)) }?;
     Ok(())
 }
 
@@ -330,7 +358,7 @@ pub fn fill<X: GpuFloat>(gpu: &Gpu, dst: DevPtr<X>, value: f32) -> Result<()> {
 }
 
 /// `dbias[j] += Σ_rows dout[row, j]` for `dout` of `n` rows × `oc` (`kernels/bias.cu`).
-/// Deterministic.
+/// Deterministic (for a given GPU: the row chunks depend on its number of SMs).
 pub fn bias_backward<X: GpuFloat>(
     gpu: &Gpu,
     dbias: DevPtr<X>,
@@ -347,8 +375,9 @@ pub fn bias_backward<X: GpuFloat>(
     let (d, g, ni, oci) = (dbias.addr, dout.addr, int(n, "n"), int(oc, "oc"));
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&d).arg(&g).arg(&ni).arg(&oci);
-    // SAFETY: sizes checked above; one block per 32 columns, columns past oc do nothing.
-    unsafe { l.launch(launch_config(oc.div_ceil(32) as u32, 1024, 0)) }?;
+    // SAFETY: sizes checked above; one block per 32 columns and row chunk, columns past oc and
+    // rows past n do nothing.
+    unsafe { l.launch(colsum_config(gpu, n, oc)) }?;
     Ok(())
 }
 
@@ -406,8 +435,8 @@ pub fn adamw_update<X: GpuFloat>(
     Ok(())
 }
 
-/// `out[0] += Σ grads²` over `grads.len` elements, in fp32 (`kernels/norm.cu`). The last bits
-/// may vary between runs (one atomic add per block).
+/// `out[0] += Σ grads²` over `grads.len` elements, in fp32 (`kernels/norm.cu`). Deterministic
+/// (for a given GPU: the number of blocks depends on its number of SMs).
 pub fn grad_norm_squared<X: GpuFloat>(gpu: &Gpu, out: DevPtr<f32>, grads: DevPtr<X>) -> Result<()> {
     out.expect("grad_norm_squared: out", 1);
     let n = grads.len;
@@ -415,7 +444,7 @@ pub fn grad_norm_squared<X: GpuFloat>(gpu: &Gpu, out: DevPtr<f32>, grads: DevPtr
     let (o, g, n64) = (out.addr, grads.addr, n as u64);
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&o).arg(&g).arg(&n64);
-    let grid = packed_grid::<X>(gpu, n).min(2 * gpu.sms);
+    let grid = packed_grid::<X>(gpu, n).min(4 * gpu.sms).min(1024); // NORM_MAX_BLOCKS
     // SAFETY: out holds 1 element, grads n; the grid-stride loops stay below n.
     unsafe { l.launch(launch_config(grid, 256, 0)) }?;
     Ok(())

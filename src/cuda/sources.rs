@@ -44,6 +44,7 @@ pub const SOURCES: &[Source] = &[
 pub const HEADERS: &[(&str, &str)] = &[
     ("common.cuh", include_str!("../../kernels/common.cuh")),
     ("pack.cuh", include_str!("../../kernels/pack.cuh")),
+    ("colsum.cuh", include_str!("../../kernels/colsum.cuh")),
 ];
 
 /// The source of `file`, if there is one.

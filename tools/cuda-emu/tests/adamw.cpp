@@ -22,7 +22,8 @@ int main() {
             bool ok = true;
             for (int step = 1; step <= 3 && ok; step++) {
                 check::fill(grads);
-                const float bc1 = 1.0f - std::pow(b1, (float)step), bc2 = 1.0f - std::pow(b2, (float)step);
+                const float bc1 = 1.0f - std::pow(b1, (float)step);
+                const float bc2 = 1.0f - std::pow(b2, (float)step);
                 for (int i = 0; i < n; i++) {
                     const double g = check::to_double(grads[i]) * gs;
                     rp[i] -= (double)lr * wd * rp[i];

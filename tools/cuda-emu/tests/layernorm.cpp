@@ -87,7 +87,9 @@ int main() {
             if (check::no_error(bw, [&] {
                     emu::launch(layernorm_backward_dinp, (n + 7) / 8, 256, 0, dx.data() + off, gp,
                                 xp, wp, mean.data(), rstd.data(), n, c);
-                    emu::launch(layernorm_backward_params, (c + 31) / 32, 1024, 0,
+                    // Row chunks: 1, 2 or more than rows (some empty).
+                    emu::launch(layernorm_backward_params, dim3((c + 31) / 32, 1 + (n + c) % 3 * 2),
+                                1024, 0,
                                 dw.data() + off, db.data() + off, gp, xp, mean.data(),
                                 rstd.data(), n, c);
                 })) {

@@ -1,5 +1,6 @@
 // Emulator test of kernels/norm.cu: two tensors' sums of squares added into out[0] = 1.5, on
-// aligned and misaligned pointers, with a grid that does not cover n in one pass.
+// aligned and misaligned pointers, with grids that do not cover n in one pass; the second launch
+// checks that the first left the block counter at zero.
 // emu-kernels: kernels/norm.cu
 // emu-precisions: fp32 bf16
 #include "check.h"
@@ -20,7 +21,7 @@ int main() {
             for (int i = 0; i < n + 3; i++) ref += std::pow(check::to_double(b[off + i]), 2);
             if (check::no_error(tag, [&] {
                     emu::launch(grad_norm_squared, 2, 64, 0, out.data(), a.data() + off, (size_t)n);
-                    emu::launch(grad_norm_squared, 3, 32, 0, out.data(), b.data() + off,
+                    emu::launch(grad_norm_squared, 37, 32, 0, out.data(), b.data() + off,
                                 (size_t)(n + 3));
                 }))
                 check::close(tag, out, std::vector<double>{ref}, 1e-5);
