@@ -17,21 +17,25 @@
 // - Each shared row is padded by 8 bf16 (16 bytes): rows of 80 or 272 bytes put the 8 rows a
 //   fragment load touches at once in 8 different 16-byte bank groups (no bank conflicts), and
 //   keep every fragment pointer 32-byte aligned as wmma requires.
-// - Double buffering with cp.async: while the tensor cores work on stage s, the copy engine of
-//   each SM fills stage s^1 straight from global to shared memory without passing through
-//   registers (so no registers are spent on staging and no thread waits for the loads).
+// - A 3-stage pipeline with cp.async: while the tensor cores work on one k-tile, the next two
+//   are on their way from global to shared memory, copied without passing through registers
+//   (so no registers are spent on staging and no thread waits for the loads). One barrier per
+//   k-tile: after it, every thread is done with the tile before, whose stage is refilled.
 //   cp.async takes a source size, and zero-fills the rest of the 16-byte chunk, which handles the
 //   right and bottom edges. When a row length is not a multiple of 8 elements or a pointer is
 //   not 16-byte aligned, the chunk is copied element by element with plain loads instead.
-//   The inline PTX lives in three small helpers with a plain C++ fallback under PRETRAIN_EMU.
+//   The inline PTX lives in three small helpers with emulator fallbacks under PRETRAIN_EMU.
 // - Epilogue through shared memory: a fragment's element-to-thread mapping is opaque, so each
 //   warp stores one 16x16 fp32 fragment at a time into its own 1 KB of (now free) shared memory,
 //   then each lane takes 8 consecutive values of one row, adds bias and the old C, rounds to bf16
 //   once, and writes 16 bytes (or element by element at the edges).
-// Next steps (not here): a 3-4 stage pipeline (needs > 48 KB dynamic shared memory), and on
-// sm_90a, TMA loads with wgmma (warp-group MMA), which is how cuBLAS reaches Hopper's peak.
+// Next step (not here): on sm_90a, TMA loads with wgmma (warp-group MMA, asynchronous, fed from
+// shared memory directly), which is how cuBLAS reaches Hopper's peak; wmma compiles to the
+// older mma.sync, which cannot.
 //
-// Launch: block = 256 threads (8 warps); grid = (ceil(m/128), ceil(n/128)); 40 KB static shared.
+// Launch: block = 256 threads (8 warps), at most 128 registers each so that 2 blocks fit an SM;
+// grid = (ceil(m/128), ceil(n/128)); dynamic shared memory SMEM_BYTES = 61440 (above the default
+// 48 KB limit: the host raises the kernel's limit first).
 // Measured: not yet (no GPU lent so far).
 #include "common.cuh"
 
@@ -49,15 +53,16 @@ using namespace nvcuda;
 // A: [BM][BK+SKEW] (stored [m,k]) or [BK][BM+SKEW] (stored [k,m]); B likewise.
 #define A_STAGE (BM * (BK + SKEW) > BK * (BM + SKEW) ? BM * (BK + SKEW) : BK * (BM + SKEW))
 #define B_STAGE (BN * (BK + SKEW) > BK * (BN + SKEW) ? BN * (BK + SKEW) : BK * (BN + SKEW))
-#define SMEM_BYTES (2 * (A_STAGE + B_STAGE) * 2)
+#define STAGES 3
+#define SMEM_BYTES (STAGES * (A_STAGE + B_STAGE) * 2)  // 61440; src/cuda/matmul.rs launches with it
 
 // ---- cp.async: a 16-byte global -> shared copy that does not wait (sm_80+) ----
 // Copies `bytes` (0..16) from src and zero-fills the rest of the 16 bytes at dst.
+// Under PRETRAIN_EMU (the CPU emulator, tools/cuda-emu) the three helpers call the emulator's
+// deferred copies, which land only at the wait: a missing wait shows up there as wrong results.
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, int bytes) {
 #ifdef PRETRAIN_EMU
-    const unsigned char* s = static_cast<const unsigned char*>(src);
-    unsigned char* d = static_cast<unsigned char*>(dst);
-    for (int i = 0; i < 16; i++) d[i] = i < bytes ? s[i] : 0;
+    emu::cp_async(dst, src, 16, bytes);
 #else
     unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(src),
@@ -67,15 +72,19 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, int bytes
 
 // Closes the group of copies issued so far by this thread.
 __device__ __forceinline__ void cp_async_commit() {
-#ifndef PRETRAIN_EMU
+#ifdef PRETRAIN_EMU
+    emu::cp_async_commit();
+#else
     asm volatile("cp.async.commit_group;\n" ::);
 #endif
 }
 
-// Waits until at most one group of this thread's copies is still in flight.
-__device__ __forceinline__ void cp_async_wait_all_but_one() {
-#ifndef PRETRAIN_EMU
-    asm volatile("cp.async.wait_group 1;\n" ::);
+// Waits until at most N groups of this thread's copies are still in flight.
+template <int N> __device__ __forceinline__ void cp_async_wait() {
+#ifdef PRETRAIN_EMU
+    emu::cp_async_wait(N);
+#else
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 #endif
 }
 
@@ -135,7 +144,7 @@ __device__ __forceinline__ void gemm_tc(floatX* c, const floatX* a, const floatX
     const int wm = (warp / 4) * 64, wn = (warp % 4) * 32;  // this warp's piece of the tile
     const int row0 = blockIdx.x * BM, col0 = blockIdx.y * BN;
     floatX* sa = reinterpret_cast<floatX*>(smem);  // stage s: sa + s * A_STAGE
-    floatX* sb = sa + 2 * A_STAGE;                 // stage s: sb + s * B_STAGE
+    floatX* sb = sa + STAGES * A_STAGE;            // stage s: sb + s * B_STAGE
     const bool vec_a = (TA ? m : k) % 8 == 0 && aligned16(a);
     const bool vec_b = (TB ? k : n) % 8 == 0 && aligned16(b);
 
@@ -160,19 +169,28 @@ __device__ __forceinline__ void gemm_tc(floatX* c, const floatX* a, const floatX
 #pragma unroll
         for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.0f);
 
+    // k-tile t lives in stage t % STAGES. Start the first STAGES-1 tiles. Every step commits
+    // exactly one group (empty past the last tile), so "tile t has landed" is always "at most
+    // STAGES-2 groups still in flight".
     const int tiles = ceil_div(k, BK);
-    if (tiles > 0) load_stage(0, 0);
-    for (int t = 0; t < tiles; t++) {
-        // Prefetch tile t+1 into the other stage (an empty group on the last tile keeps the
-        // "all but one" wait below correct), then wait for tile t.
-        if (t + 1 < tiles)
-            load_stage((t + 1) & 1, (t + 1) * BK);
+#pragma unroll
+    for (int t = 0; t < STAGES - 1; t++) {
+        if (t < tiles)
+            load_stage(t, t * BK);
         else
             cp_async_commit();
-        cp_async_wait_all_but_one();  // this thread's copies of tile t are done
-        __syncthreads();              // ... and everyone's
-        const floatX* as = sa + (t & 1) * A_STAGE;
-        const floatX* bs = sb + (t & 1) * B_STAGE;
+    }
+    for (int t = 0; t < tiles; t++) {
+        cp_async_wait<STAGES - 2>();  // this thread's copies of tile t are done
+        __syncthreads();  // ... and everyone's; and everyone is done computing tile t-1
+        // Refill the stage of tile t-1 with tile t+STAGES-1.
+        const int next = t + STAGES - 1;
+        if (next < tiles)
+            load_stage(next % STAGES, next * BK);
+        else
+            cp_async_commit();
+        const floatX* as = sa + (t % STAGES) * A_STAGE;
+        const floatX* bs = sb + (t % STAGES) * B_STAGE;
 #pragma unroll
         for (int kk = 0; kk < BK; kk += 16) {
             wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, LayoutA> fa[4];
@@ -192,8 +210,9 @@ __device__ __forceinline__ void gemm_tc(floatX* c, const floatX* a, const floatX
 #pragma unroll
                 for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
-        __syncthreads();  // everyone is done with this stage before it is refilled
     }
+    cp_async_wait<0>();  // only empty groups are left, but be exact
+    __syncthreads();     // every warp is done with the pipeline's shared memory
 
     // Epilogue. The pipeline's shared memory is free now; each warp uses 16x16 floats of it.
     float* scratch = reinterpret_cast<float*>(smem) + warp * 256;
@@ -224,8 +243,10 @@ __device__ __forceinline__ void gemm_tc(floatX* c, const floatX* a, const floatX
                         out.v[q] = from_float<floatX>(accumulate ? v[q] + to_float(old.v[q]) : v[q]);
                     *reinterpret_cast<Eight*>(dst) = out;
                 } else {
-                    for (int q = 0; q < left; q++)
-                        dst[q] = from_float<floatX>(accumulate ? v[q] + to_float(dst[q]) : v[q]);
+#pragma unroll
+                    for (int q = 0; q < 8; q++)  // unrolled: v[] stays in registers
+                        if (q < left)
+                            dst[q] = from_float<floatX>(accumulate ? v[q] + to_float(dst[q]) : v[q]);
                 }
             }
             __syncwarp();  // the warp has read the scratch before the next fragment lands there
@@ -233,10 +254,12 @@ __device__ __forceinline__ void gemm_tc(floatX* c, const floatX* a, const floatX
     }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
+extern "C" __global__ void __launch_bounds__(THREADS, 2)
     matmul_v4(floatX* c, const floatX* a, const floatX* b, const floatX* bias, int m, int k, int n,
               int ta, int tb, int accumulate) {
-    __shared__ __align__(128) unsigned char smem[SMEM_BYTES];
+    // The kernel has no static shared memory, so this starts at the (aligned) base of the block's
+    // shared memory; wmma needs 32-byte aligned fragment pointers.
+    extern __shared__ __align__(16) unsigned char smem[];
     if (!ta && !tb)
         gemm_tc<false, false>(c, a, b, bias, m, k, n, accumulate, smem);
     else if (!ta && tb)

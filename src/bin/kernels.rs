@@ -1,8 +1,11 @@
-//! `kernels`: time every version of every CPU kernel, check it against a reference, print a table.
+//! `kernels`: time every version of every kernel, check it against a reference, print a table.
 //!
 //! Rows come from a registry (`registry()`): each entry names a kernel and a version and knows
-//! how to produce one measured [`Row`]. Other ops (softmax, layernorm, …) and CUDA kernels join
-//! by adding entries there.
+//! how to produce one measured [`Row`]. Other ops (softmax, layernorm, …) join by adding entries
+//! there; the CUDA rows (and `--ptx-report`) live in `kernels/cuda_rows.rs`.
+
+#[path = "kernels/cuda_rows.rs"]
+mod cuda_rows;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -10,17 +13,23 @@ use pretrain::cli::{self, Common};
 use pretrain::cpu::matmul::v4_simd::Isa;
 use pretrain::cpu::matmul::{self, GemmFn, Layout};
 use pretrain::cpu::{self, float::Float};
+use pretrain::cuda::{DeviceArg, Gpu};
 use std::time::{Duration, Instant};
 
-/// Time every CPU kernel version, check it against an f64 reference, print one table.
+/// Time every kernel version, check it against an f64 reference, print one table.
 ///
-/// Columns: kernel, version, shape, best time in ms, GFLOP/s (GB/s for memory-bound ops), percent
-/// of the best version of the same kernel, and the max relative error (max |c - ref| / max |ref|
-/// over up to 4096 sampled entries, f64 reference).
+/// Columns: kernel, version, shape, best time in ms, GFLOP/s (GB/s for memory-bound ops, TFLOP/s
+/// for GPU rows), percent of the best version of the same kernel (GPU rows: of cuBLAS on the
+/// same shape), and the max relative error (max |c - ref| / max |ref| over up to 4096 sampled
+/// entries, f64 reference).
 ///
 /// Kernels: matmul (C = A·B), matmul_nt (A·Bᵀ, B stored n×k), matmul_tn (Aᵀ·B, A stored k×m).
 /// Versions: v1–v5 (src/cpu/matmul/) and gemm, the entry point the tensor engine calls.
 /// v1 and v2 run on at most 256×256×256 (they are slow); the row's note says so.
+///
+/// With a GPU: cuda_fp32 and cuda_bf16 (cuda_*_nt, cuda_*_tn: transposed operands), versions
+/// v1–v4 of src/cuda/matmul.rs and cublas, on --shape, 4096³ and the matmuls of a GPT-2 124M
+/// step (only --shape when it is given). Median of CUDA-event timings.
 #[derive(Parser, Debug)]
 #[command(name = "kernels", version)]
 struct Args {
@@ -36,6 +45,17 @@ struct Args {
     /// Print one JSON object per row (kernel, version, shape, ms, gflops, max_rel_err, …).
     #[arg(long)]
     json: bool,
+    /// cpu: CPU rows only; cuda: GPU rows only; auto: CPU rows, and GPU rows when there is a GPU.
+    /// Without a GPU, cuda and auto print the CPU rows and say why there are no GPU rows.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    device: DeviceArg,
+    /// Instead of timing: compile every CUDA kernel file (fp32 and bf16) with NVRTC and print
+    /// registers, shared memory and spills per kernel, from ptxas. Needs no GPU.
+    #[arg(long)]
+    ptx_report: bool,
+    /// Compute capability for --ptx-report (90 = sm_90: H100/H200; 80 = A100).
+    #[arg(long, value_name = "N", default_value_t = 90)]
+    arch: u32,
     #[command(flatten)]
     common: Common,
 }
@@ -83,7 +103,8 @@ struct Row {
     gflops: f64,
     /// Mean CPU time of one call, all threads together (JSON only; see `time_best`).
     cpu_ms: f64,
-    /// "GFLOP/s" for compute-bound kernels, "GB/s" for memory-bound ones (then `gflops` holds GB/s).
+    /// "GFLOP/s" for compute-bound kernels, "GB/s" for memory-bound ones, "TFLOP/s" for GPU
+    /// matmuls: `gflops` holds the rate in this unit.
     unit: &'static str,
     max_rel_err: f64,
     threads: usize,
@@ -361,11 +382,11 @@ fn print_table(rows: &[Row]) {
     );
     let best = best_per_kernel(rows);
     for (r, b) in rows.iter().zip(best) {
-        let rate = format!(
-            "{:.1}{}",
-            r.gflops,
-            if r.unit == "GB/s" { " GB/s" } else { "" }
-        );
+        let rate = match r.unit {
+            "GB/s" => format!("{:.1} GB/s", r.gflops),
+            "TFLOP/s" => format!("{:.1} TF/s", r.gflops),
+            _ => format!("{:.1}", r.gflops),
+        };
         println!(
             "{:<13} {:<7} {:<16} {:>10.3} {:>12} {:>6.1}% {:>11.2e}  {}",
             r.kernel,
@@ -380,20 +401,36 @@ fn print_table(rows: &[Row]) {
     }
 }
 
-/// For each row, the best rate among the rows of the same kernel.
+/// For each row, the best rate among the rows of the same kernel; for GPU rows (`cuda_*`), the
+/// rate of cuBLAS on the same kernel and shape (or the best there when cuBLAS was filtered out).
 fn best_per_kernel(rows: &[Row]) -> Vec<f64> {
     rows.iter()
         .map(|r| {
-            rows.iter()
-                .filter(|o| o.kernel == r.kernel)
-                .map(|o| o.gflops)
-                .fold(0.0, f64::max)
+            let gpu = r.kernel.starts_with("cuda_");
+            let peers = rows
+                .iter()
+                .filter(|o| o.kernel == r.kernel && (!gpu || o.shape == r.shape));
+            let cublas = peers.clone().find(|o| gpu && o.version == "cublas");
+            cublas.map_or_else(|| peers.map(|o| o.gflops).fold(0.0, f64::max), |c| c.gflops)
         })
         .collect()
 }
 
+/// The GPU for the CUDA rows, or why there is none (printed under the table).
+fn open_gpu(device: DeviceArg) -> Result<std::sync::Arc<Gpu>, String> {
+    if device == DeviceArg::Cpu {
+        return Err("--device cpu".into());
+    }
+    let gpu = Gpu::open(0).map_err(|e| format!("{e:#}"))?;
+    pretrain::info!("device: {}", gpu.describe());
+    Ok(gpu)
+}
+
 fn main() -> std::process::ExitCode {
     cli::run::<Args, _>("kernels", |args| {
+        if args.ptx_report {
+            return cuda_rows::ptx_report(args.arch, args.json);
+        }
         let quick = cli::quick();
         let setup = Setup {
             shape: args.shape.unwrap_or(if quick {
@@ -411,8 +448,17 @@ fn main() -> std::process::ExitCode {
             }),
             budget: Duration::from_millis(if quick { 20 } else { 400 }),
         };
+        let gpu = open_gpu(args.device);
+        let mut all = Vec::new();
+        if args.device != DeviceArg::Cuda || gpu.is_err() {
+            all = registry();
+        }
+        if let Ok(gpu) = &gpu {
+            let only_shape = args.shape.is_some() || quick;
+            all.extend(cuda_rows::entries(gpu.clone(), setup.shape, only_shape));
+        }
         let filter = args.filter.clone().unwrap_or_default();
-        let entries: Vec<Entry> = registry()
+        let entries: Vec<Entry> = all
             .into_iter()
             .filter(|e| e.kernel.contains(&filter) || e.version.contains(&filter))
             .collect();
@@ -445,6 +491,13 @@ fn main() -> std::process::ExitCode {
             }
         } else {
             print_table(&rows);
+            match &gpu {
+                Err(why) => println!("no CUDA rows: {why}"),
+                Ok(g) => println!(
+                    "CUDA rows: {}, % best = % of cuBLAS on the same shape and precision",
+                    g.describe()
+                ),
+            }
         }
         Ok(())
     })

@@ -10,13 +10,14 @@
 //! | v1 | `kernels/matmul_v1_naive.cu` | one thread per output, straight from global memory |
 //! | v2 | `kernels/matmul_v2_tiled.cu` | 32×32 tiles shared by a block (32× less traffic) |
 //! | v3 | `kernels/matmul_v3_register.cu` | 8×8 outputs per thread in registers, 128×128 per block |
-//! | v4 | `kernels/matmul_v4_tensorcore.cu` | tensor cores (wmma, bf16 only), cp.async double buffer |
+//! | v4 | `kernels/matmul_v4_tensorcore.cu` | tensor cores (wmma, bf16 only), 3-stage cp.async pipeline |
 //! | cublas | NVIDIA's library | the bar to beat |
 
 use super::device::Gpu;
 use super::{DevPtr, GpuFloat, Precision};
 use anyhow::{Context, Result, bail, ensure};
 use cudarc::cublas::{result as blas, sys as blas_sys};
+use cudarc::driver::sys::CUfunction_attribute;
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 
 /// One implementation of [`gemm`].
@@ -31,14 +32,20 @@ pub enum Version {
     Cublas,
 }
 
-/// How one of our kernels is launched: file, kernel name, the C tile a block computes, threads.
+/// How one of our kernels is launched: file, kernel name, the C tile a block computes, threads,
+/// and dynamic shared memory in bytes.
 struct Launch {
     file: &'static str,
     kernel: &'static str,
     rows: u32,
     cols: u32,
     threads: u32,
+    smem: u32,
 }
+
+/// v4's dynamic shared memory: `SMEM_BYTES` in `kernels/matmul_v4_tensorcore.cu`, 3 pipeline
+/// stages of a 128×32 bf16 tile of A and one of B, rows padded to 40 (or 136) elements.
+const V4_SMEM: u32 = 3 * (128 * 40 + 128 * 40) * 2;
 
 impl Version {
     /// Every version, slowest first, cuBLAS last.
@@ -69,11 +76,14 @@ impl Version {
     }
 
     fn launch(self) -> Option<Launch> {
-        let (file, kernel, rows, cols, threads) = match self {
-            Version::V1Naive => ("matmul_v1_naive.cu", "matmul_v1", 8, 32, 256),
-            Version::V2Tiled => ("matmul_v2_tiled.cu", "matmul_v2", 32, 32, 1024),
-            Version::V3Register => ("matmul_v3_register.cu", "matmul_v3", 128, 128, 256),
-            Version::V4TensorCore => ("matmul_v4_tensorcore.cu", "matmul_v4", 128, 128, 256),
+        let (file, kernel, rows, cols, threads, smem) = match self {
+            Version::V1Naive => ("matmul_v1_naive.cu", "matmul_v1", 8, 32, 256, 0),
+            Version::V2Tiled => ("matmul_v2_tiled.cu", "matmul_v2", 32, 32, 1024, 0),
+            Version::V3Register => ("matmul_v3_register.cu", "matmul_v3", 128, 128, 256, 0),
+            Version::V4TensorCore => {
+                let f = "matmul_v4_tensorcore.cu";
+                (f, "matmul_v4", 128, 128, 256, V4_SMEM)
+            }
             Version::Cublas => return None,
         };
         Some(Launch {
@@ -82,6 +92,7 @@ impl Version {
             rows,
             cols,
             threads,
+            smem,
         })
     }
 }
@@ -142,9 +153,17 @@ pub fn gemm<X: GpuFloat>(
     let cfg = LaunchConfig {
         grid_dim: (grid.0 as u32, grid.1 as u32, 1),
         block_dim: (l.threads, 1, 1),
-        shared_mem_bytes: 0,
+        shared_mem_bytes: l.smem,
     };
     let f = gpu.function(l.file, X::PRECISION, l.kernel)?;
+    if l.smem > 48 * 1024 {
+        // Above 48 KB a kernel must opt in to more dynamic shared memory (sticky per function).
+        f.set_attribute(
+            CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            l.smem as i32,
+        )
+        .context("raising the shared memory limit")?;
+    }
     let bias_addr = bias.map_or(0u64, |p| p.addr);
     let (mi, ki, ni) = (m as i32, k as i32, n as i32);
     let (tai, tbi, acc) = (ta as i32, tb as i32, accumulate as i32);

@@ -14,6 +14,7 @@
 //!   buffers allocated once (llm.c style), with the parameters in flat buffers.
 //! - [`matmul`]: the matmul progression (naive, tiled, register-blocked, tensor cores) and cuBLAS.
 //! - [`attention`]: the fused causal attention (forward, backward) and the fused classifier.
+//! - [`ptxas`]: reads the compiler's report of registers, shared memory and spills per kernel.
 //!
 //! Nothing here is needed to run on the CPU: with no driver, every binary says so in one line
 //! and carries on with `crate::cpu`.
@@ -31,6 +32,7 @@ mod host_kernels;
 pub mod nvrtc;
 pub mod ops;
 pub mod params;
+pub mod ptxas;
 pub mod sources;
 pub mod trainer;
 

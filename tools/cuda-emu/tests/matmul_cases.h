@@ -22,8 +22,9 @@ typedef void (*MatmulKernel)(floatX*, const floatX*, const floatX*, const floatX
                              int, int, int);
 
 // Runs `kernel` (blocks of `threads` computing rows x cols of C) on every case.
+// `smem`: the dynamic shared memory the host launches with.
 inline void matmul_cases(const char* name, MatmulKernel kernel, int rows, int cols, int threads,
-                         const std::vector<Shape>& shapes = matmul_shapes) {
+                         const std::vector<Shape>& shapes = matmul_shapes, size_t smem = 0) {
     for (const Shape& s : shapes) {
         const int m = s.m, k = s.k, n = s.n;
         for (int shift : {0, 1}) {
@@ -65,7 +66,7 @@ inline void matmul_cases(const char* name, MatmulKernel kernel, int rows, int co
                                       name, m, k, n, ta, tb, acc, with_bias, shift ? " shifted" : "");
                         dim3 grid((m + rows - 1) / rows, (n + cols - 1) / cols);
                         if (!check::no_error(label, [&] {
-                                emu::launch(kernel, grid, threads, 0, c.data() + shift,
+                                emu::launch(kernel, grid, threads, smem, c.data() + shift,
                                             a.data() + shift, b.data() + shift,
                                             with_bias ? bias.data() + shift : nullptr, m, k, n, ta,
                                             tb, acc);
