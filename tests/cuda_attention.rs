@@ -11,8 +11,8 @@ use half::bf16;
 use pretrain::cpu::attention::{causal_attention_backward, causal_attention_forward};
 use pretrain::cpu::cross_entropy::{cross_entropy, cross_entropy_backward};
 use pretrain::cuda::attention::{
-    Version, attention_backward, attention_forward_version, attention_scratch_len,
-    classifier_forward_backward,
+    Version, attention_backward, attention_backward_version, attention_forward,
+    attention_forward_version, attention_scratch_len, best, classifier_forward_backward,
 };
 use pretrain::cuda::device::for_tests;
 use pretrain::cuda::{Buffer, Gpu, GpuFloat};
@@ -93,7 +93,8 @@ const SHAPES: &[(usize, usize, usize, usize)] = &[
     (2, 130, 2, 48),
 ];
 
-/// One attention case: forward with version `v` (whose `out` and `lse` the backward then uses).
+/// One attention case: forward and backward with `version` (the backward uses the forward's
+/// `out` and `lse`, as in training).
 fn attention_case<X: GpuFloat>(
     gpu: &Gpu,
     version: Version,
@@ -155,8 +156,9 @@ fn attention_case<X: GpuFloat>(
     // Filled with NaN-free garbage: the backward must overwrite every element.
     let dqkv_d = Buffer::from_host(gpu, &vec![X::from_f32(7.0); b * t * 3 * c]).unwrap();
     let scratch = Buffer::<f32>::zeros(gpu, attention_scratch_len(b, t, nh, hs)).unwrap();
-    attention_backward(
+    attention_backward_version(
         gpu,
+        version,
         dqkv_d.ptr(),
         dout_d.ptr(),
         out_d.ptr(),
@@ -229,6 +231,54 @@ fn attention_v2_bf16_matches_cpu() {
         if dims.3 % 16 == 0 {
             attention_case::<bf16>(&gpu, Version::V2TensorCore, dims, 80 + i as u64);
         }
+    }
+}
+
+/// `attention_forward` / `attention_backward` run `best` when it fits (bf16, hs = 64: v2) and
+/// v1 otherwise (bf16, hs = 40), bit for bit the same as asking for that version.
+#[test]
+fn attention_dispatch_runs_the_expected_version() {
+    let Some(gpu) = for_tests("attention_dispatch_runs_the_expected_version") else {
+        return;
+    };
+    assert_eq!(best::<bf16>(), Version::V2TensorCore);
+    assert_eq!(best::<f32>(), Version::V1Scalar);
+    for (hs, expected) in [(64, Version::V2TensorCore), (40, Version::V1Scalar)] {
+        let (b, t, nh) = (2, 37, 2);
+        let c = nh * hs;
+        let mut rng = Rng::new(hs as u64);
+        let qkv = Buffer::from_host(&gpu, &random::<bf16>(&mut rng, b * t * 3 * c, 1.0)).unwrap();
+        let dout = Buffer::from_host(&gpu, &random::<bf16>(&mut rng, b * t * c, 1.0)).unwrap();
+        let scratch = Buffer::<f32>::zeros(&gpu, attention_scratch_len(b, t, nh, hs)).unwrap();
+        let run = |version: Option<Version>| {
+            let out = Buffer::<bf16>::zeros(&gpu, b * t * c).unwrap();
+            let lse = Buffer::<f32>::zeros(&gpu, b * nh * t).unwrap();
+            let dqkv = Buffer::<bf16>::zeros(&gpu, b * t * 3 * c).unwrap();
+            let (o, l, x, dy, dx, s) = (
+                out.ptr(),
+                lse.ptr(),
+                qkv.ptr(),
+                dout.ptr(),
+                dqkv.ptr(),
+                scratch.ptr(),
+            );
+            match version {
+                None => {
+                    attention_forward(&gpu, o, l, x, b, t, nh, hs).unwrap();
+                    attention_backward(&gpu, dx, dy, o, x, l, s, b, t, nh, hs).unwrap();
+                }
+                Some(v) => {
+                    attention_forward_version(&gpu, v, o, l, x, b, t, nh, hs).unwrap();
+                    attention_backward_version(&gpu, v, dx, dy, o, x, l, s, b, t, nh, hs).unwrap();
+                }
+            }
+            (
+                out.to_host(&gpu).unwrap(),
+                lse.to_host(&gpu).unwrap(),
+                dqkv.to_host(&gpu).unwrap(),
+            )
+        };
+        assert_eq!(run(None), run(Some(expected)), "hs={hs}: not {expected:?}");
     }
 }
 
@@ -337,4 +387,100 @@ fn classifier_bf16_matches_cpu() {
     for (i, &(n, v, vp)) in CLASSIFIER_SHAPES.iter().enumerate() {
         classifier_case::<bf16>(&gpu, n, v, vp, 200 + i as u64);
     }
+}
+
+/// Mean milliseconds of `f` over `reps` runs, after one warm-up run.
+fn time_ms(gpu: &Gpu, reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    gpu.sync().unwrap();
+    let start = std::time::Instant::now();
+    for _ in 0..reps {
+        f();
+    }
+    gpu.sync().unwrap();
+    start.elapsed().as_secs_f64() * 1e3 / reps as f64
+}
+
+fn time_attention<X: GpuFloat>(gpu: &Gpu, version: Version) {
+    let (b, t, nh, hs) = (8, 1024, 12, 64);
+    let c = nh * hs;
+    let qkv = Buffer::<X>::zeros(gpu, b * t * 3 * c).unwrap();
+    let out = Buffer::<X>::zeros(gpu, b * t * c).unwrap();
+    let dout = Buffer::<X>::zeros(gpu, b * t * c).unwrap();
+    let dqkv = Buffer::<X>::zeros(gpu, b * t * 3 * c).unwrap();
+    let lse = Buffer::<f32>::zeros(gpu, b * nh * t).unwrap();
+    let scratch = Buffer::<f32>::zeros(gpu, attention_scratch_len(b, t, nh, hs)).unwrap();
+    let fwd = time_ms(gpu, 10, || {
+        attention_forward_version(gpu, version, out.ptr(), lse.ptr(), qkv.ptr(), b, t, nh, hs)
+            .unwrap()
+    });
+    let bwd = time_ms(gpu, 10, || {
+        attention_backward_version(
+            gpu,
+            version,
+            dqkv.ptr(),
+            dout.ptr(),
+            out.ptr(),
+            qkv.ptr(),
+            lse.ptr(),
+            scratch.ptr(),
+            b,
+            t,
+            nh,
+            hs,
+        )
+        .unwrap()
+    });
+    // Useful work of causal attention: q·kᵀ and p·v over half the T×T matrix forward, and
+    // 2.5 times that backward (five products).
+    let flop = 2.0 * (b * nh * t * t * hs) as f64;
+    eprintln!(
+        "attention {version:?} {} B={b} T={t} NH={nh} hs={hs}: forward {fwd:.3} ms \
+         ({:.1} TFLOP/s), backward {bwd:.3} ms ({:.1} TFLOP/s)",
+        X::PRECISION.name(),
+        flop / fwd * 1e-9,
+        2.5 * flop / bwd * 1e-9
+    );
+}
+
+fn time_classifier<X: GpuFloat>(gpu: &Gpu) {
+    let (n, v, vp) = (8 * 1024, 50257, 50304);
+    let logits = Buffer::<X>::zeros(gpu, n * vp).unwrap();
+    let losses = Buffer::<f32>::zeros(gpu, n).unwrap();
+    let targets = Buffer::<i32>::zeros(gpu, n).unwrap();
+    let ms = time_ms(gpu, 10, || {
+        classifier_forward_backward(
+            gpu,
+            logits.ptr(),
+            losses.ptr(),
+            targets.ptr(),
+            n,
+            v,
+            vp,
+            1.0 / n as f32,
+        )
+        .unwrap()
+    });
+    // Read twice, written once.
+    let bytes = 3.0 * (n * vp * std::mem::size_of::<X>()) as f64;
+    eprintln!(
+        "classifier {} n={n} v={v} vp={vp}: {ms:.3} ms ({:.0} GB/s)",
+        X::PRECISION.name(),
+        bytes / ms * 1e-6
+    );
+}
+
+/// Not a check: prints the speed of each version at GPT-2 124M's shapes (B=8, T=1024), for the
+/// header comments and the lesson (`cargo test --release --test cuda_attention timings --
+/// --nocapture`).
+#[test]
+fn timings() {
+    let Some(gpu) = for_tests("timings") else {
+        return;
+    };
+    time_attention::<f32>(&gpu, Version::V1Scalar);
+    time_attention::<bf16>(&gpu, Version::V1Scalar);
+    time_attention::<bf16>(&gpu, Version::V2TensorCore);
+    time_classifier::<f32>(&gpu);
+    time_classifier::<bf16>(&gpu);
 }

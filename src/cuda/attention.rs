@@ -1,5 +1,5 @@
-//! Launchers for the fused causal attention (`kernels/attention.cu`: v1, scalar fp32, forward
-//! and backward; `kernels/attention_v2.cu`: forward on tensor cores, bf16) and the fused
+//! Launchers for the fused causal attention (`kernels/attention.cu`: v1, scalar fp32;
+//! `kernels/attention_v2.cu`: v2, tensor cores, bf16; both forward and backward) and the fused
 //! classifier (`kernels/classifier.cu`): softmax, cross-entropy and its gradient in one pass
 //! over the logits.
 //!
@@ -36,15 +36,16 @@ fn check_shape(what: &str, b: usize, t: usize, nh: usize, hs: usize) -> Result<(
         b > 0 && t > 0 && nh > 0 && (1..=MAX_HEAD_SIZE).contains(&hs),
         "{what}: need B, T, NH > 0 and 1 <= hs <= {MAX_HEAD_SIZE}, got B={b} T={t} NH={nh} hs={hs}"
     );
+    // Offsets are size_t inside the kernels; grids have up to one block per 8 rows.
     ensure!(
-        b * nh * t.div_ceil(BQ) <= i32::MAX as usize && b * t * 3 * nh * hs <= i32::MAX as usize,
+        b * nh * t.div_ceil(8) <= i32::MAX as usize && 3 * nh * hs <= i32::MAX as usize,
         "{what}: B={b} T={t} NH={nh} hs={hs} is too large for one launch"
     );
     Ok(())
 }
 
 /// A launch with `smem` bytes of dynamic shared memory; raises the function's limit past the
-/// default 48 KiB when needed (hs = 128 in the backward kernels).
+/// default 48 KiB when needed (v2, and v1's backward at hs = 128).
 fn allow_smem(f: &cudarc::driver::CudaFunction, smem: usize) -> Result<()> {
     if smem > 48 * 1024 {
         f.set_attribute(
@@ -55,16 +56,17 @@ fn allow_smem(f: &cudarc::driver::CudaFunction, smem: usize) -> Result<()> {
     Ok(())
 }
 
-/// The attention forward kernels, slowest first (the lesson's progression).
+/// The attention kernels (forward and backward), slowest first (the lesson's progression).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Version {
     /// `attention.cu`: scalar fp32 FMAs, any storage type and head size up to 128.
     V1Scalar,
     /// `attention_v2.cu`: tensor cores through wmma; bf16 only, head size a multiple of 16.
+    /// The backward shares v1's preprocess kernel (D = Σ dout·out).
     V2TensorCore,
 }
 
-/// The fastest forward for storage type `X` (head sizes v2 cannot take fall back to v1).
+/// The fastest version for storage type `X` (head sizes v2 cannot take fall back to v1).
 pub fn best<X: GpuFloat>() -> Version {
     match X::PRECISION {
         Precision::Bf16 => Version::V2TensorCore,
@@ -72,12 +74,15 @@ pub fn best<X: GpuFloat>() -> Version {
     }
 }
 
-/// Whether `v` can run this shape (v2: bf16, hs a multiple of 16, rows 16-byte aligned).
-pub fn supports<X: GpuFloat>(v: Version, hs: usize, qkv: DevPtr<X>) -> bool {
+/// Whether `v` can run this shape on these inputs (v2: bf16, hs a multiple of 16, every
+/// input that it reads with 16-byte loads starting on a 16-byte boundary).
+pub fn supports<X: GpuFloat>(v: Version, hs: usize, inputs: &[DevPtr<X>]) -> bool {
     match v {
         Version::V1Scalar => true,
         Version::V2TensorCore => {
-            X::PRECISION == Precision::Bf16 && hs.is_multiple_of(16) && qkv.addr.is_multiple_of(16)
+            X::PRECISION == Precision::Bf16
+                && hs.is_multiple_of(16)
+                && inputs.iter().all(|p| p.addr.is_multiple_of(16))
         }
     }
 }
@@ -96,7 +101,7 @@ pub fn attention_forward<X: GpuFloat>(
     nh: usize,
     hs: usize,
 ) -> Result<()> {
-    let v = if supports(best::<X>(), hs, qkv) {
+    let v = if supports(best::<X>(), hs, &[qkv]) {
         best::<X>()
     } else {
         Version::V1Scalar
@@ -119,7 +124,7 @@ pub fn attention_forward_version<X: GpuFloat>(
 ) -> Result<()> {
     check_shape("attention_forward", b, t, nh, hs)?;
     ensure!(
-        supports(v, hs, qkv),
+        supports(v, hs, &[qkv]),
         "attention_forward: {v:?} needs bf16 storage, hs % 16 == 0 and aligned rows (hs={hs})"
     );
     let c = nh * hs;
@@ -165,7 +170,8 @@ pub fn attention_scratch_len(b: usize, t: usize, nh: usize, _hs: usize) -> usize
 /// Causal self-attention backward: overwrites `dqkv` (`[B, T, 3C]`, the layout of `qkv`) with
 /// the gradients of q, k and v, from `dout` and the forward's `out`, `qkv` and `lse`.
 /// `scratch` holds [`attention_scratch_len`] floats. Deterministic: no atomics (dk/dv and dq
-/// come from two kernels that each recompute the attention weights).
+/// come from two kernels that each recompute the attention weights). Runs [`best`] when it
+/// supports the shape, else v1.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_backward<X: GpuFloat>(
     gpu: &Gpu,
@@ -180,7 +186,35 @@ pub fn attention_backward<X: GpuFloat>(
     nh: usize,
     hs: usize,
 ) -> Result<()> {
+    let v = if supports(best::<X>(), hs, &[qkv, dout]) {
+        best::<X>()
+    } else {
+        Version::V1Scalar
+    };
+    attention_backward_version(gpu, v, dqkv, dout, out, qkv, lse, scratch, b, t, nh, hs)
+}
+
+/// [`attention_backward`] with a chosen kernel version (an error if it cannot run the shape).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_backward_version<X: GpuFloat>(
+    gpu: &Gpu,
+    v: Version,
+    dqkv: DevPtr<X>,
+    dout: DevPtr<X>,
+    out: DevPtr<X>,
+    qkv: DevPtr<X>,
+    lse: DevPtr<f32>,
+    scratch: DevPtr<f32>,
+    b: usize,
+    t: usize,
+    nh: usize,
+    hs: usize,
+) -> Result<()> {
     check_shape("attention_backward", b, t, nh, hs)?;
+    ensure!(
+        supports(v, hs, &[qkv, dout]),
+        "attention_backward: {v:?} needs bf16 storage, hs % 16 == 0 and aligned rows (hs={hs})"
+    );
     let c = nh * hs;
     dqkv.expect("attention_backward: dqkv", b * t * 3 * c);
     dout.expect("attention_backward: dout", b * t * c);
@@ -201,6 +235,7 @@ pub fn attention_backward<X: GpuFloat>(
         scratch.addr,
     );
 
+    // D_i = dout_i · out_i (both versions).
     let f = gpu.function(
         "attention.cu",
         X::PRECISION,
@@ -208,34 +243,55 @@ pub fn attention_backward<X: GpuFloat>(
     )?;
     let rows = b * nh * t;
     let mut lb = gpu.stream.launch_builder(&f);
-    lb.arg(&d)
-        .arg(&dy)
-        .arg(&y)
-        .arg(&bi)
-        .arg(&ti)
-        .arg(&nhi)
-        .arg(&hsi);
+    lb.arg(&d).arg(&dy).arg(&y);
+    lb.arg(&bi).arg(&ti).arg(&nhi).arg(&hsi);
     // SAFETY: one warp per row below B*NH*T; reads `dout`/`out` rows, writes `scratch[row]`.
     unsafe { lb.launch(launch_config(rows.div_ceil(8) as u32, 256, 0)) }?;
 
-    let grid = (b * nh * t.div_ceil(BQ)) as u32;
-    let f = gpu.function("attention.cu", X::PRECISION, "attention_backward_dkdv")?;
-    let smem = 4 * (2 * BQ * hs + 2 * BK * odd_stride(hs) + 2 * BK);
-    allow_smem(&f, smem)?;
-    let mut lb = gpu.stream.launch_builder(&f);
-    lb.arg(&dq).arg(&dy).arg(&x).arg(&l).arg(&d);
-    lb.arg(&bi).arg(&ti).arg(&nhi).arg(&hsi);
-    // SAFETY: sizes checked above; each block writes the k and v columns of its own key rows.
-    unsafe { lb.launch(launch_config(grid, ATT_THREADS, smem as u32)) }?;
-
-    let f = gpu.function("attention.cu", X::PRECISION, "attention_backward_dq")?;
-    let smem = 4 * (2 * BQ * hs + 2 * BK * odd_stride(hs));
-    allow_smem(&f, smem)?;
-    let mut lb = gpu.stream.launch_builder(&f);
-    lb.arg(&dq).arg(&dy).arg(&x).arg(&l).arg(&d);
-    lb.arg(&bi).arg(&ti).arg(&nhi).arg(&hsi);
-    // SAFETY: as above; each block writes the q columns of its own query rows.
-    unsafe { lb.launch(launch_config(grid, ATT_THREADS, smem as u32)) }?;
+    // (file, kernel, rows per block, shared memory) for dk/dv, then for dq.
+    let kernels = match v {
+        Version::V1Scalar => [
+            (
+                "attention.cu",
+                "attention_backward_dkdv",
+                BQ,
+                4 * (2 * BQ * hs + 2 * BK * odd_stride(hs) + 2 * BK),
+            ),
+            (
+                "attention.cu",
+                "attention_backward_dq",
+                BQ,
+                4 * (2 * BQ * hs + 2 * BK * odd_stride(hs)),
+            ),
+        ],
+        // k, v, q, dout tiles (bf16), S and dP (fp32, 4 warps × 16 × 64 each), P and dS
+        // (bf16), lse and D of a tile; dq needs no P, lse or D in shared memory.
+        Version::V2TensorCore => [
+            (
+                "attention_v2.cu",
+                "attention_backward_dkdv_v2",
+                V2_BK,
+                2 * 4 * V2_BQ * hs + 2 * 4 * 16 * 64 * 4 + 2 * 4 * 16 * 64 * 2 + 2 * V2_BQ * 4,
+            ),
+            (
+                "attention_v2.cu",
+                "attention_backward_dq_v2",
+                V2_BQ,
+                2 * 4 * V2_BQ * hs + 2 * 4 * 16 * 64 * 4 + 4 * 16 * 64 * 2,
+            ),
+        ],
+    };
+    for (file, name, rows, smem) in kernels {
+        let f = gpu.function(file, X::PRECISION, name)?;
+        allow_smem(&f, smem)?;
+        let grid = (b * nh * t.div_ceil(rows)) as u32;
+        let mut lb = gpu.stream.launch_builder(&f);
+        lb.arg(&dq).arg(&dy).arg(&x).arg(&l).arg(&d);
+        lb.arg(&bi).arg(&ti).arg(&nhi).arg(&hsi);
+        // SAFETY: sizes checked above; each block reads the rows of its own (b, h) below T and
+        // writes the k and v (dkdv) or q (dq) columns of its own rows of `dqkv` only.
+        unsafe { lb.launch(launch_config(grid, ATT_THREADS, smem as u32)) }?;
+    }
     Ok(())
 }
 
@@ -244,6 +300,8 @@ pub fn attention_backward<X: GpuFloat>(
 /// with `dloss · (softmax − onehot(target))`, zero in the padding columns `v..vp`.
 /// `targets[r] < 0` means ignored: loss 0 and a zero row of gradients. `dloss` is
 /// `1 / (number of counted targets)` for the mean loss. (A target `>= v` gives a NaN loss.)
+/// The CPU's `cross_entropy_ignore(targets, Some(ignore))` takes `u32` targets and an ignore
+/// index instead: map `t == ignore` to `-1` and every other `t` to `t as i32`.
 #[allow(clippy::too_many_arguments)]
 pub fn classifier_forward_backward<X: GpuFloat>(
     gpu: &Gpu,
