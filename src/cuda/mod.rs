@@ -11,7 +11,9 @@
 //!
 //! - [`ops`]: one host launcher per kernel (sizes checked, launch shape chosen).
 //! - [`params`] and [`gpt`]: GPT-2 training on the GPU, an explicit forward and backward over
-//!   buffers allocated once (llm.c style), with the parameters in flat buffers.
+//!   buffers allocated once (llm.c style), with the parameters in flat buffers; [`exec`] runs
+//!   its launches on the GPU (or, in unit tests, on host loops of the same contract);
+//!   [`trainer`] is what `crate::train::trainer` calls on a GPU.
 //!
 //! Nothing here is needed to run on the CPU: with no driver, every binary says so in one line
 //! and carries on with `crate::cpu`.
