@@ -279,7 +279,8 @@ pub struct GpuGpt<X: GpuFloat> {
     pub config: GptConfig,
     pub table: ParamTable,
     pub dims: Dims,
-    /// The matmul used everywhere ([`matmul::best`] unless changed with [`set_matmul`](Self::set_matmul)).
+    /// The matmul used everywhere (our fastest for `X` unless changed with
+    /// [`set_matmul`](Self::set_matmul)).
     pub matmul: MatmulVersion,
     master: Mem<f32>,
     params: Mem<X>,

@@ -11,7 +11,9 @@
 //!
 //! - [`ops`]: one host launcher per kernel (sizes checked, launch shape chosen).
 //! - [`params`] and [`gpt`]: GPT-2 training on the GPU, an explicit forward and backward over
-//!   buffers allocated once (llm.c style), with the parameters in flat buffers.
+//!   buffers allocated once (llm.c style), with the parameters in flat buffers; [`exec`] runs
+//!   its launches on the GPU (or, in unit tests, on host loops of the same contract);
+//!   [`trainer`] is what `crate::train::trainer` calls on a GPU.
 //! - [`matmul`]: the matmul progression (naive, tiled, register-blocked, tensor cores) and cuBLAS.
 //! - [`attention`]: the fused causal attention (forward, backward) and the fused classifier.
 //! - [`ptxas`]: reads the compiler's report of registers, shared memory and spills per kernel.
