@@ -1,8 +1,14 @@
-//! Times full training steps (forward, backward, AdamW) of a GPT-2 on random tokens and prints one
-//! JSON line. `benches/compare/train_vs_torch.sh` runs it beside the same model in PyTorch.
+//! Times full training steps (forward, backward, clip + AdamW) of a GPT-2 on random tokens and
+//! prints one JSON line. On the CPU, `benches/compare/train_vs_torch.sh` runs it beside the same
+//! model in PyTorch; on the GPU (`--device cuda`, our kernels), `scripts/gpu-check.sh` runs it
+//! beside `benches/compare/train_torch_gpu.py`.
 //!
 //! cargo run --release --example train_bench -- L D H T B V STEPS
 //! (layers, width, heads, sequence length, batch, vocabulary, timed steps; defaults: 4 256 4 256 8 8192 5)
+//!
+//! cargo run --release --example train_bench -- --device cuda --preset gpt2 --steps 20
+//! (GPT-2 124M at T=1024, B=16; options: --batch B, --precision fp32|bf16 (default bf16),
+//! --matmul v3|v4|cublas (default: our fastest); 3 warm-up steps on the GPU, 1 on the CPU)
 
 use pretrain::model::config::GptConfig;
 use pretrain::model::gpt::Gpt;
@@ -10,24 +16,60 @@ use pretrain::train::optim::{AdamW, AdamWConfig};
 use pretrain::train::trainer::{flops_per_token, measured_peak_gflops};
 use std::time::Instant;
 
+/// The command line: positional sizes and `--name value` options.
+struct Args {
+    nums: Vec<usize>,
+    device: String,
+    preset: Option<String>,
+    steps: Option<usize>,
+    batch: Option<usize>,
+    precision: String,
+    matmul: Option<String>,
+}
+
+fn parse() -> Args {
+    let mut a = Args {
+        nums: Vec::new(),
+        device: "cpu".into(),
+        preset: None,
+        steps: None,
+        batch: None,
+        precision: "bf16".into(),
+        matmul: None,
+    };
+    let mut it = std::env::args().skip(1);
+    let num = |s: Option<String>, what: &str| -> usize {
+        s.and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("train_bench: {what} needs a number"))
+    };
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--device" => a.device = it.next().expect("--device cpu|cuda"),
+            "--preset" => a.preset = it.next(),
+            "--steps" => a.steps = Some(num(it.next(), "--steps")),
+            "--batch" => a.batch = Some(num(it.next(), "--batch")),
+            "--precision" => a.precision = it.next().expect("--precision fp32|bf16"),
+            "--matmul" => a.matmul = it.next(),
+            _ => a.nums.push(
+                arg.parse()
+                    .unwrap_or_else(|_| panic!("train_bench: {arg:?} is not a number")),
+            ),
+        }
+    }
+    a
+}
+
 fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .map(|a| {
-            a.parse()
-                .unwrap_or_else(|_| panic!("train_bench: {a:?} is not a number"))
-        })
-        .collect();
-    let get = |i: usize, d: usize| args.get(i).copied().unwrap_or(d);
-    let (l, d, h, t, b, v, steps) = (
-        get(0, 4),
-        get(1, 256),
-        get(2, 4),
-        get(3, 256),
-        get(4, 8),
-        get(5, 8192),
-        get(6, 5),
-    );
+    let a = parse();
+    let defaults = match a.preset.as_deref() {
+        Some("gpt2") => [12, 768, 12, 1024, 16, 50257, 10],
+        Some(p) => panic!("train_bench: unknown preset {p:?} (gpt2)"),
+        None => [4, 256, 4, 256, 8, 8192, 5],
+    };
+    let get = |i: usize| a.nums.get(i).copied().unwrap_or(defaults[i]);
+    let (l, d, h, t, v) = (get(0), get(1), get(2), get(3), get(5));
+    let b = a.batch.unwrap_or(get(4));
+    let steps = a.steps.unwrap_or(get(6)).max(1);
     let config = GptConfig {
         n_layer: l,
         n_head: h,
@@ -36,12 +78,32 @@ fn main() {
         vocab_size: v,
     };
     let model = Gpt::new(config, 1);
-    let params: Vec<_> = model.params().into_iter().map(|(_, p)| p.clone()).collect();
-    let refs: Vec<_> = params.iter().collect();
-    let sizes: Vec<usize> = params.iter().map(|p| p.numel()).collect();
-    let mut opt = AdamW::new(AdamWConfig::default(), &sizes);
+    let (name, median, peak_gflops) = match a.device.as_str() {
+        "cpu" => {
+            let median = cpu_steps(&model, b, t, steps);
+            ("pretrain".to_string(), median, measured_peak_gflops())
+        }
+        "cuda" => {
+            gpu::run(&model, b, t, steps, &a.precision, a.matmul.as_deref()).unwrap_or_else(|e| {
+                eprintln!("train_bench: {e:#}");
+                std::process::exit(1);
+            })
+        }
+        other => panic!("train_bench: --device {other:?} (cpu or cuda)"),
+    };
+    let tps = (b * t) as f64 / median;
+    let mfu = tps * flops_per_token(&config, t) / (peak_gflops * 1e9);
+    println!(
+        "{{\"impl\":\"{name}\",\"config\":\"L{l} d{d} h{h} T{t} B{b} V{v}\",\"params\":{},\"ms_per_step\":{:.1},\"tokens_per_sec\":{tps:.0},\"mfu\":{mfu:.3}}}",
+        config.num_params(),
+        median * 1e3
+    );
+}
+
+/// Random token ids below `v`, from a fixed seed.
+fn token_stream(v: usize) -> impl FnMut(usize) -> Vec<u32> {
     let mut x = 12345u64;
-    let mut tokens = |n: usize| -> Vec<u32> {
+    move |n| {
         (0..n)
             .map(|_| {
                 x = x
@@ -50,7 +112,16 @@ fn main() {
                 (x >> 33) as u32 % v as u32
             })
             .collect()
-    };
+    }
+}
+
+/// Median seconds per CPU step.
+fn cpu_steps(model: &Gpt, b: usize, t: usize, steps: usize) -> f64 {
+    let params: Vec<_> = model.params().into_iter().map(|(_, p)| p.clone()).collect();
+    let refs: Vec<_> = params.iter().collect();
+    let sizes: Vec<usize> = params.iter().map(|p| p.numel()).collect();
+    let mut opt = AdamW::new(AdamWConfig::default(), &sizes);
+    let mut tokens = token_stream(model.config.vocab_size);
     // PROFILE=1 prints where the time goes, per op (forward and backward).
     let profile = std::env::var("PROFILE").is_ok_and(|v| v == "1");
     pretrain::tensor::profile::enable(profile);
@@ -70,12 +141,83 @@ fn main() {
         eprintln!("{}", pretrain::tensor::profile::report());
     }
     times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
-    let tps = (b * t) as f64 / median;
-    let mfu = tps * flops_per_token(&config, t) / (measured_peak_gflops() * 1e9);
-    println!(
-        "{{\"impl\":\"pretrain\",\"config\":\"L{l} d{d} h{h} T{t} B{b} V{v}\",\"params\":{},\"ms_per_step\":{:.1},\"tokens_per_sec\":{tps:.0},\"mfu\":{mfu:.3}}}",
-        config.num_params(),
-        median * 1e3
-    );
+    times[times.len() / 2]
+}
+
+mod gpu {
+    use super::*;
+    use pretrain::cuda::gpt::{GpuGpt, MatmulVersion};
+    use pretrain::cuda::trainer::peak_gflops;
+    use pretrain::cuda::{Gpu, GpuFloat, Precision};
+    use std::sync::Arc;
+
+    const WARMUP: usize = 3;
+
+    /// (name, median seconds per step, peak GFLOP/s) of `steps` GPU steps after the warm-up.
+    pub fn run(
+        model: &Gpt,
+        b: usize,
+        t: usize,
+        steps: usize,
+        precision: &str,
+        matmul: Option<&str>,
+    ) -> anyhow::Result<(String, f64, f64)> {
+        let gpu = Gpu::open(0)?;
+        let p = match precision {
+            "bf16" => Precision::Bf16,
+            "fp32" => Precision::F32,
+            other => anyhow::bail!("--precision {other:?}: fp32 or bf16"),
+        };
+        let (median, version) = match p {
+            Precision::F32 => steps_on::<f32>(&gpu, model, b, t, steps, matmul)?,
+            Precision::Bf16 => steps_on::<half::bf16>(&gpu, model, b, t, steps, matmul)?,
+        };
+        let name = format!("pretrain-cuda {} {version:?} on {}", p.name(), gpu.name);
+        Ok((name, median, peak_gflops(&gpu.name, p)))
+    }
+
+    fn steps_on<X: GpuFloat>(
+        gpu: &Arc<Gpu>,
+        model: &Gpt,
+        b: usize,
+        t: usize,
+        steps: usize,
+        matmul: Option<&str>,
+    ) -> anyhow::Result<(f64, MatmulVersion)> {
+        let mut g = GpuGpt::<X>::new(gpu, model, b, t)?;
+        match matmul {
+            None => {}
+            Some("v3") => g.set_matmul(MatmulVersion::V3Register),
+            Some("v4") => g.set_matmul(MatmulVersion::V4TensorCore),
+            Some("cublas") => g.set_matmul(MatmulVersion::Cublas),
+            Some(other) => anyhow::bail!("--matmul {other}: v3, v4 or cublas"),
+        }
+        eprintln!(
+            "train_bench: {}, {} activations {:.1} GB",
+            gpu.describe(),
+            X::PRECISION.name(),
+            g.dims.activation_bytes(std::mem::size_of::<X>()) as f64 / 1e9
+        );
+        let sizes: Vec<usize> = model.params().iter().map(|(_, p)| p.numel()).collect();
+        let mut opt = AdamW::new(AdamWConfig::default(), &sizes);
+        let mut tokens = token_stream(model.config.vocab_size);
+        let mut times = Vec::new();
+        for step in 0..WARMUP + steps {
+            let (ids, targets) = (tokens(b * t), tokens(b * t));
+            gpu.sync()?;
+            let t0 = Instant::now();
+            let loss = g.forward(&ids, &targets, 1.0)?;
+            g.backward()?;
+            g.update(&mut opt, 1e-4, 1.0)?;
+            g.zero_grad()?;
+            gpu.sync()?;
+            let secs = t0.elapsed().as_secs_f64();
+            eprintln!("step {step}: loss {loss:.4}, {:.1} ms", secs * 1e3);
+            if step >= WARMUP {
+                times.push(secs);
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        Ok((times[times.len() / 2], g.matmul))
+    }
 }

@@ -7,6 +7,7 @@
 use anyhow::Context;
 use clap::Parser;
 use pretrain::cli::{self, Common};
+use pretrain::cuda::DeviceArg;
 use pretrain::data::{CleanConfig, clean};
 use pretrain::dataset::write::{TokenizeOptions, tokenize_jsonl};
 use pretrain::model::config::GptConfig;
@@ -16,7 +17,7 @@ use pretrain::tokenizer::train::train_from_counts;
 use pretrain::tokenizer::{ENDOFTEXT, Split, TrainOptions, formats};
 use pretrain::train::optim::AdamWConfig;
 use pretrain::train::schedule::ScheduleKind;
-use pretrain::train::trainer::{self, TrainConfig};
+use pretrain::train::trainer::{self, Device, PrecisionArg, TrainConfig};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -36,6 +37,13 @@ struct Args {
     /// Override the preset's number of training steps.
     #[arg(long)]
     steps: Option<usize>,
+    /// Where to train: cuda (falls back to the CPU with a message when there is no GPU), cpu, or
+    /// auto (the GPU when there is one).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    device: DeviceArg,
+    /// Storage type on the GPU [default: bf16]; fp32 matches the CPU's numbers.
+    #[arg(long, value_enum)]
+    precision: Option<PrecisionArg>,
     #[command(flatten)]
     common: Common,
 }
@@ -127,6 +135,7 @@ fn main() -> std::process::ExitCode {
         });
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         println!("pretrain pipeline ({} preset) → {}", p.name, out.display());
+        let device = Device::from_args(args.device, args.precision);
         let t_all = Instant::now();
 
         // 1. clean
@@ -223,7 +232,7 @@ fn main() -> std::process::ExitCode {
             sample_every: 0,
             checkpoint_every: 0,
         };
-        let ts = trainer::train(&cfg, false)?;
+        let ts = trainer::train_on(&cfg, false, &device)?;
         let val = ts.val_loss.context("the validation split is empty")?;
         let unigram = ts.unigram_val_loss.unwrap_or(f64::NAN);
         println!(

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use pretrain::cli::{self, Common};
+use pretrain::cuda::DeviceArg;
 use pretrain::sample::{SamplingConfig, generate};
 use pretrain::tokenizer::encode::StreamDecoder;
 use pretrain::train::trainer::load_model;
@@ -31,6 +32,10 @@ struct Args {
     /// Seed of the sampling.
     #[arg(long, default_value_t = 1337)]
     seed: u64,
+    /// Accepted for symmetry with train; sampling always runs on the CPU (one token at a time
+    /// with a KV cache; a GPU sampler is not written yet).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    device: DeviceArg,
     #[command(flatten)]
     common: Common,
 }
@@ -38,6 +43,9 @@ pretrain::has_common!(Args);
 
 fn main() -> std::process::ExitCode {
     cli::run::<Args, _>("sample", |a| {
+        if a.device == DeviceArg::Cuda {
+            pretrain::info!("device: sampling runs on the CPU (no GPU sampler yet)");
+        }
         let model = load_model(&a.checkpoint)?;
         let tok = pretrain::tokenizer::formats::load(&a.checkpoint, None)
             .with_context(|| format!("{}: loading the tokenizer", a.checkpoint.display()))?;

@@ -3,10 +3,11 @@
 use anyhow::Context;
 use clap::Parser;
 use pretrain::cli::{self, Common};
+use pretrain::cuda::DeviceArg;
 use pretrain::model::config::GptConfig;
 use pretrain::train::optim::AdamWConfig;
 use pretrain::train::schedule::{MIN_LR_FRACTION, ScheduleKind};
-use pretrain::train::trainer::{self, TrainConfig};
+use pretrain::train::trainer::{self, Device, PrecisionArg, TrainConfig};
 use std::path::PathBuf;
 
 /// Train a GPT-2 model on token shards written by `tokenize`.
@@ -88,6 +89,13 @@ struct Args {
     /// Save a checkpoint every N steps (0 = only at the end).
     #[arg(long, default_value_t = 500)]
     checkpoint_every: usize,
+    /// Where to train: cuda (falls back to the CPU with a message when there is no GPU), cpu, or
+    /// auto (the GPU when there is one).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    device: DeviceArg,
+    /// Storage type on the GPU [default: bf16]; fp32 matches the CPU's numbers.
+    #[arg(long, value_enum)]
+    precision: Option<PrecisionArg>,
     #[command(flatten)]
     common: Common,
 }
@@ -106,6 +114,7 @@ fn main() -> std::process::ExitCode {
             eprintln!("\ninterrupted: saving a checkpoint after this step");
         })?;
         let resume = a.resume;
+        let device = Device::from_args(a.device, a.precision);
         let cfg = if resume {
             // A resumed run keeps its settings; only --steps may extend it.
             let path = a.out.join("train_config.json");
@@ -124,7 +133,7 @@ fn main() -> std::process::ExitCode {
             cfg.steps = cfg.steps.min(20);
             cfg.eval_batches = cfg.eval_batches.min(2);
         }
-        let s = trainer::train(&cfg, resume)?;
+        let s = trainer::train_on(&cfg, resume, &device)?;
         println!(
             "trained {} steps: loss {:.4}{}; {:.0} tokens/s, MFU {:.1}%",
             s.steps_done,

@@ -214,6 +214,16 @@ impl<T> std::fmt::Debug for DevPtr<T> {
 }
 
 impl<T> DevPtr<T> {
+    /// A view of `len` elements at `addr`. Making one is harmless; launching a kernel on it is
+    /// what must be right (the launchers' `unsafe` blocks rely on the length being true).
+    pub fn from_raw_parts(addr: u64, len: usize) -> DevPtr<T> {
+        DevPtr {
+            addr,
+            len,
+            _t: PhantomData,
+        }
+    }
+
     /// Elements `offset .. offset + len`. Panics, naming both ranges, if that is past the end.
     pub fn slice(self, offset: usize, len: usize) -> DevPtr<T> {
         assert!(

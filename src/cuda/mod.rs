@@ -3,16 +3,21 @@
 //!
 //! - [`nvrtc`]: finds and calls the run-time compiler (no CUDA toolkit needed to build pretrain).
 //! - [`sources`]: every kernel file, embedded in the binary with `include_str!`, and how each is
-//!   compiled (architecture, fp32 or bf16 storage).
-//! - [`buffer`]: device memory ([`Buffer`]) and the checked views ([`DevPtr`]) kernels take.
+//!   compiled (architecture, fp32 or bf16 storage); [`ptxas`] reads the compiler's report of
+//!   registers, shared memory and spills per kernel.
 //! - [`device`]: opens the GPU (checking first that the driver library exists, because cudarc
-//!   panics without it), caches compiled modules per process, and picks CPU or GPU for
-//!   `--device cpu|cuda|auto`.
-//!
-//! - [`ops`]: one host launcher per kernel (sizes checked, launch shape chosen).
+//!   panics without it), caches compiled modules per process, launches kernels, and picks CPU or
+//!   GPU for `--device cpu|cuda|auto`. [`emu`] stands in for a GPU in tests: the same launches
+//!   run on the CPU emulator of `tools/cuda-emu`.
+//! - [`buffer`]: device memory ([`Buffer`]) and the checked views ([`DevPtr`]) kernels take.
 //! - [`matmul`]: the matmul progression (naive, tiled, register-blocked, tensor cores) and cuBLAS.
-//! - [`ptxas`]: reads the compiler's report of registers, shared memory and spills per kernel.
+//! - [`ops`]: one host launcher per kernel (sizes checked, launch shape chosen): embedding,
+//!   layernorm, GELU, residual, bias gradient, AdamW, gradient norm, casts.
 //! - [`attention`]: the fused causal attention (forward, backward) and the fused classifier.
+//! - [`params`] and [`gpt`]: GPT-2 training on the GPU, an explicit forward and backward over
+//!   buffers allocated once (llm.c style), with the parameters in flat buffers; [`exec`] runs
+//!   its launches on the GPU (or, in unit tests, on host loops of the same contract);
+//!   [`trainer`] is what `crate::train::trainer` calls on a GPU.
 //!
 //! Nothing here is needed to run on the CPU: with no driver, every binary says so in one line
 //! and carries on with `crate::cpu`.
@@ -21,11 +26,19 @@ pub mod attention;
 pub mod buffer;
 pub mod device;
 pub mod emu;
+pub mod exec;
+pub mod gpt;
+#[cfg(test)]
+mod gpt_host_tests;
+#[cfg(test)]
+mod host_kernels;
 pub mod matmul;
 pub mod nvrtc;
 pub mod ops;
+pub mod params;
 pub mod ptxas;
 pub mod sources;
+pub mod trainer;
 
 pub use buffer::{Buffer, DevPtr, GpuFloat};
 pub use device::{DeviceArg, Gpu, select};

@@ -132,11 +132,17 @@ pub fn clip_scale(grads: &[&[f32]], max_norm: f32) -> (f32, f32) {
         .map(|&x| (x as f64) * (x as f64))
         .sum();
     let norm = sum_sq.sqrt() as f32;
+    (norm, clip_factor(norm, max_norm))
+}
+
+/// The factor that brings a gradient norm of `norm` down to `max_norm`: 1.0 when it is already
+/// below, or when clipping is off (`max_norm <= 0`). The GPU trainer uses it too.
+pub fn clip_factor(norm: f32, max_norm: f32) -> f32 {
     if max_norm > 0.0 && norm > max_norm {
         // PyTorch's clip_grad_norm_ adds 1e-6 to the norm the same way.
-        (norm, max_norm / (norm + 1e-6))
+        max_norm / (norm + 1e-6)
     } else {
-        (norm, 1.0)
+        1.0
     }
 }
 

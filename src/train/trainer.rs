@@ -9,6 +9,9 @@
 use super::metrics::{MetricsLog, StepMetrics};
 use super::optim::{AdamW, AdamWConfig};
 use super::schedule::{Schedule, ScheduleKind};
+use crate::cuda::exec::Exec;
+use crate::cuda::trainer::GpuTrainer;
+use crate::cuda::{DeviceArg, Gpu, Precision};
 use crate::dataset::loader::{Loader, Position};
 use crate::model::checkpoint::{
     NamedTensor, load_gpt2_params, read_safetensors, safetensors_bytes, write_dir_atomic,
@@ -22,6 +25,7 @@ use crate::{detail, info};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -94,6 +98,47 @@ struct TrainerState {
     train_position: Position,
 }
 
+/// Where the training steps run: the CPU (`exec: None`), or a GPU with a storage precision.
+/// Everything else (data, schedule, metrics, checkpoints, samples) is the same either way.
+#[derive(Clone, Default)]
+pub struct Device {
+    pub exec: Option<Exec>,
+    pub precision: Precision,
+}
+
+/// `--precision`: the storage type of weights and activations on the GPU.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrecisionArg {
+    /// fp32 everywhere: the mode that matches the CPU.
+    Fp32,
+    /// bf16 weights and activations, fp32 master weights and optimizer state.
+    Bf16,
+}
+
+impl Device {
+    /// Resolves `--device` and `--precision` (default bf16 on a GPU). Without a GPU it prints the
+    /// one-line fallback (see `cuda::select`) and the precision is ignored.
+    pub fn from_args(device: DeviceArg, precision: Option<PrecisionArg>) -> Device {
+        let gpu = crate::cuda::select(device);
+        let precision = match precision {
+            Some(PrecisionArg::Fp32) => Precision::F32,
+            Some(PrecisionArg::Bf16) | None => Precision::Bf16,
+        };
+        match gpu {
+            Some(g) => Device::cuda(g, precision),
+            None => Device::default(),
+        }
+    }
+
+    /// This GPU, in this precision.
+    pub fn cuda(gpu: Arc<Gpu>, precision: Precision) -> Device {
+        Device {
+            exec: Some(Exec::Gpu(gpu)),
+            precision,
+        }
+    }
+}
+
 /// Set by the Ctrl-C handler; the loop saves a checkpoint after the current step and stops.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -102,8 +147,14 @@ pub fn checkpoint_dir(out: &Path) -> PathBuf {
     out.join("checkpoint")
 }
 
-/// Train according to `cfg`. With `resume`, continue from `cfg.out/checkpoint`.
+/// Train according to `cfg` on the CPU. With `resume`, continue from `cfg.out/checkpoint`.
 pub fn train(cfg: &TrainConfig, resume: bool) -> Result<TrainSummary> {
+    train_on(cfg, resume, &Device::default())
+}
+
+/// [`train`] with the steps on `device`. On a GPU the CPU model is a copy, refreshed from the
+/// GPU for samples and checkpoints.
+pub fn train_on(cfg: &TrainConfig, resume: bool, device: &Device) -> Result<TrainSummary> {
     std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
     let ckpt = checkpoint_dir(&cfg.out);
     let mut train_data = Loader::new(
@@ -159,7 +210,29 @@ pub fn train(cfg: &TrainConfig, resume: bool) -> Result<TrainSummary> {
         group_digits(n_params)
     );
 
-    let peak = measured_peak_gflops();
+    let mut gpu = match &device.exec {
+        Some(ex) => {
+            let t = GpuTrainer::new(
+                ex,
+                &model,
+                &opt,
+                cfg.batch_size,
+                cfg.seq_len,
+                device.precision,
+            )?;
+            info!(
+                "training on {} in {}",
+                ex.describe(),
+                device.precision.name()
+            );
+            Some(t)
+        }
+        None => None,
+    };
+    let peak = match &gpu {
+        Some(g) => g.peak_gflops(),
+        None => measured_peak_gflops(),
+    };
     let flops_per_token = flops_per_token(&model.config, cfg.seq_len);
     let params: Vec<Tensor> = model.params().into_iter().map(|(_, p)| p.clone()).collect();
     let param_refs: Vec<&Tensor> = params.iter().collect();
@@ -195,8 +268,14 @@ pub fn train(cfg: &TrainConfig, resume: bool) -> Result<TrainSummary> {
         let mut loss_sum = 0.0f64;
         for _ in 0..cfg.grad_accum {
             let (x, y) = train_data.next_batch();
-            let loss = model.loss(&x, &y, cfg.batch_size, cfg.seq_len);
-            let l = loss.item();
+            // The CPU keeps the loss tensor for backward; the GPU keeps its activations.
+            let (l, cpu_loss) = match gpu.as_mut() {
+                Some(g) => (g.forward(&x, &y, 1.0 / cfg.grad_accum as f32)?, None),
+                None => {
+                    let loss = model.loss(&x, &y, cfg.batch_size, cfg.seq_len);
+                    (loss.item(), Some(loss))
+                }
+            };
             if !l.is_finite() {
                 bar.abandon();
                 bail!(
@@ -206,14 +285,23 @@ pub fn train(cfg: &TrainConfig, resume: bool) -> Result<TrainSummary> {
                 );
             }
             loss_sum += l as f64;
-            if cfg.grad_accum > 1 {
-                loss.mul_scalar(1.0 / cfg.grad_accum as f64).backward();
-            } else {
-                loss.backward();
+            match (cpu_loss, gpu.as_mut()) {
+                (Some(loss), _) if cfg.grad_accum > 1 => {
+                    loss.mul_scalar(1.0 / cfg.grad_accum as f64).backward()
+                }
+                (Some(loss), _) => loss.backward(),
+                (None, Some(g)) => g.backward()?,
+                (None, None) => unreachable!("no loss without a GPU"),
             }
         }
-        let grad_norm = opt.update(&param_refs, lr, cfg.grad_clip);
-        params.iter().for_each(|p| p.zero_grad());
+        let grad_norm = match gpu.as_mut() {
+            Some(g) => g.update(&mut opt, lr, cfg.grad_clip)?,
+            None => {
+                let norm = opt.update(&param_refs, lr, cfg.grad_clip);
+                params.iter().for_each(|p| p.zero_grad());
+                norm
+            }
+        };
         let done = step + 1;
         let secs = t0.elapsed().as_secs_f64();
         tokens_done += cfg.tokens_per_step();
@@ -226,7 +314,10 @@ pub fn train(cfg: &TrainConfig, resume: bool) -> Result<TrainSummary> {
         if let Some(val) = val_data.as_mut()
             && (last || (cfg.eval_every > 0 && done % cfg.eval_every == 0))
         {
-            let v = evaluate(&model, val, cfg.eval_batches)?;
+            let v = match gpu.as_mut() {
+                Some(g) => evaluate_with(val, cfg.eval_batches, |x, y| g.eval_loss(x, y))?,
+                None => evaluate(&model, val, cfg.eval_batches)?,
+            };
             val_loss = Some(v);
             let bpb = bytes_per_token.map(|bpt| v as f64 / std::f64::consts::LN_2 / bpt);
             summary.bits_per_byte = bpb;
@@ -251,6 +342,9 @@ pub fn train(cfg: &TrainConfig, resume: bool) -> Result<TrainSummary> {
             && cfg.sample_every > 0
             && done % cfg.sample_every == 0
         {
+            if let Some(g) = &gpu {
+                g.download_weights(&model)?;
+            }
             let text = sample_text(&model, tok, 32, cfg.seed + done as u64);
             bar.suspend(|| info!("step {done} sample: {text:?}"));
         }
@@ -260,6 +354,9 @@ pub fn train(cfg: &TrainConfig, resume: bool) -> Result<TrainSummary> {
                 step: done,
                 train_position: train_data.position(),
             };
+            if let Some(g) = &gpu {
+                g.download(&model, &mut opt)?;
+            }
             save_run(&ckpt, &model, &opt, &state, cfg, eos)?;
             log.redraw()?;
             detail!("saved {}", ckpt.display());
@@ -290,16 +387,23 @@ pub fn train(cfg: &TrainConfig, resume: bool) -> Result<TrainSummary> {
 
 /// Mean loss over `batches` validation batches, always the same ones (read from the start).
 pub fn evaluate(model: &Gpt, val: &mut Loader, batches: usize) -> Result<f32> {
-    let start = val.position();
     let (b, t) = val.shape();
+    no_grad(|| evaluate_with(val, batches, |x, y| Ok(model.loss(x, y, b, t).item())))
+}
+
+/// [`evaluate`] with any loss function of a batch (`ids`, `targets`), e.g. the GPU model's.
+pub fn evaluate_with(
+    val: &mut Loader,
+    batches: usize,
+    mut loss: impl FnMut(&[u32], &[u32]) -> Result<f32>,
+) -> Result<f32> {
+    let start = val.position();
     let mut sum = 0.0f64;
     let n = batches.max(1);
-    no_grad(|| {
-        for _ in 0..n {
-            let (x, y) = val.next_batch();
-            sum += model.loss(&x, &y, b, t).item() as f64;
-        }
-    });
+    for _ in 0..n {
+        let (x, y) = val.next_batch();
+        sum += loss(&x, &y)? as f64;
+    }
     val.restore(start)?;
     Ok((sum / n as f64) as f32)
 }

@@ -1,0 +1,385 @@
+//! GPT-2 training on the GPU against the CPU: the same tiny model, the same batches.
+//!
+//! These need a GPU: without one each test prints why it skips and passes. On a GPU:
+//! - forward logits, loss and every parameter's gradient of `GpuGpt<f32>` equal the CPU model's
+//!   on random weights (odd T and B);
+//! - 10 training steps (fp32, gradient accumulation, clipping, weight decay) give the same losses
+//!   and gradient norms as the CPU, and the same weights after `to_cpu`;
+//! - bf16 training stays close to fp32 and its loss falls;
+//! - the trainer on the GPU writes checkpoints the CPU loads with the same validation loss, and
+//!   a GPU `--resume` continues where it stopped.
+//!
+//! Tolerances (fp32): sums run in a different order on the GPU, so values differ by rounding
+//! only, ~1e-6 relative; the bounds below leave a margin of about 100.
+
+use half::bf16;
+use pretrain::cuda::Gpu;
+use pretrain::cuda::Precision;
+use pretrain::cuda::device::for_tests;
+use pretrain::cuda::gpt::GpuGpt;
+use pretrain::dataset::shard::write_shard;
+use pretrain::model::config::GptConfig;
+use pretrain::model::gpt::Gpt;
+use pretrain::tensor::{Rng, Tensor, no_grad};
+use pretrain::train::optim::{AdamW, AdamWConfig};
+use pretrain::train::schedule::ScheduleKind;
+use pretrain::train::trainer::{
+    Device, TrainConfig, checkpoint_dir, evaluate, load_model, train, train_on,
+};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// One GPU for the whole file, and one test on it at a time (kernels compile once).
+fn gpu(test: &str) -> Option<(Arc<Gpu>, std::sync::MutexGuard<'static, ()>)> {
+    static GPU: OnceLock<Option<Arc<Gpu>>> = OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    let g = GPU.get_or_init(|| for_tests("cuda_train")).clone();
+    match g {
+        Some(g) => Some((g, LOCK.lock().unwrap_or_else(|e| e.into_inner()))),
+        None => {
+            eprintln!("{test}: skipped (no GPU)");
+            None
+        }
+    }
+}
+
+fn config(t: usize) -> GptConfig {
+    GptConfig {
+        n_layer: 2,
+        n_head: 4,
+        n_embd: 64,
+        block_size: t,
+        vocab_size: 300,
+    }
+}
+
+/// A learnable token stream: a period-13 pattern with 5% noise.
+fn corpus(n: usize, vocab: u32) -> Vec<u32> {
+    let mut rng = Rng::new(11);
+    (0..n)
+        .map(|i| {
+            if rng.uniform() < 0.05 {
+                (rng.next_u64() % vocab as u64) as u32
+            } else {
+                (i as u32 % 13) * 23 % vocab
+            }
+        })
+        .collect()
+}
+
+/// `b` windows of `t` tokens and their next tokens, at random offsets.
+fn batch(data: &[u32], b: usize, t: usize, rng: &mut Rng) -> (Vec<u32>, Vec<u32>) {
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for _ in 0..b {
+        let o = (rng.next_u64() % (data.len() - t - 1) as u64) as usize;
+        x.extend_from_slice(&data[o..o + t]);
+        y.extend_from_slice(&data[o + 1..o + t + 1]);
+    }
+    (x, y)
+}
+
+/// Every parameter random (LayerNorm gains around 1), so a swapped weight and bias shows.
+fn randomize(model: &Gpt, seed: u64) {
+    let mut rng = Rng::new(seed);
+    for (name, p) in model.params() {
+        p.with_data_mut(|d: &mut [f32]| {
+            for x in d.iter_mut() {
+                let r = rng.normal() as f32;
+                *x = if name.contains("ln_") && name.ends_with("weight") {
+                    1.0 + 0.2 * r
+                } else {
+                    0.1 * r
+                };
+            }
+        });
+    }
+}
+
+/// `max |got − want| / max |want|`.
+fn rel_err(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0.0f32, |m, x| m.max(x.abs())).max(1e-30);
+    let diff = got
+        .iter()
+        .zip(want)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    diff / scale
+}
+
+#[test]
+fn forward_and_gradients_match_the_cpu() {
+    let Some((gpu, _lock)) = gpu("forward_and_gradients_match_the_cpu") else {
+        return;
+    };
+    // Odd T (29) and B (3): edges of every tile.
+    let (b, t) = (3, 29);
+    let model = Gpt::new(config(32), 1);
+    randomize(&model, 2);
+    let data = corpus(4000, 300);
+    let (x, y) = batch(&data, b, t, &mut Rng::new(3));
+
+    let want_logits = no_grad(|| model.forward(&x, b, t).to_vec());
+    let loss = model.loss(&x, &y, b, t);
+    let want_loss = loss.item();
+    loss.backward();
+
+    let mut g = GpuGpt::<f32>::new(&gpu, &model, b, t).unwrap();
+    let logits = g.logits(&x).unwrap();
+    let e = rel_err(&logits, &want_logits);
+    assert!(e < 1e-5, "fp32 logits: relative error {e}");
+    let l = g.eval_loss(&x, &y).unwrap();
+    assert!(
+        (l - want_loss).abs() < 1e-5 * want_loss,
+        "loss {l} vs {want_loss}"
+    );
+
+    let l = g.forward(&x, &y, 1.0).unwrap();
+    assert!(
+        (l - want_loss).abs() < 1e-5 * want_loss,
+        "loss {l} vs {want_loss}"
+    );
+    g.backward().unwrap();
+    let grads = g.grads_to_host().unwrap();
+    let mut sq = 0.0f64;
+    for ((name, p), got) in model.params().into_iter().zip(&grads) {
+        let want = p.grad().unwrap().to_vec();
+        sq += want.iter().map(|&v| v as f64 * v as f64).sum::<f64>();
+        let e = rel_err(got, &want);
+        assert!(e < 1e-4, "gradient of {name}: relative error {e}");
+    }
+    let norm = g.grad_norm().unwrap();
+    let want_norm = sq.sqrt() as f32;
+    assert!(
+        (norm - want_norm).abs() < 1e-5 * want_norm,
+        "norm {norm} vs {want_norm}"
+    );
+
+    // bf16: the same within bf16's 8 bits of mantissa.
+    let mut g = GpuGpt::<bf16>::new(&gpu, &model, b, t).unwrap();
+    let logits = g.logits(&x).unwrap();
+    let e = rel_err(&logits, &want_logits);
+    assert!(e < 5e-2, "bf16 logits: relative error {e}");
+    let l = g.eval_loss(&x, &y).unwrap();
+    assert!(
+        (l - want_loss).abs() < 2e-2 * want_loss,
+        "bf16 loss {l} vs {want_loss}"
+    );
+}
+
+/// Per step: (mean loss over the micro-batches, gradient norm).
+type Curve = Vec<(f32, f32)>;
+
+const STEPS: usize = 10;
+const ACCUM: usize = 2;
+const LR: f32 = 1e-3;
+const CLIP: f32 = 1.0;
+
+/// The batches of every step: `STEPS × ACCUM` micro-batches of 4 × 32.
+fn batches() -> Vec<(Vec<u32>, Vec<u32>)> {
+    let data = corpus(6000, 300);
+    let mut rng = Rng::new(5);
+    (0..STEPS * ACCUM)
+        .map(|_| batch(&data, 4, 32, &mut rng))
+        .collect()
+}
+
+/// The CPU trainer's step, exactly (`train::trainer::train`).
+fn train_cpu(model: &Gpt) -> Curve {
+    let params: Vec<Tensor> = model.params().into_iter().map(|(_, p)| p.clone()).collect();
+    let refs: Vec<&Tensor> = params.iter().collect();
+    let sizes: Vec<usize> = params.iter().map(|p| p.numel()).collect();
+    let mut opt = AdamW::new(AdamWConfig::default(), &sizes);
+    let all = batches();
+    let mut curve = Vec::new();
+    for step in all.chunks(ACCUM) {
+        let mut sum = 0.0f64;
+        for (x, y) in step {
+            let loss = model.loss(x, y, 4, 32);
+            sum += loss.item() as f64;
+            loss.mul_scalar(1.0 / ACCUM as f64).backward();
+        }
+        let norm = opt.update(&refs, LR, CLIP);
+        params.iter().for_each(|p| p.zero_grad());
+        curve.push(((sum / ACCUM as f64) as f32, norm));
+    }
+    curve
+}
+
+fn train_gpu<X: pretrain::cuda::GpuFloat>(gpu: &Arc<Gpu>, model: &Gpt) -> Curve {
+    let sizes: Vec<usize> = model.params().iter().map(|(_, p)| p.numel()).collect();
+    let mut opt = AdamW::new(AdamWConfig::default(), &sizes);
+    let mut g = GpuGpt::<X>::new(gpu, model, 4, 32).unwrap();
+    let all = batches();
+    let mut curve = Vec::new();
+    for step in all.chunks(ACCUM) {
+        let mut sum = 0.0f64;
+        for (x, y) in step {
+            sum += g.forward(x, y, 1.0 / ACCUM as f32).unwrap() as f64;
+            g.backward().unwrap();
+        }
+        let norm = g.update(&mut opt, LR, CLIP).unwrap();
+        g.zero_grad().unwrap();
+        curve.push(((sum / ACCUM as f64) as f32, norm));
+    }
+    assert_eq!(opt.step, STEPS as u64);
+    g.to_cpu(model).unwrap();
+    curve
+}
+
+#[test]
+fn ten_steps_match_the_cpu_in_fp32_and_bf16_follows() {
+    let Some((gpu, _lock)) = gpu("ten_steps_match_the_cpu_in_fp32_and_bf16_follows") else {
+        return;
+    };
+    let cpu_model = Gpt::new(config(32), 7);
+    let gpu_model = Gpt::new(config(32), 7);
+    let bf_model = Gpt::new(config(32), 7);
+    let cpu = train_cpu(&cpu_model);
+    let fp32 = train_gpu::<f32>(&gpu, &gpu_model);
+    for (i, (c, g)) in cpu.iter().zip(&fp32).enumerate() {
+        assert!(
+            (c.0 - g.0).abs() <= 1e-4 * c.0,
+            "step {i}: loss cpu {} gpu {}",
+            c.0,
+            g.0
+        );
+        assert!(
+            (c.1 - g.1).abs() <= 1e-3 * c.1,
+            "step {i}: grad norm cpu {} gpu {}",
+            c.1,
+            g.1
+        );
+    }
+    // The weights after training (to_cpu). Adam divides by √v, so an element whose gradient is
+    // nearly zero can step ±lr on either side; allow that for a handful of elements, and ask
+    // for rounding-level agreement everywhere else.
+    let mut far = 0;
+    let mut total = 0;
+    for ((name, c), (_, g)) in cpu_model.params().into_iter().zip(gpu_model.params()) {
+        for (a, b) in c.to_vec().iter().zip(g.to_vec()) {
+            let d = (a - b).abs();
+            assert!(d <= 2.0 * LR * STEPS as f32, "{name}: {a} vs {b}");
+            far += (d > 1e-5) as usize;
+            total += 1;
+        }
+    }
+    assert!(
+        far * 10_000 <= total,
+        "{far} of {total} weights differ by more than 1e-5"
+    );
+
+    let bf = train_gpu::<bf16>(&gpu, &bf_model);
+    for (i, (c, g)) in fp32.iter().zip(&bf).enumerate() {
+        assert!(
+            (c.0 - g.0).abs() <= 2e-2 * c.0,
+            "step {i}: loss fp32 {} bf16 {}",
+            c.0,
+            g.0
+        );
+    }
+    assert!(
+        bf[STEPS - 1].0 < bf[0].0 - 0.1,
+        "bf16 loss does not fall: {bf:?}"
+    );
+}
+
+fn tmp(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("pretrain-cudatrain-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run_config(data: &Path, out: &Path, steps: usize) -> TrainConfig {
+    TrainConfig {
+        data: data.to_path_buf(),
+        out: out.to_path_buf(),
+        init_from: None,
+        model: config(32),
+        steps,
+        batch_size: 4,
+        seq_len: 32,
+        grad_accum: 2,
+        lr: 3e-3,
+        min_lr: 3e-4,
+        warmup: 2,
+        schedule: ScheduleKind::Constant,
+        adamw: AdamWConfig::default(),
+        grad_clip: 1.0,
+        sequential: false,
+        seed: 5,
+        eval_every: 0,
+        eval_batches: 2,
+        sample_every: 0,
+        checkpoint_every: 0,
+    }
+}
+
+/// `(loss, grad_norm)` of every step in a run's metrics.
+fn metrics(out: &Path) -> Vec<(f32, f32)> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["loss"].as_f64().unwrap() as f32,
+                v["grad_norm"].as_f64().unwrap() as f32,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn trainer_on_the_gpu_checkpoints_and_resumes() {
+    let Some((gpu, _lock)) = gpu("trainer_on_the_gpu_checkpoints_and_resumes") else {
+        return;
+    };
+    let dir = tmp("trainer");
+    let data = dir.join("shards");
+    std::fs::create_dir_all(&data).unwrap();
+    let tokens = corpus(8000, 300);
+    write_shard(&data.join("train_000000.bin"), &tokens[..7000], 300).unwrap();
+    write_shard(&data.join("val_000000.bin"), &tokens[7000..], 300).unwrap();
+    let device = Device::cuda(gpu.clone(), Precision::F32);
+
+    // The same run on the CPU and on the GPU: the same curve.
+    let cpu_out = dir.join("cpu");
+    let cpu = train(&run_config(&data, &cpu_out, 10), false).unwrap();
+    let gpu_out = dir.join("gpu");
+    let s = train_on(&run_config(&data, &gpu_out, 10), false, &device).unwrap();
+    for (i, (c, g)) in metrics(&cpu_out).iter().zip(metrics(&gpu_out)).enumerate() {
+        assert!(
+            (c.0 - g.0).abs() <= 1e-4 * c.0,
+            "step {i}: loss {c:?} vs {g:?}"
+        );
+        assert!(
+            (c.1 - g.1).abs() <= 1e-3 * c.1,
+            "step {i}: norm {c:?} vs {g:?}"
+        );
+    }
+    let (vc, vg) = (cpu.val_loss.unwrap(), s.val_loss.unwrap());
+    assert!((vc - vg).abs() <= 1e-4 * vc, "val loss cpu {vc} gpu {vg}");
+
+    // The GPU run's checkpoint on the CPU: the same validation loss as the GPU measured.
+    let model = load_model(&checkpoint_dir(&gpu_out)).unwrap();
+    let mut val = pretrain::dataset::loader::Loader::new(&data, "val", 4, 32, 0, true).unwrap();
+    let v = evaluate(&model, &mut val, 2).unwrap();
+    assert!(
+        (v - vg).abs() <= 1e-4 * vg,
+        "checkpoint on the CPU {v} vs GPU {vg}"
+    );
+
+    // 5 steps, then --resume to 10, on the GPU: the optimizer state made the round trip.
+    let split = dir.join("split");
+    train_on(&run_config(&data, &split, 5), false, &device).unwrap();
+    train_on(&run_config(&data, &split, 10), true, &device).unwrap();
+    for (i, (a, b)) in metrics(&gpu_out).iter().zip(metrics(&split)).enumerate() {
+        assert!(
+            (a.0 - b.0).abs() <= 1e-4 * a.0,
+            "step {i}: {a:?} vs resumed {b:?}"
+        );
+    }
+    assert_eq!(metrics(&split).len(), 10);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
