@@ -30,7 +30,9 @@ build_bundle() {
     for b in kernels train sample pipeline; do
         strip -o "$bundle/bin/$b" "target/release/$b"
     done
-    strip -o "$bundle/bin/train_bench" target/release/examples/train_bench
+    for e in train_bench cuda_attention_bench; do
+        strip -o "$bundle/bin/$e" "target/release/examples/$e"
+    done
     local t exe
     for t in $CUDA_TESTS; do
         [[ -f tests/$t.rs ]] || continue
@@ -91,11 +93,13 @@ run_checks() {
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv | tee "$log/gpu.txt"
     locate_cuda | tee -a "$log/gpu.txt"
     local t
+    # On this machine a test must find the GPU: no skipping, no falling back to the emulator.
     for t in $CUDA_TESTS; do
-        [[ -x $bundle/tests/$t ]] && step "test-$t" 150 "$bundle/tests/$t" --test-threads=1
+        [[ -x $bundle/tests/$t ]] && PRETRAIN_REQUIRE_GPU=1 step "test-$t" 150 "$bundle/tests/$t" --test-threads=1
     done
-    step kernels-ptx 60 "$bundle/bin/kernels" --ptx-report --arch 90
-    step kernels 120 "$bundle/bin/kernels" --device cuda --json "$log/kernels.json"
+    step kernels-ptx 90 "$bundle/bin/kernels" --ptx-report --arch 90
+    step kernels 150 "$bundle/bin/kernels" --device cuda
+    step attention 60 "$bundle/bin/cuda_attention_bench"
     step train-ours 120 "$bundle/bin/train_bench" --device cuda --preset gpt2 --steps 20
     step train-torch 150 python3 benches/compare/train_torch_gpu.py --steps 20
     echo "== summary (logs in $log)"

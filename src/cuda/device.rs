@@ -299,11 +299,15 @@ pub fn select(arg: DeviceArg) -> Option<Arc<Gpu>> {
 
 /// The GPU for tests: the real one when there is one; otherwise the CPU emulator (unless
 /// `PRETRAIN_GPU_EMU=0`); otherwise `None`, with a message saying why the test skips.
+/// `PRETRAIN_REQUIRE_GPU=1` (set by `scripts/gpu-check.sh`) makes a missing GPU a failure.
 pub fn for_tests(test: &str) -> Option<Arc<Gpu>> {
     let real = match Gpu::open(0) {
         Ok(gpu) => return Some(gpu),
         Err(e) => e,
     };
+    if std::env::var("PRETRAIN_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+        panic!("{test}: PRETRAIN_REQUIRE_GPU=1 but no GPU: {real:#}");
+    }
     if std::env::var("PRETRAIN_GPU_EMU").is_ok_and(|v| v == "0") {
         eprintln!("{test}: skipped, no GPU: {real:#} (PRETRAIN_GPU_EMU=0: no emulator)");
         return None;
@@ -320,17 +324,6 @@ pub fn for_tests(test: &str) -> Option<Arc<Gpu>> {
     }
 }
 
-/// The real GPU only, for tests that time things or need cuBLAS: `None` (with a message) on
-/// machines without one.
-pub fn real_for_tests(test: &str) -> Option<Arc<Gpu>> {
-    match Gpu::open(0) {
-        Ok(gpu) => Some(gpu),
-        Err(e) => {
-            eprintln!("{test}: skipped, no GPU: {e:#}");
-            None
-        }
-    }
-}
 
 /// A launch shape: `grid` blocks of `block` threads, with `smem` bytes of dynamic shared memory.
 pub fn launch_config(grid: u32, block: u32, smem: u32) -> LaunchConfig {
