@@ -429,7 +429,7 @@ fn open_gpu(device: DeviceArg) -> Result<std::sync::Arc<Gpu>, String> {
 fn main() -> std::process::ExitCode {
     cli::run::<Args, _>("kernels", |args| {
         if args.ptx_report {
-            return cuda_rows::ptx_report(args.arch, args.json);
+            return cuda_rows::ptx_report(args.arch, args.filter.as_deref(), args.json);
         }
         let quick = cli::quick();
         let setup = Setup {

@@ -324,7 +324,6 @@ pub fn for_tests(test: &str) -> Option<Arc<Gpu>> {
     }
 }
 
-
 /// A launch shape: `grid` blocks of `block` threads, with `smem` bytes of dynamic shared memory.
 pub fn launch_config(grid: u32, block: u32, smem: u32) -> LaunchConfig {
     LaunchConfig {

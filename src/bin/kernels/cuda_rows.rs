@@ -265,11 +265,15 @@ struct PtxRow {
     r: ptxas::Resources,
 }
 
-/// `--ptx-report`: compiles every kernel file in both precisions for sm_`arch` with ptxas's
-/// resource report and prints one line per kernel. Needs NVRTC only, no GPU.
-pub(super) fn ptx_report(arch: u32, json: bool) -> Result<()> {
+/// `--ptx-report`: compiles every kernel file (or those whose name contains `filter`) in both
+/// precisions for sm_`arch` with ptxas's resource report and prints one line per kernel. Needs
+/// NVRTC only, no GPU.
+pub(super) fn ptx_report(arch: u32, filter: Option<&str>, json: bool) -> Result<()> {
     let mut rows = Vec::new();
     for src in sources::SOURCES {
+        if filter.is_some_and(|f| !src.file.contains(f)) {
+            continue;
+        }
         for precision in [Precision::F32, Precision::Bf16] {
             let compiled =
                 sources::compile(src.file, arch, precision, true).map_err(anyhow::Error::msg)?;
@@ -290,12 +294,12 @@ pub(super) fn ptx_report(arch: u32, json: bool) -> Result<()> {
     }
     println!("ptxas resource usage, sm_{arch} (static shared memory; stack and spills in bytes)");
     println!(
-        "{:<26} {:<16} {:<5} {:>5} {:>7} {:>6} {:>8} {:>8}",
+        "{:<24} {:<30} {:<5} {:>5} {:>7} {:>6} {:>8} {:>8}",
         "file", "kernel", "prec", "regs", "smem", "stack", "spill_st", "spill_ld"
     );
     for p in &rows {
         println!(
-            "{:<26} {:<16} {:<5} {:>5} {:>7} {:>6} {:>8} {:>8}",
+            "{:<24} {:<30} {:<5} {:>5} {:>7} {:>6} {:>8} {:>8}",
             p.file,
             p.r.kernel,
             p.precision,
