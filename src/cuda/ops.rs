@@ -337,22 +337,38 @@ pub fn layernorm_backward<X: GpuFloat>(
     Ok(())
 }
 
+/// Launches `name` of `kernels/{file}`, a grid-stride loop over `n` elements whose last
+/// parameter is `size_t n`, after `args`; the grid is sized for the kernel's 16-byte packs.
+///
+/// # Safety
+/// Every pointer in `args` must hold at least `n` elements of the kernel's type.
+unsafe fn elementwise<X: GpuFloat>(
+    gpu: &Gpu,
+    file: &'static str,
+    name: &'static str,
+    n: usize,
+    args: &[Arg],
+) -> Result<()> {
+    let all = [args, &[Arg::U64(n as u64)]].concat();
+    let cfg = launch_config(packed_grid::<X>(gpu, n), 256, 0);
+    // SAFETY: the caller's promise; the kernel touches indices below n only.
+    unsafe { gpu.launch(file, X::PRECISION, name, cfg, &all) }
+}
+
 /// `out = gelu(inp)`, tanh form (`kernels/gelu.cu`), over `inp.len` elements.
 pub fn gelu_forward<X: GpuFloat>(gpu: &Gpu, out: DevPtr<X>, inp: DevPtr<X>) -> Result<()> {
     let n = inp.len;
     out.expect("gelu_forward: out", n);
-    let (o, i, n64) = (out.addr, inp.addr, n as u64);
-    // SAFETY: out and inp hold n elements; the grid-stride loops stay below n.
+    // SAFETY: out and inp hold n elements (checked above).
     unsafe {
-        gpu.launch(
+        elementwise::<X>(
+            gpu,
             "gelu.cu",
-            X::PRECISION,
             "gelu_forward",
-            launch_config(packed_grid::<X>(gpu, n), 256, 0),
-            &[Arg::Ptr(o), Arg::Ptr(i), Arg::U64(n64)],
+            n,
+            &[Arg::Ptr(out.addr), Arg::Ptr(inp.addr)],
         )
-    }?;
-    Ok(())
+    }
 }
 
 /// `dinp = dout · gelu'(inp)` (`kernels/gelu.cu`), overwriting dinp, over `inp.len` elements.
@@ -366,18 +382,16 @@ pub fn gelu_backward<X: GpuFloat>(
     let n = inp.len;
     dinp.expect("gelu_backward: dinp", n);
     dout.expect("gelu_backward: dout", n);
-    let (d, i, g, n64) = (dinp.addr, inp.addr, dout.addr, n as u64);
-    // SAFETY: all three hold n elements; the grid-stride loops stay below n.
+    // SAFETY: all three hold n elements (checked above).
     unsafe {
-        gpu.launch(
+        elementwise::<X>(
+            gpu,
             "gelu.cu",
-            X::PRECISION,
             "gelu_backward",
-            launch_config(packed_grid::<X>(gpu, n), 256, 0),
-            &[Arg::Ptr(d), Arg::Ptr(i), Arg::Ptr(g), Arg::U64(n64)],
+            n,
+            &[Arg::Ptr(dinp.addr), Arg::Ptr(inp.addr), Arg::Ptr(dout.addr)],
         )
-    }?;
-    Ok(())
+    }
 }
 
 /// `out = a + b` over `a.len` elements (`kernels/residual.cu`); `out` may be `a` or `b`.
@@ -390,70 +404,62 @@ pub fn residual_forward<X: GpuFloat>(
     let n = a.len;
     out.expect("residual_forward: out", n);
     b.expect("residual_forward: b", n);
-    let (o, x, y, n64) = (out.addr, a.addr, b.addr, n as u64);
-    // SAFETY: all three hold n elements; the grid-stride loops stay below n.
+    // SAFETY: all three hold n elements (checked above).
     unsafe {
-        gpu.launch(
+        elementwise::<X>(
+            gpu,
             "residual.cu",
-            X::PRECISION,
             "residual_forward",
-            launch_config(packed_grid::<X>(gpu, n), 256, 0),
-            &[Arg::Ptr(o), Arg::Ptr(x), Arg::Ptr(y), Arg::U64(n64)],
+            n,
+            &[Arg::Ptr(out.addr), Arg::Ptr(a.addr), Arg::Ptr(b.addr)],
         )
-    }?;
-    Ok(())
+    }
 }
 
 /// `dst += src` over `src.len` elements (`kernels/residual.cu`), summed in fp32, rounded once.
 pub fn add_into<X: GpuFloat>(gpu: &Gpu, dst: DevPtr<X>, src: DevPtr<X>) -> Result<()> {
     let n = src.len;
     dst.expect("add_into: dst", n);
-    let (d, s, n64) = (dst.addr, src.addr, n as u64);
-    // SAFETY: both hold n elements; the grid-stride loops stay below n.
+    // SAFETY: both hold n elements (checked above).
     unsafe {
-        gpu.launch(
+        elementwise::<X>(
+            gpu,
             "residual.cu",
-            X::PRECISION,
             "add_into",
-            launch_config(packed_grid::<X>(gpu, n), 256, 0),
-            &[Arg::Ptr(d), Arg::Ptr(s), Arg::U64(n64)],
+            n,
+            &[Arg::Ptr(dst.addr), Arg::Ptr(src.addr)],
         )
-    }?;
-    Ok(())
+    }
 }
 
 /// `dst *= s` over all of `dst` (`kernels/residual.cu`).
 pub fn scale<X: GpuFloat>(gpu: &Gpu, dst: DevPtr<X>, s: f32) -> Result<()> {
     let n = dst.len;
-    let (d, n64) = (dst.addr, n as u64);
-    // SAFETY: dst holds n elements; the grid-stride loops stay below n.
+    // SAFETY: n is dst's own length.
     unsafe {
-        gpu.launch(
+        elementwise::<X>(
+            gpu,
             "residual.cu",
-            X::PRECISION,
             "scale",
-            launch_config(packed_grid::<X>(gpu, n), 256, 0),
-            &[Arg::Ptr(d), Arg::F32(s), Arg::U64(n64)],
+            n,
+            &[Arg::Ptr(dst.addr), Arg::F32(s)],
         )
-    }?;
-    Ok(())
+    }
 }
 
 /// `dst = value` over all of `dst` (`kernels/residual.cu`).
 pub fn fill<X: GpuFloat>(gpu: &Gpu, dst: DevPtr<X>, value: f32) -> Result<()> {
     let n = dst.len;
-    let (d, n64) = (dst.addr, n as u64);
-    // SAFETY: dst holds n elements; the grid-stride loops stay below n.
+    // SAFETY: n is dst's own length.
     unsafe {
-        gpu.launch(
+        elementwise::<X>(
+            gpu,
             "residual.cu",
-            X::PRECISION,
             "fill",
-            launch_config(packed_grid::<X>(gpu, n), 256, 0),
-            &[Arg::Ptr(d), Arg::F32(value), Arg::U64(n64)],
+            n,
+            &[Arg::Ptr(dst.addr), Arg::F32(value)],
         )
-    }?;
-    Ok(())
+    }
 }
 
 /// `dbias[j] += Σ_rows dout[row, j]` for `dout` of `n` rows × `oc` (`kernels/bias.cu`).
