@@ -50,29 +50,34 @@ build_bundle() {
     set +e
 }
 
-# Finds libnvrtc, cuda_bf16.h and libcublas wherever this machine has them.
+# Finds libnvrtc, cuda_bf16.h and libcublas wherever this machine has them. A toolkit in
+# /usr/local/cuda is used as it is (the binaries look there themselves); otherwise the search
+# takes them from wherever they are, Python's nvidia-* packages included.
 locate_cuda() {
-    local roots="/usr/local/cuda /usr/local /opt /usr/lib"
-    if [[ -z ${PRETRAIN_NVRTC:-} ]]; then
+    local cuda=${CUDA_HOME:-/usr/local/cuda} roots="/usr/local /opt /usr/lib"
+    if [[ -z ${PRETRAIN_NVRTC:-} ]] && ! ls "$cuda"/lib64/libnvrtc.so* >/dev/null 2>&1; then
         PRETRAIN_NVRTC=$(find $roots -name 'libnvrtc.so*' ! -name '*builtins*' ! -name '*alt*' \
             2>/dev/null | sort | tail -1)
         export PRETRAIN_NVRTC
     fi
-    if [[ -z ${PRETRAIN_CUDA_INCLUDE:-} ]]; then
+    if [[ -z ${PRETRAIN_CUDA_INCLUDE:-} && ! -f $cuda/include/cuda_bf16.h ]]; then
         local h
         h=$(find $roots -name cuda_bf16.h -path '*include*' 2>/dev/null | head -1)
         [[ -n $h ]] && export PRETRAIN_CUDA_INCLUDE=${h%/cuda_bf16.h}
     fi
     # cuBLAS: cudarc asks the loader for libcublas.so / libcublas.so.12; give it whatever
     # version is installed under those names.
-    local libs=/tmp/pretrain-cuda-libs lib name
+    # Their folders join the search path too, for the libraries cuBLAS itself needs (cublasLt).
+    local libs=/tmp/pretrain-cuda-libs lib name path=/tmp/pretrain-cuda-libs
     mkdir -p "$libs"
     for name in cublas cublasLt; do
-        lib=$(find $roots -name "lib$name.so*" 2>/dev/null | sort | tail -1)
-        [[ -n $lib ]] && ln -sf "$lib" "$libs/lib$name.so" && ln -sf "$lib" "$libs/lib$name.so.12"
+        lib=$(find "$cuda"/lib64 $roots -name "lib$name.so*" 2>/dev/null | sort | tail -1)
+        [[ -n $lib ]] || continue
+        ln -sf "$lib" "$libs/lib$name.so" && ln -sf "$lib" "$libs/lib$name.so.12"
+        path="$path:$(dirname "$lib")"
     done
-    export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    echo "nvrtc: ${PRETRAIN_NVRTC:-none}; headers: ${PRETRAIN_CUDA_INCLUDE:-none}; cublas: $(readlink "$libs/libcublas.so" || echo none)"
+    export LD_LIBRARY_PATH="$path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    echo "nvrtc: ${PRETRAIN_NVRTC:-$cuda/lib64}; headers: ${PRETRAIN_CUDA_INCLUDE:-$cuda/include}; cublas: $(readlink "$libs/libcublas.so" || echo none)"
 }
 
 # step NAME SECONDS COMMAND...: runs one step under a time limit, logging to LOGDIR/NAME.log.
