@@ -402,7 +402,8 @@ fn print_table(rows: &[Row]) {
 }
 
 /// For each row, the best rate among the rows of the same kernel; for GPU rows (`cuda_*`), the
-/// rate of cuBLAS on the same kernel and shape (or the best there when cuBLAS was filtered out).
+/// rate of cuBLAS on the same kernel and shape (or the best there when cuBLAS was filtered out
+/// or could not run).
 fn best_per_kernel(rows: &[Row]) -> Vec<f64> {
     rows.iter()
         .map(|r| {
@@ -410,18 +411,27 @@ fn best_per_kernel(rows: &[Row]) -> Vec<f64> {
             let peers = rows
                 .iter()
                 .filter(|o| o.kernel == r.kernel && (!gpu || o.shape == r.shape));
-            let cublas = peers.clone().find(|o| gpu && o.version == "cublas");
+            let cublas = peers
+                .clone()
+                .find(|o| gpu && o.version == "cublas" && o.gflops.is_finite());
             cublas.map_or_else(|| peers.map(|o| o.gflops).fold(0.0, f64::max), |c| c.gflops)
         })
         .collect()
 }
 
 /// The GPU for the CUDA rows, or why there is none (printed under the table).
+/// `PRETRAIN_GPU_EMU=1` takes the CPU emulator instead (tiny shapes only: it checks the rows'
+/// code and the kernels' results, and its times mean nothing).
 fn open_gpu(device: DeviceArg) -> Result<std::sync::Arc<Gpu>, String> {
     if device == DeviceArg::Cpu {
         return Err("--device cpu".into());
     }
-    let gpu = Gpu::open(0).map_err(|e| format!("{e:#}"))?;
+    let gpu = if std::env::var("PRETRAIN_GPU_EMU").is_ok_and(|v| v == "1") {
+        Gpu::emulated()
+    } else {
+        Gpu::open(0)
+    }
+    .map_err(|e| format!("{e:#}"))?;
     pretrain::info!("device: {}", gpu.describe());
     Ok(gpu)
 }
@@ -494,7 +504,7 @@ fn main() -> std::process::ExitCode {
             match &gpu {
                 Err(why) => println!("no CUDA rows: {why}"),
                 Ok(g) => println!(
-                    "CUDA rows: {}, % best = % of cuBLAS on the same shape and precision",
+                    "CUDA rows: {}, % best = % of cuBLAS on the same shape and precision (of our best where cuBLAS did not run)",
                     g.describe()
                 ),
             }

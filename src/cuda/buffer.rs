@@ -108,6 +108,26 @@ impl<T: DeviceRepr + ValidAsZeroBits + Copy + Default> Buffer<T> {
         Ok(v)
     }
 
+    /// Elements `offset .. offset + len`, copied to the host (waits for the work queued before).
+    pub fn range_to_host(&self, gpu: &Gpu, offset: usize, len: usize) -> Result<Vec<T>> {
+        assert!(
+            offset + len <= self.len,
+            "range_to_host: {offset}..{} of {}",
+            offset + len,
+            self.len
+        );
+        match &self.mem {
+            Mem::Host(h) => Ok(h.as_slice()[offset..offset + len].to_vec()),
+            Mem::Cuda(slice) => {
+                let view = slice.slice(offset..offset + len);
+                gpu.cuda()?
+                    .stream
+                    .clone_dtoh(&view)
+                    .context("copy from GPU")
+            }
+        }
+    }
+
     /// Sets every element to zero (queued on the stream).
     pub fn zero(&mut self, gpu: &Gpu) -> Result<()> {
         match &mut self.mem {
