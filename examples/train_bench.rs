@@ -162,7 +162,12 @@ mod gpu {
         precision: &str,
         matmul: Option<&str>,
     ) -> anyhow::Result<(String, f64, f64)> {
-        let gpu = Gpu::open(0)?;
+        // PRETRAIN_GPU_EMU=1: the CPU emulator, for a smoke test of this code at tiny sizes.
+        let gpu = if std::env::var("PRETRAIN_GPU_EMU").is_ok_and(|v| v == "1") {
+            Gpu::emulated()?
+        } else {
+            Gpu::open(0)?
+        };
         let p = match precision {
             "bf16" => Precision::Bf16,
             "fp32" => Precision::F32,
