@@ -4,7 +4,7 @@
 # with every log in one folder.
 #
 #   scripts/gpu-check.sh bundle          here, on any machine (no GPU needed): builds the binaries
-#                                        and test executables into target/gpu-bundle/ (~15 MB)
+#                                        and test executables into target/gpu-bundle/ (about 26 MB)
 #   scripts/gpu-check.sh run [LOGDIR]    on the GPU machine (about 5 minutes; steps past 420 s,
 #                                        GPU_CHECK_BUDGET, are skipped): runs the bundle if there is one,
 #                                        else builds with cargo first; logs go to LOGDIR

@@ -159,13 +159,6 @@ impl<T> Buffer<T> {
             _t: PhantomData,
         }
     }
-    /// The cudarc slice, for library calls (cuBLAS); `None` on the emulator.
-    pub fn slice(&self) -> Option<&CudaSlice<T>> {
-        match &self.mem {
-            Mem::Cuda(s) => Some(s),
-            Mem::Host(_) => None,
-        }
-    }
 }
 
 /// The emulator's "device memory": a zeroed host allocation aligned like `cudaMalloc`'s (256

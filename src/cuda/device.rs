@@ -68,6 +68,8 @@ impl Arg {
 /// A real CUDA device: its context, the stream every launch goes to, the compiled kernels.
 pub struct Cuda {
     pub ctx: Arc<CudaContext>,
+    /// Compute capability (90 for sm_90): what the kernels are compiled for.
+    arch: u32,
     pub stream: Arc<CudaStream>,
     modules: Mutex<HashMap<(&'static str, Precision), Arc<CudaModule>>>,
     functions: Mutex<HashMap<(&'static str, Precision, &'static str), CudaFunction>>,
@@ -118,12 +120,14 @@ impl Gpu {
         // SAFETY: every buffer of this context is used from this one stream only.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.default_stream();
+        let arch = (major * 10 + minor) as u32;
         Ok(Arc::new(Gpu {
             name,
-            arch: (major * 10 + minor) as u32,
+            arch,
             sms: sms as u32,
             backend: Backend::Cuda(Cuda {
                 ctx,
+                arch,
                 stream,
                 modules: Mutex::new(HashMap::new()),
                 functions: Mutex::new(HashMap::new()),
@@ -198,14 +202,6 @@ impl Gpu {
         }
     }
 
-    /// Compiles and loads `kernels/{file}` now (a real GPU compiles lazily otherwise).
-    pub fn module(&self, file: &'static str, precision: Precision) -> Result<()> {
-        match &self.backend {
-            Backend::Cuda(c) => c.module(file, precision).map(|_| ()),
-            Backend::Emulated(_) => Ok(()),
-        }
-    }
-
     /// The cuBLAS handle (the reference our matmuls are timed against), created on first use.
     pub fn blas(&self) -> Result<&CudaBlas> {
         let c = self.cuda()?;
@@ -246,11 +242,8 @@ impl Cuda {
         if let Some(m) = cache.get(&(file, precision)) {
             return Ok(m.clone());
         }
-        let arch = {
-            let (major, minor) = self.ctx.compute_capability().map_err(|e| anyhow!("{e}"))?;
-            (major * 10 + minor) as u32
-        };
-        let compiled = sources::compile(file, arch, precision, false).map_err(|e| anyhow!(e))?;
+        let compiled =
+            sources::compile(file, self.arch, precision, false).map_err(|e| anyhow!(e))?;
         let module = self
             .ctx
             .load_module(Ptx::from_binary(compiled.cubin))

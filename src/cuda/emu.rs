@@ -52,7 +52,7 @@ fn repo() -> &'static Path {
 }
 
 /// Why the emulator cannot run here, if it cannot.
-pub fn unavailable() -> Option<String> {
+fn unavailable() -> Option<String> {
     if !repo().join("tools/cuda-emu/emu.h").exists() {
         return Some("tools/cuda-emu is not in this checkout".into());
     }
