@@ -110,7 +110,30 @@ fn criterion_benches() {
         })
     });
     g.finish();
+    huge_line_benches(&mut c);
     c.final_summary();
+}
+
+/// One 4 MB line of prose, of broken HTML and of e-mail-like text: a step that is quadratic in
+/// the line length shows here as seconds instead of milliseconds.
+fn huge_line_benches(c: &mut Criterion) {
+    let sentence = "the quick brown fox jumps over the lazy dog and runs to the river. ";
+    let prose = sentence.repeat(4_000_000 / sentence.len());
+    let tags = "<a <b x=\"".repeat(400_000);
+    let mail = "a@b.".repeat(1_000_000);
+    let mut g = c.benchmark_group("clean_huge_line");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(prose.len() as u64));
+    g.bench_function("all_web_rules", |b| {
+        b.iter(|| filters::apply_rules(black_box(&prose), &RuleSets::WEB).is_ok())
+    });
+    g.bench_function("html_to_text", |b| {
+        b.iter(|| pretrain::data::html::to_text(black_box(&tags)).len())
+    });
+    g.bench_function("pii_scrub", |b| {
+        b.iter(|| pretrain::data::pii::scrub(black_box(&mail)).1)
+    });
+    g.finish();
 }
 
 /// The Rust half of the datatrove comparison: one core, same input, same rules.

@@ -7,8 +7,8 @@
 #   tools/cuda-emu/run.sh path/to/x.cpp   a test file kept elsewhere
 #
 # A test file says what it needs in two header lines:
-#   // emu-kernels: kernels/cast.cu        (paths from the repository root; the test is skipped
-#                                           with a message when one is missing)
+#   // emu-kernels: kernels/cast.cu        (paths from the repository root; a missing one skips
+#                                           the test with a message, and fails it when CI=true)
 #   // emu-precisions: fp32 bf16           (bf16 builds with -DPRETRAIN_BF16)
 # Kernel paths are taken from the repository the command runs in (git toplevel of the current
 # directory), so a kernel author can run this script from another worktree.
@@ -53,14 +53,19 @@ fi
 header() { sed -n "s|^// emu-$2:[[:space:]]*||p" "$1" | head -1; }
 
 jobs_max="${EMU_JOBS:-$(nproc 2>/dev/null || echo 2)}"
-builds=() skipped=0
+builds=() skipped=0 failed_early=0 names_failed=""
 for t in "${tests[@]}"; do
     name="$(basename "$t" .cpp)"
     missing=""
     for k in $(header "$t" kernels); do [ -f "$ROOT/$k" ] || missing="$missing $k"; done
     if [ -n "$missing" ]; then
-        echo "SKIP $name: not in this tree:$missing"
-        skipped=$((skipped + 1))
+        if [ "${CI:-}" = true ]; then
+            echo "FAIL $name: not in this tree:$missing (CI=true: a skipped test is a failure)"
+            failed_early=$((failed_early + 1)) names_failed="$names_failed $name"
+        else
+            echo "SKIP $name: not in this tree:$missing"
+            skipped=$((skipped + 1))
+        fi
         continue
     fi
     for p in $(header "$t" precisions); do
@@ -80,7 +85,7 @@ for t in "${tests[@]}"; do
 done
 wait
 
-passed=0 failed=0 names_failed=""
+passed=0 failed=$failed_early
 for b in "${builds[@]}"; do
     read -r name p bin <<<"$b"
     echo "== $name ($p)"

@@ -83,7 +83,7 @@ extern "C" __global__ void k_shuffle_deadlock(float* out) {
     out[threadIdx.x] = v;
 }
 extern "C" __global__ void k_write_past_end(float* out, int n) { out[n + threadIdx.x] = 1.0f; }
-extern "C" __global__ void k_read_far(float* out, const float* in) { out[0] = in[100000]; }
+extern "C" __global__ void k_read_far(float* out, const float* in, int i) { out[0] = in[i]; }
 extern "C" __global__ void k_smem_overrun(int words) {
     extern __shared__ __align__(16) unsigned char smem[];
     reinterpret_cast<float*>(smem)[words + threadIdx.x] = 0.0f;
@@ -300,13 +300,16 @@ static void test_reported_bugs() {
     check::report(out[10] == 1.0f && std::isnan(out[40]), "unwritten shared memory reads as NaN", "");
 
 #ifndef __SANITIZE_THREAD__  // TSan takes over SIGSEGV
-    // A read far past a buffer hits a guard page: the fault handler names it and exits(3).
+    // A read far past a buffer hits the guard page: the fault handler names it and exits(3).
+    // emu::Array puts 100 floats (400 bytes, rounded up to 512) right before a 4 KiB guard page,
+    // so element 128 is the guard page's first byte and element 128 + 512 is 2 KiB inside it.
+    // The index is aimed at our own guard page, never at whatever else happens to be mapped.
     std::fflush(stdout);
     const pid_t pid = fork();
     if (pid == 0) {
         std::freopen("/dev/null", "w", stderr);
         emu::Array<float> in(100, "in");
-        emu::launch(k_read_far, 1, 1, 0, out.data(), in.data());
+        emu::launch(k_read_far, 1, 1, 0, out.data(), in.data(), 128 + 512);
         _exit(0);
     }
     int status = 0;
