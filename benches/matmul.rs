@@ -6,7 +6,7 @@
 //! For quick side-by-side numbers use `cargo run --release --bin kernels` instead.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use pretrain::cpu::matmul::{Layout, VERSIONS, gemm};
+use pretrain::tensor::cpu::matmul::{Layout, VERSIONS, gemm};
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -8,12 +8,12 @@
 //! ```
 
 use half::bf16;
-use pretrain::cuda::attention::{
+use pretrain::tensor::Rng;
+use pretrain::tensor::cuda::attention::{
     Version, attention_backward_version, attention_forward_version, attention_scratch_len,
     classifier_forward_backward,
 };
-use pretrain::cuda::{Buffer, Gpu, GpuFloat};
-use pretrain::tensor::Rng;
+use pretrain::tensor::cuda::{Buffer, Gpu, GpuFloat};
 
 fn random<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng, n: usize) -> Buffer<X> {
     let v: Vec<X> = (0..n).map(|_| X::from_f32(rng.normal() as f32)).collect();

@@ -146,9 +146,9 @@ fn cpu_steps(model: &Gpt, b: usize, t: usize, steps: usize) -> f64 {
 
 mod gpu {
     use super::*;
-    use pretrain::cuda::gpt::{GpuGpt, MatmulVersion};
-    use pretrain::cuda::trainer::peak_gflops;
-    use pretrain::cuda::{Gpu, GpuFloat, Precision};
+    use pretrain::tensor::cuda::gpt::{GpuGpt, MatmulVersion};
+    use pretrain::tensor::cuda::trainer::peak_gflops;
+    use pretrain::tensor::cuda::{Gpu, GpuFloat, Precision};
     use std::sync::Arc;
 
     const WARMUP: usize = 3;

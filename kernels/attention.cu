@@ -7,7 +7,7 @@
 //   out is [B, T, C] (heads side by side), lse[(b*NH + h)*T + i] = log Σ_j exp(S_ij).
 //   Backward (dout given, D_i = Σ_d dout_id·out_id):
 //     dv = Pᵀ·dout,  dP = dout·vᵀ,  dS = P ⊙ (dP − D),  dq = dS·k/sqrt(hs),  dk = dSᵀ·q/sqrt(hs)
-//   The CPU twin is src/cpu/attention.rs.
+//   The CPU twin is src/tensor/cpu/attention.rs.
 //
 // Idea of this version (v1: scalar fp32 FMAs, correctness first): never store the T×T matrix.
 //   Forward: a block owns BQ = 16 query rows (4 warps × 4 rows) of one (b, h) and walks the

@@ -7,7 +7,7 @@
 //   t < 0 means "ignored": losses[r] = 0 and the whole row of gradients is 0. A target >= V is a
 //   bug upstream: its loss is NaN (so it shows) and its gradients 0. dloss is the host's
 //   1/(number of counted targets), so Σ losses · dloss is the mean loss. The CPU twin is
-//   src/cpu/cross_entropy.rs (which says "ignored" with a target equal to an ignore index).
+//   src/tensor/cpu/cross_entropy.rs (which says "ignored" with a target equal to an ignore index).
 //
 // Idea: the probabilities are never stored. Pass 1 reads the row once, each thread keeping an
 //   online (max, sum of exp) over its columns; the pairs merge across the warp with shuffles and

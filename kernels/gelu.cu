@@ -3,7 +3,7 @@
 // gelu_forward:   out[i] = ½x(1 + tanh(√(2/π)(x + 0.044715x³))),  x = inp[i]
 // gelu_backward:  dinp[i] = dout[i] · gelu'(x)   (overwrites dinp; dinp may be dout itself)
 //                 gelu'(x) = ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)
-// Same constants and formula as src/cpu/gelu.rs.
+// Same constants and formula as src/tensor/cpu/gelu.rs.
 // Idea: one thread per 16 bytes (Vec<PACK>, see pack.cuh) in a grid-stride loop; arithmetic in
 // fp32, one rounding on store. Memory-bound: 2 (forward) or 3 (backward) tensors through HBM.
 // Launch: grid = min(ceil(n / PACK / 256), 32 * SMs), block = 256.

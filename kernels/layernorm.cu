@@ -5,7 +5,7 @@
 // layernorm_backward_dinp:   with g = dout, x̂ = (x − m)·r, ĝ = g·weight:
 //                            dinp += r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))
 // layernorm_backward_params: dweight += Σ_rows g·x̂,  dbias += Σ_rows g
-// Same formulas, eps and order of operations as src/cpu/layernorm.rs (mean first, then the
+// Same formulas, eps and order of operations as src/tensor/cpu/layernorm.rs (mean first, then the
 // mean of squared deviations: two passes, no E[x²] − m² cancellation).
 // Idea: forward and dinp give one warp to one row: the lanes stride along the row (16 bytes
 // per lane and step when C % PACK == 0 and the pointers are aligned, else one element), the

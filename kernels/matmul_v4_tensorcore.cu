@@ -54,7 +54,7 @@ using namespace nvcuda;
 #define A_STAGE (BM * (BK + SKEW) > BK * (BM + SKEW) ? BM * (BK + SKEW) : BK * (BM + SKEW))
 #define B_STAGE (BN * (BK + SKEW) > BK * (BN + SKEW) ? BN * (BK + SKEW) : BK * (BN + SKEW))
 #define STAGES 3
-#define SMEM_BYTES (STAGES * (A_STAGE + B_STAGE) * 2)  // 61440; src/cuda/matmul.rs launches with it
+#define SMEM_BYTES (STAGES * (A_STAGE + B_STAGE) * 2)  // 61440; src/tensor/cuda/matmul.rs launches with it
 
 // ---- cp.async: a 16-byte global -> shared copy that does not wait (sm_80+) ----
 // Copies `bytes` (0..16) from src and zero-fills the rest of the 16 bytes at dst.

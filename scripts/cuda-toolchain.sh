@@ -5,7 +5,7 @@
 #   lib/      libnvrtc.so.12 + libnvrtc-builtins.so.12.9 (they must sit in one folder)
 #   include/  cuda_fp16.h, cuda_bf16.h, ... (passed to NVRTC as an include path)
 #   bin/      ptxas
-# The code finds this folder by itself (src/cuda/nvrtc.rs). Run again: it does nothing when done.
+# The code finds this folder by itself (src/tensor/cuda/nvrtc.rs). Run again: it does nothing when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NVRTC=12.9.86 RUNTIME=12.9.79 NVCC=12.9.86

@@ -13,10 +13,6 @@ pub mod tokenizer;
 pub mod dataset;
 /// Stage 3: the tensor engine with autograd (lessons 04, 05).
 pub mod tensor;
-/// Stage 3: CPU kernels the tensor engine calls, matmul from naive to SIMD (lesson 04).
-pub mod cpu;
-/// Stage 3: the CUDA backend: our kernels compiled by NVRTC, launched through cudarc (lesson 08).
-pub mod cuda;
 /// Stage 3: the GPT-2 model, its configuration and its checkpoints (lesson 06).
 pub mod model;
 /// Stage 4: training: AdamW, the schedule, metrics (lesson 07).

@@ -8,16 +8,16 @@
 //! inputs are rounded to bf16 first, so the reference sees exactly what the GPU sees.
 
 use half::bf16;
-use pretrain::cpu::attention::{causal_attention_backward, causal_attention_forward};
-use pretrain::cpu::cross_entropy::{cross_entropy, cross_entropy_backward};
-use pretrain::cuda::attention::{
+use pretrain::tensor::cpu::attention::{causal_attention_backward, causal_attention_forward};
+use pretrain::tensor::cpu::cross_entropy::{cross_entropy, cross_entropy_backward};
+use pretrain::tensor::cuda::attention::{
     Version, attention_backward, attention_backward_version, attention_forward,
     attention_forward_version, attention_scratch_len, best, classifier_forward_backward,
 };
-use pretrain::cuda::device::for_tests;
+use pretrain::tensor::cuda::device::for_tests;
 
-use pretrain::cuda::{Buffer, Gpu, GpuFloat};
 use pretrain::tensor::Rng;
+use pretrain::tensor::cuda::{Buffer, Gpu, GpuFloat};
 
 /// Random normal values, rounded through the storage type `X`.
 fn random<X: GpuFloat>(rng: &mut Rng, n: usize, std: f64) -> Vec<X> {
@@ -113,7 +113,7 @@ fn attention_case<X: GpuFloat>(
 ) {
     let (b, t, nh, hs) = dims;
     let c = nh * hs;
-    let bf = X::PRECISION == pretrain::cuda::Precision::Bf16;
+    let bf = X::PRECISION == pretrain::tensor::cuda::Precision::Bf16;
     let (tol_fwd, tol_bwd) = if bf { (1e-2, 2e-2) } else { (1e-5, 1e-5) };
     let what = format!(
         "{version:?} B={b} T={t} NH={nh} hs={hs} {}",
@@ -294,7 +294,7 @@ fn attention_dispatch_runs_the_expected_version() {
 
 /// One classifier case: `n` rows, `v` classes padded to `vp`, every third row ignored.
 fn classifier_case<X: GpuFloat>(gpu: &Gpu, n: usize, v: usize, vp: usize, seed: u64) {
-    let bf = X::PRECISION == pretrain::cuda::Precision::Bf16;
+    let bf = X::PRECISION == pretrain::tensor::cuda::Precision::Bf16;
     let tol = if bf { 1e-2 } else { 1e-5 };
     let what = format!("n={n} v={v} vp={vp} {}", X::PRECISION.name());
     let mut rng = Rng::new(seed);

@@ -3,8 +3,8 @@
 //! PyPI wheels (`scripts/cuda-toolchain.sh`, which `.ci/run` calls). Without NVRTC the test
 //! says so and passes, except under CI (`CI=true`), where a missing compiler is a failure.
 
-use pretrain::cuda::Precision;
-use pretrain::cuda::{nvrtc, sources};
+use pretrain::tensor::cuda::Precision;
+use pretrain::tensor::cuda::{nvrtc, sources};
 
 fn nvrtc_or_skip() -> bool {
     match nvrtc::get() {

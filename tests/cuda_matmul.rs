@@ -14,7 +14,7 @@
 //! one it read before writing, fails the test.
 
 use half::bf16;
-use pretrain::cuda::device::for_tests;
+use pretrain::tensor::cuda::device::for_tests;
 
 /// Every version the device has: all of them on a GPU; ours only on the CPU emulator (no cuBLAS).
 fn versions(gpu: &Gpu) -> Vec<Version> {
@@ -22,9 +22,9 @@ fn versions(gpu: &Gpu) -> Vec<Version> {
     all.filter(|&v| !(gpu.is_emulated() && v == Version::Cublas))
         .collect()
 }
-use pretrain::cuda::matmul::{self, Version};
-use pretrain::cuda::{Buffer, Gpu, GpuFloat, Precision, nvrtc, ptxas, sources};
 use pretrain::tensor::Rng;
+use pretrain::tensor::cuda::matmul::{self, Version};
+use pretrain::tensor::cuda::{Buffer, Gpu, GpuFloat, Precision, nvrtc, ptxas, sources};
 
 /// (m, k, n): single elements, odd sizes around the tile sizes (32, 128), sizes that are
 /// multiples of 8 (the vector paths), and a GPT-2 layer scaled down (B·T = 128 rows, C = 96:

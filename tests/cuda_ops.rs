@@ -8,11 +8,11 @@
 //! NaN, so an element it forgets fails; outputs it adds into (`+=`) start random.
 
 use half::bf16;
-use pretrain::cpu;
-use pretrain::cuda::device::for_tests;
-use pretrain::cuda::ops::{self, AdamwArgs};
-use pretrain::cuda::{Buffer, DevPtr, Gpu, GpuFloat, Precision};
 use pretrain::tensor::Rng;
+use pretrain::tensor::cpu;
+use pretrain::tensor::cuda::device::for_tests;
+use pretrain::tensor::cuda::ops::{self, AdamwArgs};
+use pretrain::tensor::cuda::{Buffer, DevPtr, Gpu, GpuFloat, Precision};
 use pretrain::train::optim::{AdamWConfig, adamw_step};
 
 fn random(rng: &mut Rng, n: usize) -> Vec<f32> {

@@ -13,13 +13,13 @@
 //! only, ~1e-6 relative; the bounds below leave a margin of about 100.
 
 use half::bf16;
-use pretrain::cuda::Gpu;
-use pretrain::cuda::Precision;
-use pretrain::cuda::device::for_tests;
-use pretrain::cuda::gpt::GpuGpt;
 use pretrain::dataset::shard::write_shard;
 use pretrain::model::config::GptConfig;
 use pretrain::model::gpt::Gpt;
+use pretrain::tensor::cuda::Gpu;
+use pretrain::tensor::cuda::Precision;
+use pretrain::tensor::cuda::device::for_tests;
+use pretrain::tensor::cuda::gpt::GpuGpt;
 use pretrain::tensor::{Rng, Tensor, no_grad};
 use pretrain::train::optim::{AdamW, AdamWConfig};
 use pretrain::train::schedule::ScheduleKind;
@@ -205,7 +205,7 @@ fn train_cpu(model: &Gpt) -> Curve {
     curve
 }
 
-fn train_gpu<X: pretrain::cuda::GpuFloat>(gpu: &Arc<Gpu>, model: &Gpt) -> Curve {
+fn train_gpu<X: pretrain::tensor::cuda::GpuFloat>(gpu: &Arc<Gpu>, model: &Gpt) -> Curve {
     let sizes: Vec<usize> = model.params().iter().map(|(_, p)| p.numel()).collect();
     let mut opt = AdamW::new(AdamWConfig::default(), &sizes);
     let mut g = GpuGpt::<X>::new(gpu, model, 4, 32).unwrap();

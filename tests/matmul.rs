@@ -5,8 +5,8 @@
 //! about `k · u · Σ_p |a_ip·b_pj|` (u = 2⁻²⁴, any summation order). We require
 //! `|c - ref| ≤ 2·k·u · Σ_p |a_ip·b_pj| + 1e-30` for every entry, i.e. within the textbook bound.
 
-use pretrain::cpu::matmul::v4_simd::{Isa, gemm_v4_isa};
-use pretrain::cpu::matmul::{GemmFn, Layout, VERSIONS, gemm};
+use pretrain::tensor::cpu::matmul::v4_simd::{Isa, gemm_v4_isa};
+use pretrain::tensor::cpu::matmul::{GemmFn, Layout, VERSIONS, gemm};
 
 /// A small seeded generator (xorshift64*), so the tests need no extra crate.
 struct Rng(u64);

@@ -63,7 +63,7 @@ class GPT(nn.Module):
 
 
 def peak_flops(name, bf16):
-    """Datasheet dense peak, as src/cuda/trainer.rs::peak_gflops."""
+    """Datasheet dense peak, as src/tensor/cuda/trainer.rs::peak_gflops."""
     table = [("H200", 989e12, 67e12), ("H100", 989e12, 67e12), ("A100", 312e12, 19.5e12),
              ("L4", 121e12, 30.3e12), ("4090", 165e12, 82.6e12)]
     for key, b, f in table:

@@ -10,10 +10,10 @@ mod cuda_rows;
 use anyhow::{Context, bail};
 use clap::Parser;
 use pretrain::cli::{self, Common};
-use pretrain::cpu::matmul::v4_simd::Isa;
-use pretrain::cpu::matmul::{self, GemmFn, Layout};
-use pretrain::cpu::{self, float::Float};
-use pretrain::cuda::{DeviceArg, Gpu};
+use pretrain::tensor::cpu::matmul::v4_simd::Isa;
+use pretrain::tensor::cpu::matmul::{self, GemmFn, Layout};
+use pretrain::tensor::cpu::{self, float::Float};
+use pretrain::tensor::cuda::{DeviceArg, Gpu};
 use std::time::{Duration, Instant};
 
 /// Time every kernel version, check it against an f64 reference, print one table.
@@ -24,11 +24,11 @@ use std::time::{Duration, Instant};
 /// entries, f64 reference).
 ///
 /// Kernels: matmul (C = A·B), matmul_nt (A·Bᵀ, B stored n×k), matmul_tn (Aᵀ·B, A stored k×m).
-/// Versions: v1–v5 (src/cpu/matmul/) and gemm, the entry point the tensor engine calls.
+/// Versions: v1–v5 (src/tensor/cpu/matmul/) and gemm, the entry point the tensor engine calls.
 /// v1 and v2 run on at most 256×256×256 (they are slow); the row's note says so.
 ///
 /// With a GPU: cuda_fp32 and cuda_bf16 (cuda_*_nt, cuda_*_tn: transposed operands), versions
-/// v1–v4 of src/cuda/matmul.rs and cublas, on --shape, 4096³ and the matmuls of a GPT-2 124M
+/// v1–v4 of src/tensor/cuda/matmul.rs and cublas, on --shape, 4096³ and the matmuls of a GPT-2 124M
 /// step (only --shape when it is given). Median of CUDA-event timings.
 #[derive(Parser, Debug)]
 #[command(name = "kernels", version)]

@@ -7,11 +7,11 @@
 use anyhow::Context;
 use clap::Parser;
 use pretrain::cli::{self, Common};
-use pretrain::cuda::DeviceArg;
 use pretrain::data::{CleanConfig, clean};
 use pretrain::dataset::write::{TokenizeOptions, tokenize_jsonl};
 use pretrain::model::config::GptConfig;
 use pretrain::sample::{SamplingConfig, generate};
+use pretrain::tensor::cuda::DeviceArg;
 use pretrain::tokenizer::corpus::count_files;
 use pretrain::tokenizer::train::train_from_counts;
 use pretrain::tokenizer::{ENDOFTEXT, Split, TrainOptions, formats};

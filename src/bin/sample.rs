@@ -3,8 +3,8 @@
 use anyhow::Context;
 use clap::Parser;
 use pretrain::cli::{self, Common};
-use pretrain::cuda::DeviceArg;
 use pretrain::sample::{SamplingConfig, generate};
+use pretrain::tensor::cuda::DeviceArg;
 use pretrain::tokenizer::encode::StreamDecoder;
 use pretrain::train::trainer::load_model;
 use std::io::Write;

@@ -3,8 +3,8 @@
 use anyhow::Context;
 use clap::Parser;
 use pretrain::cli::{self, Common};
-use pretrain::cuda::DeviceArg;
 use pretrain::model::config::GptConfig;
+use pretrain::tensor::cuda::DeviceArg;
 use pretrain::train::optim::AdamWConfig;
 use pretrain::train::schedule::{MIN_LR_FRACTION, ScheduleKind};
 use pretrain::train::trainer::{self, Device, PrecisionArg, TrainConfig};

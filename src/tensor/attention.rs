@@ -1,6 +1,6 @@
 //! The fused causal-attention op: `softmax(mask(Q·Kᵀ/√D))·V` as one recorded op, with a
 //! backward that recomputes the attention weights instead of storing them (see
-//! `crate::cpu::attention`). It gives the same result as composing matmul, `causal_mask` and
+//! `crate::tensor::cpu::attention`). It gives the same result as composing matmul, `causal_mask` and
 //! `softmax`, which the tests check, with far less memory and time.
 
 use super::autograd::record;

@@ -8,9 +8,9 @@ use super::pool;
 use super::shape::{broadcast_shapes, broadcast_strides, numel, split_at_axis};
 use super::storage::{DType, Device, Element};
 use super::tensor::Tensor;
-use crate::cpu;
-use crate::cpu::elementwise::{View, map1, map2, zip3};
-use crate::cpu::matmul::Layout;
+use crate::tensor::cpu;
+use crate::tensor::cpu::elementwise::{View, map1, map2, zip3};
+use crate::tensor::cpu::matmul::Layout;
 
 /// Elementwise ops of one tensor (scalars folded in).
 #[derive(Clone, Copy, Debug, PartialEq)]

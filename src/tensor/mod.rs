@@ -7,7 +7,7 @@
 //! - Creation: `zeros`, `ones`, `full`, `arange`, `from_vec`, `randn`/`uniform` from a seeded
 //!   [`Rng`](crate::tensor::Rng) whose state can be saved; bf16/f16 conversion through `half`.
 //! - Ops compute in `f32` (or `f64` for gradient checks) and go through `backend`, the one place
-//!   that dispatches on [`Device`](crate::tensor::Device); the CPU kernels live in `crate::cpu`.
+//!   that dispatches on [`Device`](crate::tensor::Device); the CPU kernels live in `crate::tensor::cpu`.
 //! - Autograd: ops on tensors that require grad record a node; `loss.backward()` fills `grad()` of
 //!   every leaf; [`no_grad`](crate::tensor::no_grad) turns recording off; `update_` changes a parameter in place.
 //! - Ops (each differentiable): `add/sub/mul/div` with broadcasting (also `+ - * /` on `&Tensor`
@@ -25,6 +25,10 @@
 mod attention;
 mod autograd;
 pub mod backend;
+/// The CPU backend: kernels on slices, matmul from naive to SIMD (lesson 04).
+pub mod cpu;
+/// The CUDA backend: our kernels compiled by NVRTC, launched through cudarc (lesson 08).
+pub mod cuda;
 pub mod gradcheck;
 mod ops;
 pub mod pool;

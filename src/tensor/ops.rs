@@ -6,7 +6,7 @@ use super::backend::{self, Binary, Unary};
 use super::shape::{self, broadcast_shapes, contiguous_strides, numel};
 use super::storage::DType;
 use super::tensor::Tensor;
-use crate::cpu::matmul::Layout;
+use crate::tensor::cpu::matmul::Layout;
 
 /// Sums `g` down to `shape` (undoes broadcasting): the gradient of a broadcast input.
 pub(crate) fn sum_to(g: &Tensor, shape: &[usize]) -> Tensor {

@@ -1,6 +1,6 @@
 //! Where a tensor's numbers live: a flat buffer on a device, shared by every view of it.
 
-use crate::cpu::float::Float;
+use crate::tensor::cpu::float::Float;
 
 /// The element type of a tensor. Training computes in `F32`; gradient checks use `F64`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -9,9 +9,6 @@
 use super::metrics::{MetricsLog, StepMetrics};
 use super::optim::{AdamW, AdamWConfig};
 use super::schedule::{Schedule, ScheduleKind};
-use crate::cuda::exec::Exec;
-use crate::cuda::trainer::GpuTrainer;
-use crate::cuda::{DeviceArg, Gpu, Precision};
 use crate::dataset::loader::{Loader, Position};
 use crate::model::checkpoint::{
     NamedTensor, load_gpt2_params, read_safetensors, safetensors_bytes, write_dir_atomic,
@@ -19,6 +16,9 @@ use crate::model::checkpoint::{
 use crate::model::config::GptConfig;
 use crate::model::gpt::Gpt;
 use crate::sample::{SamplingConfig, generate};
+use crate::tensor::cuda::exec::Exec;
+use crate::tensor::cuda::trainer::GpuTrainer;
+use crate::tensor::cuda::{DeviceArg, Gpu, Precision};
 use crate::tensor::{Tensor, no_grad};
 use crate::tokenizer::Tokenizer;
 use crate::{detail, info};
@@ -119,7 +119,7 @@ impl Device {
     /// Resolves `--device` and `--precision` (default bf16 on a GPU). Without a GPU it prints the
     /// one-line fallback (see `cuda::select`) and the precision is ignored.
     pub fn from_args(device: DeviceArg, precision: Option<PrecisionArg>) -> Device {
-        let gpu = crate::cuda::select(device);
+        let gpu = crate::tensor::cuda::select(device);
         let precision = match precision {
             Some(PrecisionArg::Fp32) => Precision::F32,
             Some(PrecisionArg::Bf16) | None => Precision::Bf16,
@@ -458,7 +458,7 @@ pub fn flops_per_token(c: &GptConfig, t: usize) -> f64 {
 
 /// This machine's matmul throughput (GFLOP/s), measured once: the denominator of MFU.
 pub fn measured_peak_gflops() -> f64 {
-    use crate::cpu::matmul::{Layout, gemm};
+    use crate::tensor::cpu::matmul::{Layout, gemm};
     let n = 1024;
     let a = vec![0.5f32; n * n];
     let b = vec![0.25f32; n * n];

@@ -1,4 +1,4 @@
-//! The CUDA rows of the `kernels` table: every GPU matmul version (`pretrain::cuda::matmul`) in
+//! The CUDA rows of the `kernels` table: every GPU matmul version (`pretrain::tensor::cuda::matmul`) in
 //! fp32 and bf16, with cuBLAS as a row, on a square shape and the matmuls of a GPT-2 124M step,
 //! plus `--ptx-report` (registers, shared memory and spills per kernel; needs NVRTC, no GPU).
 //!
@@ -13,8 +13,8 @@ use super::{Entry, Rng, Row, Setup, Shape};
 use anyhow::Result;
 use cudarc::driver::sys::CUevent_flags;
 use half::bf16;
-use pretrain::cuda::matmul::{self, Version};
-use pretrain::cuda::{Buffer, Gpu, GpuFloat, Precision, ptxas, sources};
+use pretrain::tensor::cuda::matmul::{self, Version};
+use pretrain::tensor::cuda::{Buffer, Gpu, GpuFloat, Precision, ptxas, sources};
 use std::any::Any;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //
 // The attention and classifier kernels on the CPU emulator, against plain f64 references, on
 // small odd sizes: `tools/cuda-emu/run.sh attention`. Launch shapes are the ones
-// src/cuda/attention.rs uses.
+// src/tensor/cuda/attention.rs uses.
 #include "emu.h"
 
 // Both files in one program: the second include of common.cuh is skipped by #pragma once.
@@ -109,7 +109,7 @@ static void attention_case(int B, int T, int NH, int hs, unsigned seed) {
             }
         }
 
-    // The kernels, launched as src/cuda/attention.rs does.
+    // The kernels, launched as src/tensor/cuda/attention.rs does.
     const int ks = hs % 2 == 0 ? hs + 1 : hs;
     const int grid = B * NH * ceil_div(T, ATT_BQ);
     emu::launch(attention_forward, grid, 128, 4 * (ATT_BQ * hs + ATT_BK * ks + ATT_BK * hs),

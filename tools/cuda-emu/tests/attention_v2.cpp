@@ -99,7 +99,7 @@ static void attention_case(int B, int T, int NH, int hs, unsigned seed) {
                 }
             }
         }
-    // v1, as src/cuda/attention.rs launches it.
+    // v1, as src/tensor/cuda/attention.rs launches it.
     const int ks = hs % 2 == 0 ? hs + 1 : hs;
     const int grid1 = B * NH * ceil_div(T, ATT_BQ);
     emu::launch(attention_forward, grid1, 128, 4 * (ATT_BQ * hs + ATT_BK * ks + ATT_BK * hs),

@@ -1,7 +1,7 @@
 // Emulator test of kernels/bias.cu: column sums of dout added into random dbias, for one row,
 // odd row counts (some warps get one row more than others) and column counts that leave the
 // last block partly empty, split into 1, 2, 3 and more row chunks than rows (empty chunks).
-// Launch shape as in src/cuda/ops.rs: 1024 threads, grid (column tiles of 32, row chunks).
+// Launch shape as in src/tensor/cuda/ops.rs: 1024 threads, grid (column tiles of 32, row chunks).
 // emu-kernels: kernels/bias.cu
 // emu-precisions: fp32 bf16
 #include "check.h"

@@ -1,7 +1,7 @@
 // Emulator test of kernels/layernorm.cu: forward (out, mean, rstd) and backward (dinp, dweight,
 // dbias accumulated into random values) against a double-precision reference, on a single
 // column, odd widths (one-element path), multiples of 8 (16-byte path), a width past 32 lanes
-// per step, and rows that do not fill the last block. Launch shapes as in src/cuda/ops.rs.
+// per step, and rows that do not fill the last block. Launch shapes as in src/tensor/cuda/ops.rs.
 // emu-kernels: kernels/layernorm.cu
 // emu-precisions: fp32 bf16
 #include "check.h"

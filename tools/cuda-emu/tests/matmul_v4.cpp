@@ -10,7 +10,7 @@ int main() {
     shapes.push_back({40, 200, 24});  // 7 k-tiles, the last partial
     shapes.push_back({129, 96, 131}); // 3 k-tiles, partial C tiles in both directions
     shapes.push_back({24, 40, 16});   // 2 k-tiles: fewer tiles than pipeline stages
-    // 61440 bytes of dynamic shared memory, as src/cuda/matmul.rs launches it.
+    // 61440 bytes of dynamic shared memory, as src/tensor/cuda/matmul.rs launches it.
     matmul_cases("v4", matmul_v4, 128, 128, 256, shapes, SMEM_BYTES);
     return check::finish();
 }

@@ -20,7 +20,7 @@
 //!   [`trainer`] is what `crate::train::trainer` calls on a GPU.
 //!
 //! Nothing here is needed to run on the CPU: with no driver, every binary says so in one line
-//! and carries on with `crate::cpu`.
+//! and carries on with `crate::tensor::cpu`.
 
 pub mod attention;
 pub mod buffer;

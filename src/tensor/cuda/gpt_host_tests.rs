@@ -254,7 +254,7 @@ fn trainer_on_the_executor_matches_the_cpu_and_resumes() {
     };
     let host = Device {
         exec: Some(Exec::Host),
-        precision: crate::cuda::Precision::F32,
+        precision: crate::tensor::cuda::Precision::F32,
     };
     let cpu = train(&cfg("cpu", 10), false).unwrap();
     let gpu = train_on(&cfg("exec", 10), false, &host).unwrap();

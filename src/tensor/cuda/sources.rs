@@ -16,7 +16,7 @@ macro_rules! kernel {
     ($file:literal) => {
         Source {
             file: $file,
-            code: include_str!(concat!("../../kernels/", $file)),
+            code: include_str!(concat!("../../../kernels/", $file)),
         }
     };
 }
@@ -42,9 +42,9 @@ pub const SOURCES: &[Source] = &[
 
 /// Headers a kernel may `#include "..."`.
 pub const HEADERS: &[(&str, &str)] = &[
-    ("common.cuh", include_str!("../../kernels/common.cuh")),
-    ("pack.cuh", include_str!("../../kernels/pack.cuh")),
-    ("colsum.cuh", include_str!("../../kernels/colsum.cuh")),
+    ("common.cuh", include_str!("../../../kernels/common.cuh")),
+    ("pack.cuh", include_str!("../../../kernels/pack.cuh")),
+    ("colsum.cuh", include_str!("../../../kernels/colsum.cuh")),
 ];
 
 /// The source of `file`, if there is one.

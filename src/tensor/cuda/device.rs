@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// `--device`: where the numbers are computed.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DeviceArg {
-    /// The CPU kernels of `crate::cpu`.
+    /// The CPU kernels of `crate::tensor::cpu`.
     Cpu,
     /// The first CUDA GPU; falls back to the CPU, with a message, when there is none.
     Cuda,

@@ -1,6 +1,6 @@
 //! CPU kernels: plain loops over `&[f32]` slices, kept apart from the tensor bookkeeping so each
 //! can be read, tested and timed on its own. The tensor ops in `crate::tensor` call these.
-//! Most are generic over [`Float`](crate::cpu::float::Float) so gradient checks can run the same code in `f64`.
+//! Most are generic over [`Float`](crate::tensor::cpu::float::Float) so gradient checks can run the same code in `f64`.
 
 pub mod attention;
 pub mod cross_entropy;

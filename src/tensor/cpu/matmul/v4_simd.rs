@@ -122,19 +122,19 @@ macro_rules! with_kernel {
     ($isa:expr, $kern:ident => $body:expr) => {
         match $isa {
             #[cfg(target_arch = "x86_64")]
-            $crate::cpu::matmul::v4_simd::Isa::Avx512 => {
-                let $kern = $crate::cpu::matmul::v4_simd::x86::Avx512::detect()
+            $crate::tensor::cpu::matmul::v4_simd::Isa::Avx512 => {
+                let $kern = $crate::tensor::cpu::matmul::v4_simd::x86::Avx512::detect()
                     .expect("checked by the caller");
                 $body
             }
             #[cfg(target_arch = "x86_64")]
-            $crate::cpu::matmul::v4_simd::Isa::Avx2 => {
-                let $kern = $crate::cpu::matmul::v4_simd::x86::Avx2::detect()
+            $crate::tensor::cpu::matmul::v4_simd::Isa::Avx2 => {
+                let $kern = $crate::tensor::cpu::matmul::v4_simd::x86::Avx2::detect()
                     .expect("checked by the caller");
                 $body
             }
             _ => {
-                let $kern = $crate::cpu::matmul::v3_blocked::Portable;
+                let $kern = $crate::tensor::cpu::matmul::v3_blocked::Portable;
                 $body
             }
         }
