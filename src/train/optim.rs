@@ -48,27 +48,16 @@ pub fn adamw_step(
     step: u64,
     decay: bool,
 ) {
-    let n = param.len();
-    assert!(
-        grad.len() == n && m.len() == n && v.len() == n,
-        "adamw_step: param {n}, grad {}, m {}, v {}",
-        grad.len(),
-        m.len(),
-        v.len()
-    );
-    assert!(step >= 1, "adamw_step: step counts from 1");
-    let wd = if decay { cfg.weight_decay } else { 0.0 };
-    let bc1 = 1.0 - cfg.beta1.powi(step as i32);
-    let bc2 = 1.0 - cfg.beta2.powi(step as i32);
-    for i in 0..n {
-        let g = grad[i] * grad_scale;
-        let p = param[i] * (1.0 - lr * wd);
-        let mi = cfg.beta1 * m[i] + (1.0 - cfg.beta1) * g;
-        let vi = cfg.beta2 * v[i] + (1.0 - cfg.beta2) * g * g;
-        m[i] = mi;
-        v[i] = vi;
-        param[i] = p - lr * (mi / bc1) / ((vi / bc2).sqrt() + cfg.eps);
-    }
+    let h = crate::tensor::cpu::adamw::Hyper {
+        lr,
+        beta1: cfg.beta1,
+        beta2: cfg.beta2,
+        eps: cfg.eps,
+        weight_decay: if decay { cfg.weight_decay } else { 0.0 },
+        grad_scale,
+        step,
+    };
+    crate::tensor::cpu::adamw::adamw(&h, param, grad, m, v)
 }
 
 /// AdamW over a model's parameters: the moments of each, and the step count.

@@ -2,6 +2,7 @@
 //! can be read, tested and timed on its own. The tensor ops in `crate::tensor` call these.
 //! Most are generic over [`Float`](crate::tensor::cpu::float::Float) so gradient checks can run the same code in `f64`.
 
+pub mod adamw;
 pub mod attention;
 pub mod cross_entropy;
 pub mod elementwise;
