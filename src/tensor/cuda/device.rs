@@ -65,6 +65,43 @@ impl Arg {
     }
 }
 
+impl From<i32> for Arg {
+    fn from(v: i32) -> Arg {
+        Arg::I32(v)
+    }
+}
+impl From<u32> for Arg {
+    fn from(v: u32) -> Arg {
+        Arg::U32(v)
+    }
+}
+/// A `size_t` parameter.
+impl From<u64> for Arg {
+    fn from(v: u64) -> Arg {
+        Arg::U64(v)
+    }
+}
+impl From<f32> for Arg {
+    fn from(v: f32) -> Arg {
+        Arg::F32(v)
+    }
+}
+/// A `T*` parameter: the view's device address.
+impl<T> From<super::DevPtr<T>> for Arg {
+    fn from(p: super::DevPtr<T>) -> Arg {
+        Arg::Ptr(p.addr)
+    }
+}
+
+/// A kernel's argument list from values that convert into [`Arg`]: `kargs![out, inp, n as u64]`.
+/// Sizes are passed as the kernel declares them (`int` via `i32`, `size_t` via `u64`).
+#[macro_export]
+macro_rules! kargs {
+    ($($a:expr),* $(,)?) => {
+        [$($crate::tensor::cuda::device::Arg::from($a)),*]
+    };
+}
+
 /// A real CUDA device: its context, the stream every launch goes to, the compiled kernels.
 pub struct Cuda {
     pub ctx: Arc<CudaContext>,
