@@ -83,12 +83,6 @@ fn main() {
             let median = cpu_steps(&model, b, t, steps);
             ("pretrain".to_string(), median, measured_peak_gflops())
         }
-        "cuda" => {
-            gpu::run(&model, b, t, steps, &a.precision, a.matmul.as_deref()).unwrap_or_else(|e| {
-                eprintln!("train_bench: {e:#}");
-                std::process::exit(1);
-            })
-        }
         other => panic!("train_bench: --device {other:?} (cpu or cuda)"),
     };
     let tps = (b * t) as f64 / median;
@@ -144,85 +138,3 @@ fn cpu_steps(model: &Gpt, b: usize, t: usize, steps: usize) -> f64 {
     times[times.len() / 2]
 }
 
-mod gpu {
-    use super::*;
-    use pretrain::tensor::cuda::gpt::{GpuGpt, MatmulVersion};
-    use pretrain::tensor::cuda::trainer::peak_gflops;
-    use pretrain::tensor::cuda::{Gpu, GpuFloat, Precision};
-    use std::sync::Arc;
-
-    const WARMUP: usize = 3;
-
-    /// (name, median seconds per step, peak GFLOP/s) of `steps` GPU steps after the warm-up.
-    pub fn run(
-        model: &Gpt,
-        b: usize,
-        t: usize,
-        steps: usize,
-        precision: &str,
-        matmul: Option<&str>,
-    ) -> anyhow::Result<(String, f64, f64)> {
-        // PRETRAIN_GPU_EMU=1: the CPU emulator, for a smoke test of this code at tiny sizes.
-        let gpu = if std::env::var("PRETRAIN_GPU_EMU").is_ok_and(|v| v == "1") {
-            Gpu::emulated()?
-        } else {
-            Gpu::open(0)?
-        };
-        let p = match precision {
-            "bf16" => Precision::Bf16,
-            "fp32" => Precision::F32,
-            other => anyhow::bail!("--precision {other:?}: fp32 or bf16"),
-        };
-        let (median, version) = match p {
-            Precision::F32 => steps_on::<f32>(&gpu, model, b, t, steps, matmul)?,
-            Precision::Bf16 => steps_on::<half::bf16>(&gpu, model, b, t, steps, matmul)?,
-        };
-        let name = format!("pretrain-cuda {} {version:?} on {}", p.name(), gpu.name);
-        Ok((name, median, peak_gflops(&gpu.name, p)))
-    }
-
-    fn steps_on<X: GpuFloat>(
-        gpu: &Arc<Gpu>,
-        model: &Gpt,
-        b: usize,
-        t: usize,
-        steps: usize,
-        matmul: Option<&str>,
-    ) -> anyhow::Result<(f64, MatmulVersion)> {
-        let mut g = GpuGpt::<X>::new(gpu, model, b, t)?;
-        match matmul {
-            None => {}
-            Some("v3") => g.set_matmul(MatmulVersion::V3Register),
-            Some("v4") => g.set_matmul(MatmulVersion::V4TensorCore),
-            Some("cublas") => g.set_matmul(MatmulVersion::Cublas),
-            Some(other) => anyhow::bail!("--matmul {other}: v3, v4 or cublas"),
-        }
-        eprintln!(
-            "train_bench: {}, {} activations {:.1} GB",
-            gpu.describe(),
-            X::PRECISION.name(),
-            g.dims.activation_bytes(std::mem::size_of::<X>()) as f64 / 1e9
-        );
-        let sizes: Vec<usize> = model.params().iter().map(|(_, p)| p.numel()).collect();
-        let mut opt = AdamW::new(AdamWConfig::default(), &sizes);
-        let mut tokens = token_stream(model.config.vocab_size);
-        let mut times = Vec::new();
-        for step in 0..WARMUP + steps {
-            let (ids, targets) = (tokens(b * t), tokens(b * t));
-            gpu.sync()?;
-            let t0 = Instant::now();
-            let loss = g.forward(&ids, &targets, 1.0)?;
-            g.backward()?;
-            g.update(&mut opt, 1e-4, 1.0)?;
-            g.zero_grad()?;
-            gpu.sync()?;
-            let secs = t0.elapsed().as_secs_f64();
-            eprintln!("step {step}: loss {loss:.4}, {:.1} ms", secs * 1e3);
-            if step >= WARMUP {
-                times.push(secs);
-            }
-        }
-        times.sort_by(f64::total_cmp);
-        Ok((times[times.len() / 2], g.matmul))
-    }
-}

@@ -16,8 +16,6 @@ use crate::model::checkpoint::{
 use crate::model::config::GptConfig;
 use crate::model::gpt::Gpt;
 use crate::sample::{SamplingConfig, generate};
-use crate::tensor::cuda::exec::Exec;
-use crate::tensor::cuda::trainer::GpuTrainer;
 use crate::tensor::cuda::{DeviceArg, Gpu, Precision};
 use crate::tensor::{Tensor, no_grad};
 use crate::tokenizer::Tokenizer;
@@ -102,7 +100,7 @@ struct TrainerState {
 /// Everything else (data, schedule, metrics, checkpoints, samples) is the same either way.
 #[derive(Clone, Default)]
 pub struct Device {
-    pub exec: Option<Exec>,
+    pub gpu: Option<Arc<Gpu>>,
     pub precision: Precision,
 }
 
@@ -133,7 +131,7 @@ impl Device {
     /// This GPU, in this precision.
     pub fn cuda(gpu: Arc<Gpu>, precision: Precision) -> Device {
         Device {
-            exec: Some(Exec::Gpu(gpu)),
+            gpu: Some(gpu),
             precision,
         }
     }
@@ -210,29 +208,13 @@ pub fn train_on(cfg: &TrainConfig, resume: bool, device: &Device) -> Result<Trai
         group_digits(n_params)
     );
 
-    let mut gpu = match &device.exec {
-        Some(ex) => {
-            let t = GpuTrainer::new(
-                ex,
-                &model,
-                &opt,
-                cfg.batch_size,
-                cfg.seq_len,
-                device.precision,
-            )?;
-            info!(
-                "training on {} in {}",
-                ex.describe(),
-                device.precision.name()
-            );
-            Some(t)
-        }
-        None => None,
-    };
-    let peak = match &gpu {
-        Some(g) => g.peak_gflops(),
-        None => measured_peak_gflops(),
-    };
+    if let Some(g) = &device.gpu {
+        bail!(
+            "training on {} is not wired to the tensor engine yet",
+            g.describe()
+        );
+    }
+    let peak = measured_peak_gflops();
     let flops_per_token = flops_per_token(&model.config, cfg.seq_len);
     let params: Vec<Tensor> = model.params().into_iter().map(|(_, p)| p.clone()).collect();
     let param_refs: Vec<&Tensor> = params.iter().collect();
@@ -268,14 +250,8 @@ pub fn train_on(cfg: &TrainConfig, resume: bool, device: &Device) -> Result<Trai
         let mut loss_sum = 0.0f64;
         for _ in 0..cfg.grad_accum {
             let (x, y) = train_data.next_batch();
-            // The CPU keeps the loss tensor for backward; the GPU keeps its activations.
-            let (l, cpu_loss) = match gpu.as_mut() {
-                Some(g) => (g.forward(&x, &y, 1.0 / cfg.grad_accum as f32)?, None),
-                None => {
-                    let loss = model.loss(&x, &y, cfg.batch_size, cfg.seq_len);
-                    (loss.item(), Some(loss))
-                }
-            };
+            let loss = model.loss(&x, &y, cfg.batch_size, cfg.seq_len);
+            let l = loss.item();
             if !l.is_finite() {
                 bar.abandon();
                 bail!(
@@ -285,23 +261,14 @@ pub fn train_on(cfg: &TrainConfig, resume: bool, device: &Device) -> Result<Trai
                 );
             }
             loss_sum += l as f64;
-            match (cpu_loss, gpu.as_mut()) {
-                (Some(loss), _) if cfg.grad_accum > 1 => {
-                    loss.mul_scalar(1.0 / cfg.grad_accum as f64).backward()
-                }
-                (Some(loss), _) => loss.backward(),
-                (None, Some(g)) => g.backward()?,
-                (None, None) => unreachable!("no loss without a GPU"),
+            if cfg.grad_accum > 1 {
+                loss.mul_scalar(1.0 / cfg.grad_accum as f64).backward()
+            } else {
+                loss.backward()
             }
         }
-        let grad_norm = match gpu.as_mut() {
-            Some(g) => g.update(&mut opt, lr, cfg.grad_clip)?,
-            None => {
-                let norm = opt.update(&param_refs, lr, cfg.grad_clip);
-                params.iter().for_each(|p| p.zero_grad());
-                norm
-            }
-        };
+        let grad_norm = opt.update(&param_refs, lr, cfg.grad_clip);
+        params.iter().for_each(|p| p.zero_grad());
         let done = step + 1;
         let secs = t0.elapsed().as_secs_f64();
         tokens_done += cfg.tokens_per_step();
@@ -314,10 +281,7 @@ pub fn train_on(cfg: &TrainConfig, resume: bool, device: &Device) -> Result<Trai
         if let Some(val) = val_data.as_mut()
             && (last || (cfg.eval_every > 0 && done % cfg.eval_every == 0))
         {
-            let v = match gpu.as_mut() {
-                Some(g) => evaluate_with(val, cfg.eval_batches, |x, y| g.eval_loss(x, y))?,
-                None => evaluate(&model, val, cfg.eval_batches)?,
-            };
+            let v = evaluate(&model, val, cfg.eval_batches)?;
             val_loss = Some(v);
             let bpb = bytes_per_token.map(|bpt| v as f64 / std::f64::consts::LN_2 / bpt);
             summary.bits_per_byte = bpb;
@@ -342,9 +306,6 @@ pub fn train_on(cfg: &TrainConfig, resume: bool, device: &Device) -> Result<Trai
             && cfg.sample_every > 0
             && done % cfg.sample_every == 0
         {
-            if let Some(g) = &gpu {
-                g.download_weights(&model)?;
-            }
             let text = sample_text(&model, tok, 32, cfg.seed + done as u64);
             bar.suspend(|| info!("step {done} sample: {text:?}"));
         }
@@ -354,9 +315,6 @@ pub fn train_on(cfg: &TrainConfig, resume: bool, device: &Device) -> Result<Trai
                 step: done,
                 train_position: train_data.position(),
             };
-            if let Some(g) = &gpu {
-                g.download(&model, &mut opt)?;
-            }
             save_run(&ckpt, &model, &opt, &state, cfg, eos)?;
             log.redraw()?;
             detail!("saved {}", ckpt.display());

@@ -267,6 +267,13 @@ impl Gpu {
         want.min(self.sms as usize * 32) as u32
     }
 
+    /// The datasheet peak of dense matmuls in GFLOP/s for `precision` (bf16 on tensor cores;
+    /// fp32 on the CUDA cores, no TF32), for the GPUs we know, else an H100's. MFU is quoted
+    /// against these, as llm.c and nanoGPT do.
+    pub fn peak_gflops(&self, precision: Precision) -> f64 {
+        peak_gflops(&self.name, precision)
+    }
+
     /// One line describing the device, e.g. "NVIDIA H200 (sm_90, 132 SMs)".
     pub fn describe(&self) -> String {
         format!("{} (sm_{}, {} SMs)", self.name, self.arch, self.sms)
@@ -360,5 +367,36 @@ pub fn launch_config(grid: u32, block: u32, smem: u32) -> LaunchConfig {
         grid_dim: (grid, 1, 1),
         block_dim: (block, 1, 1),
         shared_mem_bytes: smem,
+    }
+}
+
+/// See [`Gpu::peak_gflops`].
+pub fn peak_gflops(name: &str, precision: Precision) -> f64 {
+    let table: [(&str, f64, f64); 5] = [
+        // (name contains, bf16, fp32)
+        ("H200", 989e3, 67e3),
+        ("H100", 989e3, 67e3),
+        ("A100", 312e3, 19.5e3),
+        ("L4", 121e3, 30.3e3),
+        ("4090", 165e3, 82.6e3),
+    ];
+    let (bf, fp) = table
+        .iter()
+        .find(|(k, _, _)| name.contains(k))
+        .map_or((989e3, 67e3), |&(_, b, f)| (b, f));
+    match precision {
+        Precision::Bf16 => bf,
+        Precision::F32 => fp,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peaks_by_name() {
+        assert_eq!(peak_gflops("NVIDIA H200", Precision::Bf16), 989e3);
+        assert_eq!(peak_gflops("NVIDIA A100-SXM4-80GB", Precision::F32), 19.5e3);
     }
 }

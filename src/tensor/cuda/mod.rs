@@ -26,19 +26,11 @@ pub mod attention;
 pub mod buffer;
 pub mod device;
 pub mod emu;
-pub mod exec;
-pub mod gpt;
-#[cfg(test)]
-mod gpt_host_tests;
-#[cfg(test)]
-mod host_kernels;
 pub mod matmul;
 pub mod nvrtc;
 pub mod ops;
-pub mod params;
 pub mod ptxas;
 pub mod sources;
-pub mod trainer;
 
 pub use buffer::{Buffer, DevPtr, GpuFloat};
 pub use device::{DeviceArg, Gpu, select};
