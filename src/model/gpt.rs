@@ -7,12 +7,14 @@
 //! ln_f(x) ─► x · wteᵀ ─► logits [B·T, V]          the head shares the token embedding
 //! ```
 //! Every step is a tensor op that records itself on the autograd tape, so `loss.backward()` is the
-//! whole backward pass. Weights use GPT-2's layouts (linear weights `[in, out]`), so checkpoints map
-//! one to one onto Hugging Face's `GPT2LMHeadModel`.
+//! whole backward pass. The same graph runs on the CPU or a GPU: [`Gpt::to`] moves the parameters
+//! (and picks their dtype, bf16 for mixed precision), and every op follows its inputs. Weights
+//! use GPT-2's layouts (linear weights `[in, out]`), so checkpoints map one to one onto Hugging
+//! Face's `GPT2LMHeadModel`.
 
 use super::checkpoint::{NamedTensor, gpt2_param_shapes};
 use super::config::{GptConfig, INIT_STD, LAYER_NORM_EPS};
-use crate::tensor::{Rng, Tensor};
+use crate::tensor::{DType, Device, Rng, Tensor};
 
 /// How attention is computed: the fused op (fast, the default) or composed from basic ops
 /// (`softmax(mask(QKᵀ/√d))·V`, kept to verify the fused one).
@@ -168,8 +170,53 @@ impl Gpt {
             .collect()
     }
 
-    /// Logits `[B·T, V]` for token ids `ids` (`B·T` of them, row-major `[B, T]`).
-    pub fn forward(&self, ids: &[u32], b: usize, t: usize) -> Tensor {
+    /// The same model with every parameter on `device` in `dtype` (a fresh leaf that requires
+    /// grad; the values are copied, or rounded for bf16).
+    pub fn to(&self, device: Device, dtype: DType) -> Gpt {
+        let named = self
+            .params()
+            .into_iter()
+            .map(|(_, p)| p.detach().to(device).to_dtype(dtype).requires_grad_());
+        let mut params: Vec<Tensor> = named.collect();
+        params.reverse();
+        let mut next = || params.pop().expect("one tensor per parameter");
+        let wte = next();
+        let wpe = next();
+        let blocks = (0..self.config.n_layer)
+            .map(|_| Block {
+                ln_1_w: next(),
+                ln_1_b: next(),
+                attn_w: next(),
+                attn_b: next(),
+                attn_proj_w: next(),
+                attn_proj_b: next(),
+                ln_2_w: next(),
+                ln_2_b: next(),
+                fc_w: next(),
+                fc_b: next(),
+                mlp_proj_w: next(),
+                mlp_proj_b: next(),
+            })
+            .collect();
+        Gpt {
+            config: self.config,
+            wte,
+            wpe,
+            blocks,
+            ln_f_w: next(),
+            ln_f_b: next(),
+            attention: self.attention,
+        }
+    }
+
+    /// Where the parameters live, and their dtype.
+    pub fn placement(&self) -> (Device, DType) {
+        (self.wte.device(), self.wte.dtype())
+    }
+
+    /// The final hidden states `[B·T, C]` (after `ln_f`) for token ids `ids` (`B·T` of them,
+    /// row-major `[B, T]`).
+    fn hidden(&self, ids: &[u32], b: usize, t: usize) -> Tensor {
         let c = self.config.n_embd;
         assert!(
             t <= self.config.block_size && ids.len() == b * t,
@@ -177,59 +224,69 @@ impl Gpt {
             ids.len(),
             self.config.block_size
         );
+        let eps = LAYER_NORM_EPS as f64;
         let tok = self.wte.embedding(ids, &[b, t]);
         let pos = self.wpe.narrow(0, 0, t);
         let mut x = (&tok + &pos).reshape(&[b * t, c]);
         for block in &self.blocks {
-            let h = x.layer_norm(&block.ln_1_w, &block.ln_1_b, LAYER_NORM_EPS as f64);
+            let h = x.layer_norm(&block.ln_1_w, &block.ln_1_b, eps);
             let y = self.attend(&h, block, b, t);
             x = &x + &y;
-            let h = x.layer_norm(&block.ln_2_w, &block.ln_2_b, LAYER_NORM_EPS as f64);
+            let h = x.layer_norm(&block.ln_2_w, &block.ln_2_b, eps);
             let h = h.linear(&block.fc_w, Some(&block.fc_b)).gelu();
             x = &x + &h.linear(&block.mlp_proj_w, Some(&block.mlp_proj_b));
         }
-        let x = x.layer_norm(&self.ln_f_w, &self.ln_f_b, LAYER_NORM_EPS as f64);
-        x.matmul(&self.wte.t())
+        x.layer_norm(&self.ln_f_w, &self.ln_f_b, eps)
+    }
+
+    /// Logits `[B·T, V]` for token ids `ids` (`B·T` of them, row-major `[B, T]`).
+    pub fn forward(&self, ids: &[u32], b: usize, t: usize) -> Tensor {
+        self.hidden(ids, b, t).matmul(&self.wte.t())
     }
 
     /// Causal self-attention of one block on `h` (`[B·T, C]`), projected back to `[B·T, C]`.
     fn attend(&self, h: &Tensor, block: &Block, b: usize, t: usize) -> Tensor {
         let (c, nh) = (self.config.n_embd, self.config.n_head);
-        let hd = c / nh;
-        let qkv = h.linear(&block.attn_w, Some(&block.attn_b));
-        // [B·T, 3C] → [B, T, 3, H, D] → [3, B, H, T, D]: q, k and v with heads split out.
-        let qkv = qkv
-            .reshape(&[b, t, 3, nh, hd])
-            .permute(&[2, 0, 3, 1, 4])
-            .contiguous();
-        let parts = qkv.chunk(3, 0);
-        let (q, k, v) = (
-            parts[0].reshape(&[b * nh, t, hd]),
-            parts[1].reshape(&[b * nh, t, hd]),
-            parts[2].reshape(&[b * nh, t, hd]),
-        );
+        // [B·T, 3C]: q, k and v side by side, heads of C/nh columns within each.
+        let qkv = h
+            .linear(&block.attn_w, Some(&block.attn_b))
+            .reshape(&[b, t, 3 * c]);
         let y = match self.attention {
-            Attention::Fused => Tensor::causal_attention(&q, &k, &v),
-            Attention::Composed => {
-                let scale = 1.0 / (hd as f64).sqrt();
-                let att = q
-                    .matmul(&k.t())
-                    .mul_scalar(scale)
-                    .causal_mask(f64::NEG_INFINITY)
-                    .softmax();
-                att.matmul(&v)
-            }
+            Attention::Fused => qkv.causal_self_attention(nh),
+            Attention::Composed => composed_attention(&qkv, nh),
         };
-        // [B·H, T, D] → [B, T, H, D] → [B·T, C]
-        let y = y
-            .reshape(&[b, nh, t, hd])
-            .permute(&[0, 2, 1, 3])
-            .reshape(&[b * t, c]);
-        y.linear(&block.attn_proj_w, Some(&block.attn_proj_b))
+        y.reshape(&[b * t, c])
+            .linear(&block.attn_proj_w, Some(&block.attn_proj_b))
     }
 
-    /// Mean next-token cross-entropy of `targets` given `ids`.
+    /// Mean next-token cross-entropy of `targets` given `ids`: the LM head and the loss as one
+    /// fused op (the `[B·T, V]` logits never enter the graph).
     pub fn loss(&self, ids: &[u32], targets: &[u32], b: usize, t: usize) -> Tensor {
-        self.forward(ids, b, t).cross_entropy(targets)
+        self.hidden(ids, b, t).classifier_loss(&self.wte, targets)
     }
+}
+
+/// Attention composed from basic ops, `softmax(mask(QKᵀ/√d))·V` per head, kept to verify the
+/// fused op: `qkv` `[B, T, 3C]` in, `[B, T, C]` out.
+fn composed_attention(qkv: &Tensor, nh: usize) -> Tensor {
+    let (b, t, c) = (qkv.shape()[0], qkv.shape()[1], qkv.shape()[2] / 3);
+    let hd = c / nh;
+    // [B, T, 3, H, D] → [3, B, H, T, D]: q, k and v with heads split out.
+    let parts = qkv
+        .reshape(&[b, t, 3, nh, hd])
+        .permute(&[2, 0, 3, 1, 4])
+        .contiguous()
+        .chunk(3, 0);
+    let split = |p: &Tensor| p.reshape(&[b * nh, t, hd]);
+    let (q, k, v) = (split(&parts[0]), split(&parts[1]), split(&parts[2]));
+    let att = q
+        .matmul(&k.t())
+        .mul_scalar(1.0 / (hd as f64).sqrt())
+        .causal_mask(f64::NEG_INFINITY)
+        .softmax();
+    // [B·H, T, D] → [B, T, H, D] → [B, T, C]
+    att.matmul(&v)
+        .reshape(&[b, nh, t, hd])
+        .permute(&[0, 2, 1, 3])
+        .reshape(&[b, t, c])
 }

@@ -30,7 +30,7 @@ fn leaves(inputs: &[Tensor], dtype: DType) -> Vec<Tensor> {
         .map(|t| {
             let c = match dtype {
                 DType::F64 => Tensor::from_vec_f64(t.to_vec_f64(), t.shape()),
-                DType::F32 => Tensor::from_vec(t.to_vec(), t.shape()),
+                _ => Tensor::from_vec(t.to_vec(), t.shape()).to_dtype(dtype),
             };
             c.requires_grad_()
         })

@@ -23,6 +23,7 @@
 //!   large buffers between steps.
 
 mod attention;
+mod fused;
 mod autograd;
 pub mod backend;
 /// The CPU backend: kernels on slices, matmul from naive to SIMD (lesson 04).
@@ -40,6 +41,7 @@ pub mod storage;
 mod tensor;
 
 pub use autograd::{NoGradGuard, is_grad_enabled, no_grad};
+pub use backend::AdamwHyper;
 pub use rng::Rng;
 pub use storage::{DType, Device, Element, Storage};
 pub use tensor::Tensor;

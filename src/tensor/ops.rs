@@ -42,6 +42,15 @@ impl Tensor {
         self.view_raw(shape.to_vec(), contiguous_strides(shape), self.offset())
     }
 
+    /// The transpose of the last two axes as a plain view (no record): for backends.
+    pub(crate) fn t_view(&self) -> Tensor {
+        let nd = self.ndim();
+        let (mut shape, mut strides) = (self.shape().to_vec(), self.strides().to_vec());
+        shape.swap(nd - 2, nd - 1);
+        strides.swap(nd - 2, nd - 1);
+        self.view_raw(shape, strides, self.offset())
+    }
+
     // ---- views --------------------------------------------------------------------------
 
     /// Same elements, new shape: a view when the layout allows it (always for a contiguous
@@ -385,10 +394,7 @@ impl Tensor {
         let mut out_shape = self.shape().to_vec();
         *out_shape.last_mut().unwrap() = n;
         let x2 = self.reshape(&[self.numel() / k.max(1), k]);
-        let y = backend::matmul(&x2, w);
-        if let Some(b) = b {
-            backend::add_into(&y, &b.detach().expand(y.shape()), None);
-        }
+        let y = backend::linear(&x2, w, b);
         let (xs, ws, has_b) = (x2.clone(), w.clone(), b.is_some());
         let y = y.reshape_view(&out_shape);
         let mut inputs = vec![&x2, w];
@@ -449,7 +455,11 @@ impl Tensor {
         let (y, mean, rstd) = backend::layernorm(self, weight, bias, eps);
         let (x, w) = (self.clone(), weight.clone());
         record(y, "layer_norm", &[self, weight, bias], move |g| {
-            let (dx, dw, db) = backend::layernorm_backward(&x, &w, &mean, &rstd, g);
+            let stats = backend::LayerNormStats {
+                mean: &mean,
+                rstd: &rstd,
+            };
+            let (dx, dw, db) = backend::layernorm_backward(&x, &w, stats, g);
             vec![Some(dx), Some(dw), Some(db)]
         })
     }
@@ -489,12 +499,15 @@ impl Tensor {
         } else {
             self.reshape(&[rows, c])
         };
-        let (loss, lse, count) = backend::cross_entropy(&x, targets, ignore);
-        let (xs, targets) = (x.clone(), targets.to_vec());
+        let t = backend::Targets {
+            ids: targets,
+            ignore,
+        };
+        let (loss, lse, _) = backend::cross_entropy(&x, t);
+        let (xs, ids) = (x.clone(), targets.to_vec());
         record(loss, "cross_entropy", &[&x], move |g| {
-            vec![Some(backend::cross_entropy_backward(
-                &xs, &lse, &targets, ignore, count, g,
-            ))]
+            let t = backend::Targets { ids: &ids, ignore };
+            vec![Some(backend::cross_entropy_backward(&xs, &lse, t, g))]
         })
     }
 

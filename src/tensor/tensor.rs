@@ -11,7 +11,8 @@ use std::fmt;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 
-/// An N-d array of `f32` (or `f64`) on a device, cheap to clone, `Send + Sync`.
+/// An N-d array of `f32` (`f64` for gradient checks, `bf16` on a GPU) on a device, cheap to
+/// clone, `Send + Sync`.
 #[derive(Clone)]
 pub struct Tensor(pub(crate) Arc<Inner>);
 
@@ -194,27 +195,39 @@ impl Tensor {
     }
 
     /// Calls `f` with the elements in row-major order as a slice of `T` (copies only if the
-    /// tensor is a non-contiguous view). Panics if `T` is not the tensor's dtype.
+    /// tensor is a non-contiguous view or lives on a GPU). Panics if `T` is not the tensor's
+    /// dtype.
     pub fn with_slice<T: Element, R>(&self, f: impl FnOnce(&[T]) -> R) -> R {
-        let c = backend::contiguous(self);
+        let c = backend::contiguous(&backend::to_device(self, Device::Cpu));
         let guard = c.0.storage.read().unwrap();
         let s = T::slice(&guard);
         f(&s[c.0.offset..c.0.offset + c.numel()])
     }
 
-    /// The elements in row-major order as `f32`.
+    /// This tensor in host memory as f32 or f64 (bf16 is widened to f32).
+    fn host_values(&self) -> Tensor {
+        let host = backend::to_device(self, Device::Cpu);
+        match host.dtype() {
+            DType::BF16 => backend::cast(&host, DType::F32),
+            _ => host,
+        }
+    }
+
+    /// The elements in row-major order as `f32` (read back from a GPU, which waits for it).
     pub fn to_vec(&self) -> Vec<f32> {
-        match self.dtype() {
-            DType::F32 => self.with_slice(|s: &[f32]| s.to_vec()),
-            DType::F64 => self.with_slice(|s: &[f64]| s.iter().map(|&v| v as f32).collect()),
+        let h = self.host_values();
+        match h.dtype() {
+            DType::F64 => h.with_slice(|s: &[f64]| s.iter().map(|&v| v as f32).collect()),
+            _ => h.with_slice(|s: &[f32]| s.to_vec()),
         }
     }
 
     /// The elements in row-major order as `f64`.
     pub fn to_vec_f64(&self) -> Vec<f64> {
-        match self.dtype() {
-            DType::F32 => self.with_slice(|s: &[f32]| s.iter().map(|&v| v as f64).collect()),
-            DType::F64 => self.with_slice(|s: &[f64]| s.to_vec()),
+        let h = self.host_values();
+        match h.dtype() {
+            DType::F64 => h.with_slice(|s: &[f64]| s.to_vec()),
+            _ => h.with_slice(|s: &[f32]| s.iter().map(|&v| v as f64).collect()),
         }
     }
 
@@ -241,22 +254,22 @@ impl Tensor {
         self.to_vec_f64()[0]
     }
 
-    /// Copies to `device` (a no-op for the device it is on).
-    pub fn to_device(&self, device: Device) -> Tensor {
-        match device {
-            Device::Cpu => self.clone(),
-        }
+    /// This tensor on `device`: itself when it is there already, else a contiguous copy (same
+    /// dtype; f64 stays on the CPU). Not recorded by autograd: move parameters before training.
+    pub fn to(&self, device: Device) -> Tensor {
+        backend::to_device(self, device)
     }
 
     // ---- in-place updates (never recorded) ----------------------------------------------
 
-    /// Mutates the elements in place. For a contiguous tensor (e.g. a parameter); not recorded by
-    /// autograd, so use it for optimizer updates and initialisation only.
+    /// Mutates the elements in place. For a contiguous tensor on the CPU (e.g. a parameter);
+    /// not recorded by autograd, so use it for optimizer updates and initialisation only.
     pub fn with_data_mut<T: Element, R>(&self, f: impl FnOnce(&mut [T]) -> R) -> R {
         assert!(
-            self.is_contiguous(),
-            "with_data_mut: tensor of shape {:?} is not contiguous",
-            self.shape()
+            self.is_contiguous() && self.device() == Device::Cpu,
+            "with_data_mut: tensor of shape {:?} on {} is not contiguous host memory",
+            self.shape(),
+            self.device()
         );
         let mut guard = self.0.storage.write().unwrap();
         let s = T::slice_mut(&mut guard);
@@ -275,7 +288,7 @@ impl Tensor {
         grad.with_slice(|g: &[f32]| self.with_data_mut(|d: &mut [f32]| f(d, g)));
     }
 
-    /// Overwrites the elements from `src` (same shape); not recorded.
+    /// Overwrites the elements from `src` (same shape, any device or dtype); not recorded.
     pub fn copy_from(&self, src: &Tensor) {
         assert_eq!(
             self.shape(),
@@ -284,16 +297,8 @@ impl Tensor {
             self.shape(),
             src.shape()
         );
-        match self.dtype() {
-            DType::F32 => {
-                let v = src.to_vec();
-                self.with_data_mut(|d: &mut [f32]| d.copy_from_slice(&v))
-            }
-            DType::F64 => {
-                let v = src.to_vec_f64();
-                self.with_data_mut(|d: &mut [f64]| d.copy_from_slice(&v))
-            }
-        }
+        let src = backend::cast(&backend::to_device(src, self.device()), self.dtype());
+        backend::copy_into(self, &src)
     }
 }
 

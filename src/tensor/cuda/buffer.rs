@@ -163,8 +163,8 @@ impl<T> Buffer<T> {
 
 /// The emulator's "device memory": a zeroed host allocation aligned like `cudaMalloc`'s (256
 /// bytes), so the kernels' aligned vector loads behave as on a GPU.
-struct HostMem<T> {
-    ptr: *mut T,
+pub(crate) struct HostMem<T> {
+    pub(crate) ptr: *mut T,
     len: usize,
 }
 
@@ -178,7 +178,7 @@ impl<T> HostMem<T> {
     fn layout(len: usize) -> std::alloc::Layout {
         std::alloc::Layout::from_size_align(len * std::mem::size_of::<T>(), 256).unwrap()
     }
-    fn zeros(len: usize) -> HostMem<T> {
+    pub(crate) fn zeros(len: usize) -> HostMem<T> {
         let layout = Self::layout(len);
         // SAFETY: the layout has a non-zero size (len ≥ 1, T not zero-sized here: floats and
         // ints); the all-zero bit pattern is valid for T (`ValidAsZeroBits` at the call site).

@@ -9,6 +9,7 @@
 //! `tools/cuda-emu` ([`Gpu::emulated`], for tests), which also checks each argument's type
 //! against the kernel's parameter list.
 
+use super::alloc::{Allocator, MemoryStats};
 use super::emu::Emulator;
 use super::{Precision, sources};
 use anyhow::{Context, Result, anyhow, bail};
@@ -127,6 +128,8 @@ pub struct Gpu {
     /// Number of streaming multiprocessors (132 on an H200).
     pub sms: u32,
     backend: Backend,
+    /// Where tensors' memory comes from (see [`super::alloc`]).
+    alloc: Allocator,
 }
 
 /// Whether the CUDA driver library (`libcuda.so`) can be loaded. Safe to call anywhere.
@@ -170,6 +173,7 @@ impl Gpu {
                 functions: Mutex::new(HashMap::new()),
                 blas: OnceLock::new(),
             }),
+            alloc: Allocator::default(),
         }))
     }
 
@@ -180,6 +184,7 @@ impl Gpu {
             arch: 80,
             sms: 4,
             backend: Backend::Emulated(Emulator::new()?),
+            alloc: Allocator::default(),
         }))
     }
 
@@ -237,6 +242,99 @@ impl Gpu {
                 Ok(())
             }
         }
+    }
+
+    /// The caching allocator of this GPU's tensor memory.
+    pub fn allocator(&self) -> &Allocator {
+        &self.alloc
+    }
+
+    /// Bytes of tensor memory in use, their peak, and bytes reserved from the driver.
+    pub fn memory(&self) -> MemoryStats {
+        self.alloc.stats()
+    }
+
+    /// Starts counting the peak again from what is in use now.
+    pub fn reset_peak_memory(&self) {
+        self.alloc.reset_peak()
+    }
+
+    /// Copies `src` to device address `dst`. Ordered with the launches on the stream; returns
+    /// once `src` may be reused.
+    ///
+    /// # Safety
+    /// `dst .. dst + src.len()` must be live memory of this GPU.
+    pub unsafe fn upload(&self, dst: u64, src: &[u8]) -> Result<()> {
+        if src.is_empty() {
+            return Ok(());
+        }
+        match &self.backend {
+            // SAFETY: the caller's promise; on the emulator device addresses are host addresses.
+            Backend::Emulated(_) => unsafe {
+                std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len())
+            },
+            Backend::Cuda(c) => {
+                c.ctx.bind_to_thread()?;
+                // SAFETY: the caller's promise; pageable host memory is staged by the driver
+                // before this returns.
+                unsafe {
+                    cudarc::driver::result::memcpy_htod_async(dst, src, c.stream.cu_stream())
+                }
+                .context("copy to GPU")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies device memory at `src` into `dst`, after every launch queued before (waits).
+    ///
+    /// # Safety
+    /// `src .. src + dst.len()` must be live memory of this GPU.
+    pub unsafe fn download(&self, dst: &mut [u8], src: u64) -> Result<()> {
+        if dst.is_empty() {
+            return Ok(());
+        }
+        match &self.backend {
+            // SAFETY: the caller's promise.
+            Backend::Emulated(_) => unsafe {
+                std::ptr::copy_nonoverlapping(src as *const u8, dst.as_mut_ptr(), dst.len())
+            },
+            Backend::Cuda(c) => {
+                c.ctx.bind_to_thread()?;
+                // SAFETY: the caller's promise; a copy into pageable memory returns when done.
+                unsafe {
+                    cudarc::driver::result::memcpy_dtoh_async(dst, src, c.stream.cu_stream())
+                }
+                .context("copy from GPU")?;
+                c.stream.synchronize().context("copy from GPU")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies `bytes` bytes from device address `src` to `dst` (queued on the stream).
+    ///
+    /// # Safety
+    /// Both ranges must be live memory of this GPU and must not overlap.
+    pub unsafe fn copy_on_device(&self, dst: u64, src: u64, bytes: usize) -> Result<()> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        match &self.backend {
+            // SAFETY: the caller's promise.
+            Backend::Emulated(_) => unsafe {
+                std::ptr::copy_nonoverlapping(src as *const u8, dst as *mut u8, bytes)
+            },
+            Backend::Cuda(c) => {
+                c.ctx.bind_to_thread()?;
+                // SAFETY: the caller's promise.
+                unsafe {
+                    cudarc::driver::result::memcpy_dtod_async(dst, src, bytes, c.stream.cu_stream())
+                }
+                .context("copy on GPU")?;
+            }
+        }
+        Ok(())
     }
 
     /// The cuBLAS handle (the reference our matmuls are timed against), created on first use.
@@ -316,17 +414,66 @@ impl Cuda {
     }
 }
 
-/// Resolves `--device`: `Some(gpu)` to run on the GPU, `None` for the CPU. When a GPU was asked
-/// for (or `auto`) and none can be opened, prints one line saying why and returns `None`.
+/// The GPUs this process has opened, by ordinal: what `Device::Cuda(i)` of the tensor engine
+/// refers to.
+static DEVICES: Mutex<Vec<Option<Arc<Gpu>>>> = Mutex::new(Vec::new());
+
+/// Makes `gpu` the device with this ordinal (e.g. the emulator in tests).
+pub fn install(ordinal: usize, gpu: Arc<Gpu>) {
+    let mut d = DEVICES.lock().unwrap();
+    if d.len() <= ordinal {
+        d.resize(ordinal + 1, None);
+    }
+    d[ordinal] = Some(gpu);
+}
+
+/// The GPU with this ordinal: the one installed, else the real device opened now (or, with
+/// `PRETRAIN_GPU_EMU=1` and no real one, the CPU emulator). An error says why there is none.
+pub fn get(ordinal: usize) -> Result<Arc<Gpu>> {
+    if let Some(Some(g)) = DEVICES.lock().unwrap().get(ordinal) {
+        return Ok(g.clone());
+    }
+    let gpu = match Gpu::open(ordinal) {
+        Ok(g) => g,
+        Err(e) if emulator_requested() => {
+            Gpu::emulated().with_context(|| format!("{e:#}; PRETRAIN_GPU_EMU=1"))?
+        }
+        Err(e) => return Err(e),
+    };
+    install(ordinal, gpu.clone());
+    Ok(gpu)
+}
+
+/// `PRETRAIN_GPU_EMU=1`: without a GPU, run CUDA code on the CPU emulator (tiny sizes only).
+pub fn emulator_requested() -> bool {
+    std::env::var("PRETRAIN_GPU_EMU").is_ok_and(|v| v == "1")
+}
+
+/// Resolves `--device`: `Some(gpu)` to run on the GPU (installed as device 0), `None` for the
+/// CPU. When a GPU was asked for (or `auto`) and none can be opened, prints one line saying why
+/// and returns `None`. With `PRETRAIN_GPU_EMU=1`, `--device cuda` runs on the CPU emulator.
 pub fn select(arg: DeviceArg) -> Option<Arc<Gpu>> {
     if arg == DeviceArg::Cpu {
         return None;
     }
+    let emulate = arg == DeviceArg::Cuda && emulator_requested();
     match Gpu::open(0) {
         Ok(gpu) => {
             crate::info!("device: {}", gpu.describe());
+            install(0, gpu.clone());
             Some(gpu)
         }
+        Err(e) if emulate => match Gpu::emulated() {
+            Ok(gpu) => {
+                crate::info!("device: {e:#}; PRETRAIN_GPU_EMU=1: the CPU emulator stands in");
+                install(0, gpu.clone());
+                Some(gpu)
+            }
+            Err(e2) => {
+                crate::info!("device: {e:#}; {e2:#}; running on the CPU");
+                None
+            }
+        },
         Err(e) => {
             crate::info!("device: {e:#}; running on the CPU");
             None
@@ -334,27 +481,41 @@ pub fn select(arg: DeviceArg) -> Option<Arc<Gpu>> {
     }
 }
 
-/// The GPU for tests: the real one when there is one; otherwise the CPU emulator (unless
-/// `PRETRAIN_GPU_EMU=0`); otherwise `None`, with a message saying why the test skips.
-/// `PRETRAIN_REQUIRE_GPU=1` (set by `scripts/gpu-check.sh`) makes a missing GPU a failure.
+/// The GPU for tests, installed as device 0: the real one when there is one; otherwise the CPU
+/// emulator (unless `PRETRAIN_GPU_EMU=0`); otherwise `None`, with a message saying why the test
+/// skips. `PRETRAIN_REQUIRE_GPU=1` (set by `scripts/gpu-check.sh`) makes a missing GPU a failure,
+/// and under `CI=true` a missing emulator is a failure too.
 pub fn for_tests(test: &str) -> Option<Arc<Gpu>> {
+    if let Some(Some(g)) = DEVICES.lock().unwrap().first() {
+        return Some(g.clone());
+    }
     let real = match Gpu::open(0) {
-        Ok(gpu) => return Some(gpu),
+        Ok(gpu) => {
+            install(0, gpu.clone());
+            return Some(gpu);
+        }
         Err(e) => e,
     };
     if std::env::var("PRETRAIN_REQUIRE_GPU").is_ok_and(|v| v == "1") {
         panic!("{test}: PRETRAIN_REQUIRE_GPU=1 but no GPU: {real:#}");
     }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     if std::env::var("PRETRAIN_GPU_EMU").is_ok_and(|v| v == "0") {
+        assert!(
+            !ci,
+            "{test}: CI=true but PRETRAIN_GPU_EMU=0 turns the emulator off"
+        );
         eprintln!("{test}: skipped, no GPU: {real:#} (PRETRAIN_GPU_EMU=0: no emulator)");
         return None;
     }
     match Gpu::emulated() {
         Ok(gpu) => {
             eprintln!("{test}: no GPU ({real:#}); running on the CPU emulator");
+            install(0, gpu.clone());
             Some(gpu)
         }
         Err(e) => {
+            assert!(!ci, "{test}: CI=true and no GPU and no emulator: {e:#}");
             eprintln!("{test}: skipped, no GPU: {real:#}; {e:#}");
             None
         }

@@ -22,6 +22,7 @@
 //! Nothing here is needed to run on the CPU: with no driver, every binary says so in one line
 //! and carries on with `crate::tensor::cpu`.
 
+pub mod alloc;
 pub mod attention;
 pub mod buffer;
 pub mod device;

@@ -1,98 +1,31 @@
-//! The backend boundary: every computation on tensor data goes through a function here, which
-//! dispatches on the tensor's device (and then on its dtype). The autograd layer (`ops.rs`,
-//! `nn.rs`) only ever calls these, so a CUDA backend is one more `match` arm per function.
-//!
-//! None of these record anything on the tape.
+//! The CPU arm of every backend op: the tensor's host slice handed to a kernel of
+//! `crate::tensor::cpu`, in f32 or f64 (the operands were checked by `backend`). bf16 lives on
+//! the CPU only to be converted: an op on it says so.
 
-use super::pool;
-use super::shape::{broadcast_shapes, broadcast_strides, numel, split_at_axis};
-use super::storage::{DType, Device, Element};
-use super::tensor::Tensor;
+use super::super::pool;
+use super::super::shape::{broadcast_shapes, broadcast_strides, numel, split_at_axis};
+use super::super::storage::{DType, Device, Element, Storage};
+use super::super::tensor::Tensor;
+use super::{
+    AdamwHyper, AdamwState, AttentionSaved, Binary, Heads, LayerNormStats, Saved, Targets, Unary,
+    mat_layout,
+};
 use crate::tensor::cpu;
 use crate::tensor::cpu::elementwise::{View, map1, map2, zip3};
-use crate::tensor::cpu::matmul::Layout;
+use half::bf16;
 
-/// Elementwise ops of one tensor (scalars folded in).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Unary {
-    Neg,
-    Exp,
-    Log,
-    Sqrt,
-    Tanh,
-    Gelu,
-    Relu,
-    Powf(f64),
-    AddScalar(f64),
-    MulScalar(f64),
-}
-
-/// Elementwise ops of two tensors, with numpy broadcasting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Binary {
-    Add,
-    Sub,
-    Mul,
-    Div,
-}
-
-impl Unary {
-    pub fn name(self) -> &'static str {
-        match self {
-            Unary::Neg => "neg",
-            Unary::Exp => "exp",
-            Unary::Log => "log",
-            Unary::Sqrt => "sqrt",
-            Unary::Tanh => "tanh",
-            Unary::Gelu => "gelu",
-            Unary::Relu => "relu",
-            Unary::Powf(_) => "powf",
-            Unary::AddScalar(_) => "add_scalar",
-            Unary::MulScalar(_) => "mul_scalar",
-        }
-    }
-
-    fn backward_name(self) -> &'static str {
-        match self {
-            Unary::Gelu => "gelu_backward",
-            _ => "unary_backward",
-        }
-    }
-}
-
-impl Binary {
-    pub fn name(self) -> &'static str {
-        match self {
-            Binary::Add => "add",
-            Binary::Sub => "sub",
-            Binary::Mul => "mul",
-            Binary::Div => "div",
-        }
-    }
-}
-
-/// Runs `$f::<T>(args)` with `T` the element type of `$dtype` (CPU only for now), timed under
-/// `$name` when the profiler is on.
+/// Runs `$f::<T>(args)` with `T` the element type of `$dtype`.
 macro_rules! dispatch {
-    ($name:expr, $dev:expr, $dtype:expr, $f:ident($($arg:expr),*)) => {
-        super::profile::time($name, || match ($dev, $dtype) {
-            (Device::Cpu, DType::F32) => $f::<f32>($($arg),*),
-            (Device::Cpu, DType::F64) => $f::<f64>($($arg),*),
-        })
+    ($name:expr, $dtype:expr, $f:ident($($arg:expr),*)) => {
+        match $dtype {
+            DType::F32 => $f::<f32>($($arg),*),
+            DType::F64 => $f::<f64>($($arg),*),
+            DType::BF16 => panic!(
+                "{}: bf16 tensors on the CPU can only be converted (to_dtype(DType::F32))",
+                $name
+            ),
+        }
     };
-}
-
-fn same(op: &str, a: &Tensor, b: &Tensor) {
-    assert!(
-        a.dtype() == b.dtype() && a.device() == b.device(),
-        "{op}: operands differ in dtype/device ({:?}/{:?} vs {:?}/{:?}), shapes {:?} and {:?}",
-        a.dtype(),
-        a.device(),
-        b.dtype(),
-        b.device(),
-        a.shape(),
-        b.shape()
-    );
 }
 
 fn new<T: Element>(data: Vec<T>, shape: &[usize]) -> Tensor {
@@ -108,17 +41,52 @@ fn read<T: Element, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> R {
 
 // ---- creation and copies ------------------------------------------------------------------
 
-pub fn full(shape: &[usize], value: f64, dtype: DType, device: Device) -> Tensor {
+pub(super) fn full(shape: &[usize], value: f64, dtype: DType, _device: Device) -> Tensor {
     fn go<T: Element>(shape: &[usize], value: f64) -> Tensor {
         let mut v = pool::take::<T>(numel(shape));
         v.fill(T::from_f64(value));
         new(v, shape)
     }
-    dispatch!("full", device, dtype, go(shape, value))
+    if dtype == DType::BF16 {
+        let v = vec![bf16::from_f64(value); numel(shape)];
+        return Tensor::from_storage(Storage::Bf16(v), shape, Device::Cpu);
+    }
+    dispatch!("full", dtype, go(shape, value))
+}
+
+/// The elements of a host tensor of any dtype in row-major order, converted by `f`.
+pub(super) fn values<R>(x: &Tensor, f32_to: fn(f32) -> R, f64_to: fn(f64) -> R) -> Vec<R> {
+    fn gather<T: Copy, R>(d: &[T], x: &Tensor, f: impl Fn(T) -> R) -> Vec<R> {
+        let mut idx = vec![0usize; x.ndim()];
+        let mut out = Vec::with_capacity(x.numel());
+        for _ in 0..x.numel() {
+            let off: usize = idx.iter().zip(x.strides()).map(|(i, s)| i * s).sum();
+            out.push(f(d[x.offset() + off]));
+            for a in (0..idx.len()).rev() {
+                idx[a] += 1;
+                if idx[a] < x.shape()[a] {
+                    break;
+                }
+                idx[a] = 0;
+            }
+        }
+        out
+    }
+    let g = x.0.storage.read().unwrap();
+    match &*g {
+        Storage::F32(d) if x.is_contiguous() => d[x.offset()..x.offset() + x.numel()]
+            .iter()
+            .map(|&v| f32_to(v))
+            .collect(),
+        Storage::F32(d) => gather(d, x, f32_to),
+        Storage::F64(d) => gather(d, x, f64_to),
+        Storage::Bf16(d) => gather(d, x, |v| f32_to(v.to_f32())),
+        Storage::Cuda { .. } => unreachable!("values: a GPU tensor reached the CPU arm"),
+    }
 }
 
 /// A dense copy of any view.
-pub fn copy(x: &Tensor) -> Tensor {
+pub(super) fn copy(x: &Tensor) -> Tensor {
     fn go<T: Element>(x: &Tensor) -> Tensor {
         let g = x.0.storage.read().unwrap();
         let src = View {
@@ -130,11 +98,25 @@ pub fn copy(x: &Tensor) -> Tensor {
         map1(x.shape(), src, &mut out, |v| v);
         new(out, x.shape())
     }
-    dispatch!("copy", x.device(), x.dtype(), go(x))
+    if x.dtype() == DType::BF16 {
+        return cast(x, DType::BF16);
+    }
+    dispatch!("copy", x.dtype(), go(x))
+}
+
+/// Overwrites `dst` (contiguous) with `src`.
+pub(super) fn copy_into(dst: &Tensor, src: &Tensor) {
+    fn go<T: Element>(dst: &Tensor, src: &Tensor) {
+        let src = contiguous(src);
+        read(&src, |s: &[T]| {
+            dst.with_data_mut(|d: &mut [T]| d.copy_from_slice(s))
+        })
+    }
+    dispatch!("copy_into", dst.dtype(), go(dst, src))
 }
 
 /// `x` itself when contiguous, else a dense copy.
-pub fn contiguous(x: &Tensor) -> Tensor {
+pub(super) fn contiguous(x: &Tensor) -> Tensor {
     if x.is_contiguous() {
         x.clone()
     } else {
@@ -143,19 +125,18 @@ pub fn contiguous(x: &Tensor) -> Tensor {
 }
 
 /// Converts the element type.
-pub fn cast(x: &Tensor, dtype: DType) -> Tensor {
-    if x.dtype() == dtype {
-        return x.clone();
-    }
-    match dtype {
-        DType::F32 => Tensor::from_vec(x.to_vec(), x.shape()),
-        DType::F64 => Tensor::from_vec_f64(x.to_vec_f64(), x.shape()),
-    }
+pub(super) fn cast(x: &Tensor, dtype: DType) -> Tensor {
+    let storage = match dtype {
+        DType::F32 => Storage::F32(values(x, |v| v, |v| v as f32)),
+        DType::F64 => Storage::F64(values(x, f64::from, |v| v)),
+        DType::BF16 => Storage::Bf16(values(x, bf16::from_f32, bf16::from_f64)),
+    };
+    Tensor::from_storage(storage, x.shape(), Device::Cpu)
 }
 
 // ---- elementwise --------------------------------------------------------------------------
 
-pub fn unary(op: Unary, x: &Tensor) -> Tensor {
+pub(super) fn unary(op: Unary, x: &Tensor) -> Tensor {
     fn go<T: Element>(op: Unary, x: &Tensor) -> Tensor {
         let mut out = pool::take::<T>(x.numel());
         if op == Unary::Gelu {
@@ -193,11 +174,11 @@ pub fn unary(op: Unary, x: &Tensor) -> Tensor {
         }
         new(out, sh)
     }
-    dispatch!(op.name(), x.device(), x.dtype(), go(op, x))
+    dispatch!(op.name(), x.dtype(), go(op, x))
 }
 
 /// The gradient of `y = op(x)` given `g = dL/dy`.
-pub fn unary_backward(op: Unary, x: &Tensor, y: &Tensor, g: &Tensor) -> Tensor {
+pub(super) fn unary_backward(op: Unary, x: &Tensor, y: &Tensor, g: &Tensor) -> Tensor {
     fn go<T: Element>(op: Unary, x: &Tensor, y: &Tensor, g: &Tensor) -> Tensor {
         let (x, y, g) = (contiguous(x), contiguous(y), contiguous(g));
         let mut out = pool::take::<T>(x.numel());
@@ -235,11 +216,11 @@ pub fn unary_backward(op: Unary, x: &Tensor, y: &Tensor, g: &Tensor) -> Tensor {
         });
         new(out, x.shape())
     }
-    dispatch!(op.backward_name(), x.device(), x.dtype(), go(op, x, y, g))
+    dispatch!(op.backward_name(), x.dtype(), go(op, x, y, g))
 }
 
 /// `a op b` with numpy broadcasting.
-pub fn binary(op: Binary, a: &Tensor, b: &Tensor) -> Tensor {
+pub(super) fn binary(op: Binary, a: &Tensor, b: &Tensor) -> Tensor {
     fn go<T: Element>(op: Binary, a: &Tensor, b: &Tensor) -> Tensor {
         let shape = broadcast_shapes(op.name(), a.shape(), b.shape());
         let sa = broadcast_strides(a.shape(), a.strides(), &shape);
@@ -267,13 +248,12 @@ pub fn binary(op: Binary, a: &Tensor, b: &Tensor) -> Tensor {
         }
         new(out, &shape)
     }
-    same(op.name(), a, b);
-    dispatch!(op.name(), a.device(), a.dtype(), go(op, a, b))
+    dispatch!(op.name(), a.dtype(), go(op, a, b))
 }
 
 /// `dst[.., start..start + len, ..] += src` along axis `axis` (the whole of `dst` when `axis` is
 /// `None`), in place. `dst` must be contiguous and not shared with any other tensor.
-pub fn add_into(dst: &Tensor, src: &Tensor, region: Option<(usize, usize)>) {
+pub(super) fn add_into(dst: &Tensor, src: &Tensor, region: Option<(usize, usize)>) {
     fn go<T: Element>(dst: &Tensor, src: &Tensor, region: Option<(usize, usize)>) {
         let off = dst.offset() + region.map_or(0, |(a, start)| start * dst.strides()[a]);
         let gs = src.0.storage.read().unwrap();
@@ -286,12 +266,11 @@ pub fn add_into(dst: &Tensor, src: &Tensor, region: Option<(usize, usize)>) {
         let d = T::slice_mut(&mut gd);
         cpu::elementwise::add_assign_strided(src.shape(), d, off, dst.strides(), v);
     }
-    same("add_into", dst, src);
-    dispatch!("add_into", dst.device(), dst.dtype(), go(dst, src, region))
+    dispatch!("add_into", dst.dtype(), go(dst, src, region))
 }
 
 /// `x` where `mask == 0`, `value` where `mask != 0` (mask broadcasts to x's shape).
-pub fn masked_fill(x: &Tensor, mask: &Tensor, value: f64) -> Tensor {
+pub(super) fn masked_fill(x: &Tensor, mask: &Tensor, value: f64) -> Tensor {
     fn go<T: Element>(x: &Tensor, mask: &Tensor, value: f64) -> Tensor {
         let shape = broadcast_shapes("masked_fill", x.shape(), mask.shape());
         assert_eq!(
@@ -325,12 +304,11 @@ pub fn masked_fill(x: &Tensor, mask: &Tensor, value: f64) -> Tensor {
         );
         new(out, &shape)
     }
-    same("masked_fill", x, mask);
-    dispatch!("masked_fill", x.device(), x.dtype(), go(x, mask, value))
+    dispatch!("masked_fill", x.dtype(), go(x, mask, value))
 }
 
 /// The causal mask over the last two axes `[t, s]`: positions `j > i + s − t` become `value`.
-pub fn causal_fill(x: &Tensor, value: f64) -> Tensor {
+pub(super) fn causal_fill(x: &Tensor, value: f64) -> Tensor {
     fn go<T: Element>(x: &Tensor, value: f64) -> Tensor {
         let nd = x.ndim();
         assert!(
@@ -344,13 +322,13 @@ pub fn causal_fill(x: &Tensor, value: f64) -> Tensor {
         cpu::elementwise::causal_fill(&mut out, t, s, T::from_f64(value));
         new(out, x.shape())
     }
-    dispatch!("causal_fill", x.device(), x.dtype(), go(x, value))
+    dispatch!("causal_fill", x.dtype(), go(x, value))
 }
 
 // ---- reductions ---------------------------------------------------------------------------
 
 /// Sum over axis `a`, keeping it with size 1.
-pub fn sum_axis(x: &Tensor, a: usize) -> Tensor {
+pub(super) fn sum_axis(x: &Tensor, a: usize) -> Tensor {
     fn go<T: Element>(x: &Tensor, a: usize) -> Tensor {
         let x = contiguous(x);
         let (outer, n, inner) = split_at_axis(x.shape(), a);
@@ -362,11 +340,11 @@ pub fn sum_axis(x: &Tensor, a: usize) -> Tensor {
         shape[a] = 1;
         new(out, &shape)
     }
-    dispatch!("sum_axis", x.device(), x.dtype(), go(x, a))
+    dispatch!("sum_axis", x.dtype(), go(x, a))
 }
 
 /// Max over axis `a`, keeping it with size 1.
-pub fn max_axis(x: &Tensor, a: usize) -> Tensor {
+pub(super) fn max_axis(x: &Tensor, a: usize) -> Tensor {
     fn go<T: Element>(x: &Tensor, a: usize) -> Tensor {
         let x = contiguous(x);
         let (outer, n, inner) = split_at_axis(x.shape(), a);
@@ -378,11 +356,11 @@ pub fn max_axis(x: &Tensor, a: usize) -> Tensor {
         shape[a] = 1;
         new(out, &shape)
     }
-    dispatch!("max_axis", x.device(), x.dtype(), go(x, a))
+    dispatch!("max_axis", x.dtype(), go(x, a))
 }
 
 /// Gradient of `y = max_axis(x, a)`: `g` goes to the first maximum of each lane.
-pub fn max_axis_backward(x: &Tensor, y: &Tensor, g: &Tensor, a: usize) -> Tensor {
+pub(super) fn max_axis_backward(x: &Tensor, y: &Tensor, g: &Tensor, a: usize) -> Tensor {
     fn go<T: Element>(x: &Tensor, y: &Tensor, g: &Tensor, a: usize) -> Tensor {
         let (x, y, g) = (contiguous(x), contiguous(y), contiguous(g));
         let (outer, n, inner) = split_at_axis(x.shape(), a);
@@ -396,28 +374,26 @@ pub fn max_axis_backward(x: &Tensor, y: &Tensor, g: &Tensor, a: usize) -> Tensor
         });
         new(dx, x.shape())
     }
-    dispatch!("max_axis_backward", x.device(), x.dtype(), go(x, y, g, a))
+    dispatch!("max_axis_backward", x.dtype(), go(x, y, g, a))
+}
+
+/// `Σ x²` as a scalar of x's dtype, summed in f64.
+pub(super) fn sum_squares(x: &Tensor) -> Tensor {
+    fn go<T: Element>(x: &Tensor) -> Tensor {
+        let x = contiguous(x);
+        let s = read(&x, |v: &[T]| {
+            v.iter().map(|&e| e.to_f64() * e.to_f64()).sum::<f64>()
+        });
+        new(vec![T::from_f64(s)], &[])
+    }
+    dispatch!("sum_squares", x.dtype(), go(x))
 }
 
 // ---- matmul -------------------------------------------------------------------------------
 
-/// How the last two axes of `t` can be handed to gemm without a copy, if they can.
-pub(crate) fn mat_layout(t: &Tensor) -> Option<Layout> {
-    let nd = t.ndim();
-    let (r, c) = (t.shape()[nd - 2], t.shape()[nd - 1]);
-    let (sr, sc) = (t.strides()[nd - 2], t.strides()[nd - 1]);
-    if (sc == 1 || c == 1) && (sr == c || r == 1) {
-        Some(Layout::N)
-    } else if (sr == 1 || r == 1) && (sc == r || c == 1) {
-        Some(Layout::T)
-    } else {
-        None
-    }
-}
-
 /// `a @ b` over the last two axes, batch axes broadcast. Transposed views go to gemm as
 /// `Layout::T`; other non-contiguous matrices are copied first.
-pub fn matmul(a: &Tensor, b: &Tensor) -> Tensor {
+pub(super) fn matmul(a: &Tensor, b: &Tensor) -> Tensor {
     fn go<T: Element>(a: &Tensor, b: &Tensor) -> Tensor {
         let (na, nb) = (a.ndim(), b.ndim());
         let (m, k, n) = (a.shape()[na - 2], a.shape()[na - 1], b.shape()[nb - 1]);
@@ -479,20 +455,28 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Tensor {
         drop((ga, gb));
         new(out, &out_shape)
     }
-    same("matmul", a, b);
     assert!(
         a.ndim() >= 2 && b.ndim() >= 2 && a.shape()[a.ndim() - 1] == b.shape()[b.ndim() - 2],
         "matmul: shapes {:?} and {:?} do not multiply",
         a.shape(),
         b.shape()
     );
-    dispatch!("matmul", a.device(), a.dtype(), go(a, b))
+    dispatch!("matmul", a.dtype(), go(a, b))
+}
+
+/// `x·w (+ bias)`: one gemm, then the bias added in place.
+pub(super) fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Tensor {
+    let y = matmul(x, w);
+    if let Some(b) = bias {
+        add_into(&y, &b.expand(y.shape()), None);
+    }
+    y
 }
 
 // ---- fused row ops ------------------------------------------------------------------------
 
 /// Softmax (or log-softmax) over the last axis.
-pub fn softmax(x: &Tensor, log: bool) -> Tensor {
+pub(super) fn softmax(x: &Tensor, log: bool) -> Tensor {
     fn go<T: Element>(x: &Tensor, log: bool) -> Tensor {
         let x = contiguous(x);
         if x.numel() == 0 {
@@ -509,11 +493,11 @@ pub fn softmax(x: &Tensor, log: bool) -> Tensor {
         });
         new(out, x.shape())
     }
-    dispatch!("softmax", x.device(), x.dtype(), go(x, log))
+    dispatch!("softmax", x.dtype(), go(x, log))
 }
 
 /// Gradient of softmax/log-softmax from its output `y` and `g`.
-pub fn softmax_backward(y: &Tensor, g: &Tensor, log: bool) -> Tensor {
+pub(super) fn softmax_backward(y: &Tensor, g: &Tensor, log: bool) -> Tensor {
     fn go<T: Element>(y: &Tensor, g: &Tensor, log: bool) -> Tensor {
         let (y, g) = (contiguous(y), contiguous(g));
         let cols = y.shape().last().copied().unwrap_or(1);
@@ -529,11 +513,11 @@ pub fn softmax_backward(y: &Tensor, g: &Tensor, log: bool) -> Tensor {
         });
         new(dx, y.shape())
     }
-    dispatch!("softmax_backward", y.device(), y.dtype(), go(y, g, log))
+    dispatch!("softmax_backward", y.dtype(), go(y, g, log))
 }
 
 /// `softmax(scale·x)` over the last axis with the causal mask of the last two axes built in.
-pub fn causal_softmax(x: &Tensor, scale: f64) -> Tensor {
+pub(super) fn causal_softmax(x: &Tensor, scale: f64) -> Tensor {
     fn go<T: Element>(x: &Tensor, scale: f64) -> Tensor {
         let x = contiguous(x);
         if x.numel() == 0 {
@@ -558,11 +542,11 @@ pub fn causal_softmax(x: &Tensor, scale: f64) -> Tensor {
         });
         new(out, x.shape())
     }
-    dispatch!("causal_softmax", x.device(), x.dtype(), go(x, scale))
+    dispatch!("causal_softmax", x.dtype(), go(x, scale))
 }
 
 /// Gradient of [`causal_softmax`] from its output `y` and `g`.
-pub fn causal_softmax_backward(y: &Tensor, g: &Tensor, scale: f64) -> Tensor {
+pub(super) fn causal_softmax_backward(y: &Tensor, g: &Tensor, scale: f64) -> Tensor {
     fn go<T: Element>(y: &Tensor, g: &Tensor, scale: f64) -> Tensor {
         let (y, g) = (contiguous(y), contiguous(g));
         let nd = y.ndim();
@@ -576,16 +560,11 @@ pub fn causal_softmax_backward(y: &Tensor, g: &Tensor, scale: f64) -> Tensor {
         });
         new(dx, y.shape())
     }
-    dispatch!(
-        "causal_softmax_backward",
-        y.device(),
-        y.dtype(),
-        go(y, g, scale)
-    )
+    dispatch!("causal_softmax_backward", y.dtype(), go(y, g, scale))
 }
 
 /// LayerNorm over the last axis: returns `(y, mean, rstd)`, the last two of shape `[rows]`.
-pub fn layernorm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> (Tensor, Tensor, Tensor) {
+pub(super) fn layernorm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> (Tensor, Tensor, Tensor) {
     fn go<T: Element>(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> (Tensor, Tensor, Tensor) {
         let (x, w, b) = (contiguous(x), contiguous(w), contiguous(b));
         let cols = x.shape().last().copied().unwrap_or(1);
@@ -602,8 +581,6 @@ pub fn layernorm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> (Tensor, Tenso
         });
         (new(y, x.shape()), new(mean, &[rows]), new(rstd, &[rows]))
     }
-    same("layer_norm", x, w);
-    same("layer_norm", x, b);
     let c = x.shape().last().copied().unwrap_or(1);
     assert!(
         w.shape() == [c] && b.shape() == [c],
@@ -612,17 +589,17 @@ pub fn layernorm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> (Tensor, Tenso
         w.shape(),
         b.shape()
     );
-    dispatch!("layernorm", x.device(), x.dtype(), go(x, w, b, eps))
+    dispatch!("layernorm", x.dtype(), go(x, w, b, eps))
 }
 
 /// LayerNorm gradients `(dx, dw, db)`.
-pub fn layernorm_backward(
+pub(super) fn layernorm_backward(
     x: &Tensor,
     w: &Tensor,
-    mean: &Tensor,
-    rstd: &Tensor,
+    stats: LayerNormStats,
     g: &Tensor,
 ) -> (Tensor, Tensor, Tensor) {
+    let (mean, rstd) = (stats.mean, stats.rstd);
     fn go<T: Element>(
         x: &Tensor,
         w: &Tensor,
@@ -649,16 +626,11 @@ pub fn layernorm_backward(
         });
         (new(dx, x.shape()), new(dw, &[cols]), new(db, &[cols]))
     }
-    dispatch!(
-        "layernorm_backward",
-        x.device(),
-        x.dtype(),
-        go(x, w, mean, rstd, g)
-    )
+    dispatch!("layernorm_backward", x.dtype(), go(x, w, mean, rstd, g))
 }
 
 /// Rows of `w` (`[vocab, dim]`) gathered by `ids`; the result has shape `shape + [dim]`.
-pub fn embedding(w: &Tensor, ids: &[u32], shape: &[usize]) -> Tensor {
+pub(super) fn embedding(w: &Tensor, ids: &[u32], shape: &[usize]) -> Tensor {
     fn go<T: Element>(w: &Tensor, ids: &[u32], shape: &[usize]) -> Tensor {
         let w = contiguous(w);
         let dim = w.shape()[1];
@@ -681,11 +653,11 @@ pub fn embedding(w: &Tensor, ids: &[u32], shape: &[usize]) -> Tensor {
         "embedding: {} ids for shape {shape:?}",
         ids.len()
     );
-    dispatch!("embedding", w.device(), w.dtype(), go(w, ids, shape))
+    dispatch!("embedding", w.dtype(), go(w, ids, shape))
 }
 
 /// Scatter-add of `g` (`[.., dim]`) into a zero `[vocab, dim]` table at rows `ids`.
-pub fn embedding_backward(g: &Tensor, ids: &[u32], vocab: usize) -> Tensor {
+pub(super) fn embedding_backward(g: &Tensor, ids: &[u32], vocab: usize) -> Tensor {
     fn go<T: Element>(g: &Tensor, ids: &[u32], vocab: usize) -> Tensor {
         let g = contiguous(g);
         let dim = g.shape().last().copied().unwrap_or(1);
@@ -695,77 +667,48 @@ pub fn embedding_backward(g: &Tensor, ids: &[u32], vocab: usize) -> Tensor {
         });
         new(dw, &[vocab, dim])
     }
-    dispatch!(
-        "embedding_backward",
-        g.device(),
-        g.dtype(),
-        go(g, ids, vocab)
-    )
+    dispatch!("embedding_backward", g.dtype(), go(g, ids, vocab))
 }
 
 /// Mean cross-entropy of rows of `x` (`[rows, classes]`) against `targets`: returns the scalar
 /// loss, the per-row log-sum-exp `[rows]`, and how many rows counted.
-pub fn cross_entropy(x: &Tensor, targets: &[u32], ignore: Option<u32>) -> (Tensor, Tensor, usize) {
-    fn go<T: Element>(x: &Tensor, targets: &[u32], ignore: Option<u32>) -> (Tensor, Tensor, usize) {
+pub(super) fn cross_entropy(x: &Tensor, t: Targets) -> (Tensor, Tensor, usize) {
+    fn go<T: Element>(x: &Tensor, t: Targets) -> (Tensor, Tensor, usize) {
         let x = contiguous(x);
         let cols = x.shape()[1];
-        let mut lse = pool::take::<T>(targets.len());
+        let mut lse = pool::take::<T>(t.ids.len());
         let (total, count) = read(&x, |xs: &[T]| {
-            cpu::cross_entropy::cross_entropy(xs, targets, ignore, cols, &mut lse)
+            cpu::cross_entropy::cross_entropy(xs, t.ids, t.ignore, cols, &mut lse)
         });
         let loss = new(vec![T::from_f64(total / count as f64)], &[]);
-        (loss, new(lse, &[targets.len()]), count)
+        (loss, new(lse, &[t.ids.len()]), count)
     }
-    dispatch!(
-        "cross_entropy",
-        x.device(),
-        x.dtype(),
-        go(x, targets, ignore)
-    )
+    dispatch!("cross_entropy", x.dtype(), go(x, t))
 }
 
 /// Gradient of the mean cross-entropy with respect to the logits, scaled by the scalar `g`.
-pub fn cross_entropy_backward(
-    x: &Tensor,
-    lse: &Tensor,
-    targets: &[u32],
-    ignore: Option<u32>,
-    count: usize,
-    g: &Tensor,
-) -> Tensor {
-    fn go<T: Element>(
-        x: &Tensor,
-        lse: &Tensor,
-        targets: &[u32],
-        ignore: Option<u32>,
-        count: usize,
-        g: &Tensor,
-    ) -> Tensor {
+pub(super) fn cross_entropy_backward(x: &Tensor, lse: &Tensor, t: Targets, g: &Tensor) -> Tensor {
+    fn go<T: Element>(x: &Tensor, lse: &Tensor, t: Targets, g: &Tensor) -> Tensor {
         let x = contiguous(x);
         let cols = x.shape()[1];
-        let scale = T::from_f64(g.item_f64() / count.max(1) as f64);
+        let scale = T::from_f64(g.item_f64() / t.count().max(1) as f64);
         let mut dx = pool::take::<T>(x.numel());
         read(&x, |xs: &[T]| {
             read(lse, |ls: &[T]| {
                 cpu::cross_entropy::cross_entropy_backward(
-                    xs, ls, targets, ignore, cols, scale, &mut dx,
+                    xs, ls, t.ids, t.ignore, cols, scale, &mut dx,
                 )
             })
         });
         new(dx, x.shape())
     }
-    dispatch!(
-        "cross_entropy_backward",
-        x.device(),
-        x.dtype(),
-        go(x, lse, targets, ignore, count, g)
-    )
+    dispatch!("cross_entropy_backward", x.dtype(), go(x, lse, t, g))
 }
 
 // ---- layout -------------------------------------------------------------------------------
 
 /// Concatenation along axis `a` (all other axes equal).
-pub fn cat(xs: &[&Tensor], a: usize) -> Tensor {
+pub(super) fn cat(xs: &[&Tensor], a: usize) -> Tensor {
     fn go<T: Element>(xs: &[&Tensor], a: usize) -> Tensor {
         let mut shape = xs[0].shape().to_vec();
         shape[a] = xs.iter().map(|t| t.shape()[a]).sum();
@@ -786,120 +729,135 @@ pub fn cat(xs: &[&Tensor], a: usize) -> Tensor {
         }
         new(out, &shape)
     }
-    assert!(!xs.is_empty(), "cat: no tensors");
-    for t in xs {
-        same("cat", xs[0], t);
-        let ok = t.ndim() == xs[0].ndim()
-            && (0..t.ndim()).all(|d| d == a || t.shape()[d] == xs[0].shape()[d]);
-        assert!(
-            ok,
-            "cat: shapes {:?} and {:?} differ off axis {a}",
-            xs[0].shape(),
-            t.shape()
-        );
-    }
-    dispatch!("cat", xs[0].device(), xs[0].dtype(), go(xs, a))
+    dispatch!("cat", xs[0].dtype(), go(xs, a))
 }
 
-// ---- attention ----------------------------------------------------------------------------
+// ---- fused model ops ----------------------------------------------------------------------
 
-/// Fused causal attention of `q`, `k`, `v` (`[BH, T, D]`): returns `(y, lse)`, `lse` `[BH, T]`.
-pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> (Tensor, Tensor) {
-    fn go<T: Element>(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> (Tensor, Tensor) {
-        let (q, k, v) = (contiguous(q), contiguous(k), contiguous(v));
-        let (bh, t, d) = (q.shape()[0], q.shape()[1], q.shape()[2]);
-        let mut y = pool::take::<T>(q.numel());
-        let mut lse = pool::take::<T>(bh * t);
-        read(&q, |qs: &[T]| {
-            read(&k, |ks: &[T]| {
-                read(&v, |vs: &[T]| {
-                    let s = T::from_f64(scale);
-                    cpu::attention::causal_attention_forward(qs, ks, vs, &mut y, &mut lse, t, d, s)
-                })
-            })
-        });
-        (new(y, q.shape()), new(lse, &[bh, t]))
-    }
-    same("causal_attention", q, k);
-    same("causal_attention", q, v);
-    assert!(
-        q.ndim() == 3 && q.shape() == k.shape() && q.shape() == v.shape(),
-        "causal_attention: q {:?}, k {:?}, v {:?} must all be [BH, T, D]",
-        q.shape(),
-        k.shape(),
-        v.shape()
+/// `qkv` `[B, T, 3C]` → q, k, v as `[B·H, T, D]` each (one copy that splits out the heads).
+fn split_heads(qkv: &Tensor, h: Heads) -> Tensor {
+    let v = qkv.view_raw(
+        vec![h.b, h.t, 3, h.n_head, h.head_size],
+        super::super::shape::contiguous_strides(&[h.b, h.t, 3, h.n_head, h.head_size]),
+        qkv.offset(),
     );
-    dispatch!(
-        "causal_attention",
-        q.device(),
-        q.dtype(),
-        go(q, k, v, scale)
-    )
+    let perm = [2, 0, 3, 1, 4];
+    let shape = perm.iter().map(|&p| v.shape()[p]).collect();
+    let strides = perm.iter().map(|&p| v.strides()[p]).collect();
+    copy(&v.view_raw(shape, strides, v.offset()))
 }
 
-/// Gradients `(dq, dk, dv)` of fused causal attention.
-#[allow(clippy::too_many_arguments)]
-pub fn causal_attention_backward(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    y: &Tensor,
-    lse: &Tensor,
-    g: &Tensor,
-    scale: f64,
-) -> (Tensor, Tensor, Tensor) {
-    fn go<T: Element>(
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        y: &Tensor,
-        lse: &Tensor,
-        g: &Tensor,
-        scale: f64,
-    ) -> (Tensor, Tensor, Tensor) {
-        let (q, k, v, y, g) = (
-            contiguous(q),
-            contiguous(k),
-            contiguous(v),
-            contiguous(y),
-            contiguous(g),
-        );
-        let (t, d) = (q.shape()[1], q.shape()[2]);
-        let n = q.numel();
-        // Every element is overwritten by the kernel's gemm calls.
-        let (mut dq, mut dk, mut dv) = (pool::take::<T>(n), pool::take::<T>(n), pool::take::<T>(n));
-        read(&q, |qs: &[T]| {
-            read(&k, |ks: &[T]| {
-                read(&v, |vs: &[T]| {
-                    read(&y, |ys: &[T]| {
-                        read(lse, |ls: &[T]| {
-                            read(&g, |gs: &[T]| {
-                                cpu::attention::causal_attention_backward(
-                                    qs,
-                                    ks,
-                                    vs,
-                                    ys,
-                                    ls,
-                                    gs,
-                                    &mut dq,
-                                    &mut dk,
-                                    &mut dv,
-                                    t,
-                                    d,
-                                    T::from_f64(scale),
-                                )
-                            })
-                        })
+/// `[B·H, T, D]` (heads apart) → `[B, T, H·D]` (heads side by side), and the reverse.
+fn merge_heads(y: &Tensor, h: Heads) -> Tensor {
+    let (b, t, n, d) = (h.b, h.t, h.n_head, h.head_size);
+    let strides = vec![n * t * d, d, t * d, 1];
+    let v = y.view_raw(vec![b, t, n, d], strides, y.offset());
+    copy(&v).reshape_view(&[b, t, n * d])
+}
+
+/// Fused causal attention on `qkv`: the heads are split out, `cpu::attention` runs per head.
+pub(super) fn causal_attention(qkv: &Tensor, h: Heads) -> (Tensor, Tensor) {
+    fn go<T: Element>(qkv: &Tensor, h: Heads) -> (Tensor, Tensor) {
+        let parts = split_heads(&contiguous(qkv), h);
+        let (bh, t, d) = (h.b * h.n_head, h.t, h.head_size);
+        let n = bh * t * d;
+        let mut y = pool::take::<T>(n);
+        let mut lse = pool::take::<T>(bh * t);
+        read(&parts, |p: &[T]| {
+            let (q, k, v) = (&p[..n], &p[n..2 * n], &p[2 * n..]);
+            let s = T::from_f64(1.0 / (d as f64).sqrt());
+            cpu::attention::causal_attention_forward(q, k, v, &mut y, &mut lse, t, d, s)
+        });
+        let y = merge_heads(&new(y, &[bh, t, d]), h);
+        (y, new(lse, &[h.b, h.n_head, t]))
+    }
+    dispatch!("causal_attention", qkv.dtype(), go(qkv, h))
+}
+
+/// Gradient of fused causal attention with respect to `qkv`.
+pub(super) fn causal_attention_backward(s: AttentionSaved, g: &Tensor, h: Heads) -> Tensor {
+    fn go<T: Element>(s: AttentionSaved, g: &Tensor, h: Heads) -> Tensor {
+        let parts = split_heads(&contiguous(s.qkv), h);
+        let (bh, t, d) = (h.b * h.n_head, h.t, h.head_size);
+        let n = bh * t * d;
+        let heads_apart = |x: &Tensor| {
+            let x = contiguous(x);
+            let st = vec![t * h.n_head * d, d, h.n_head * d, 1];
+            copy(&x.view_raw(vec![h.b, h.n_head, t, d], st, x.offset()))
+        };
+        let (y, gy) = (heads_apart(s.y), heads_apart(g));
+        let mut dqkv = pool::take::<T>(3 * n);
+        read(&parts, |p: &[T]| {
+            read(&y, |ys: &[T]| {
+                read(&gy, |gs: &[T]| {
+                    read(s.lse, |ls: &[T]| {
+                        let (dq, rest) = dqkv.split_at_mut(n);
+                        let (dk, dv) = rest.split_at_mut(n);
+                        let (q, k, v) = (&p[..n], &p[n..2 * n], &p[2 * n..]);
+                        let sc = T::from_f64(1.0 / (d as f64).sqrt());
+                        cpu::attention::causal_attention_backward(
+                            q, k, v, ys, ls, gs, dq, dk, dv, t, d, sc,
+                        )
                     })
                 })
             })
         });
-        (new(dq, q.shape()), new(dk, q.shape()), new(dv, q.shape()))
+        // [3, B, H, T, D] → [B, T, 3, H, D] = [B, T, 3C]
+        let d3 = new(dqkv, &[3, h.b, h.n_head, t, d]);
+        let st = d3.strides().to_vec();
+        let v = d3.view_raw(
+            vec![h.b, t, 3, h.n_head, d],
+            vec![st[1], st[3], st[0], st[2], st[4]],
+            0,
+        );
+        copy(&v).reshape_view(&[h.b, t, 3 * h.n_head * d])
     }
-    dispatch!(
-        "causal_attention_backward",
-        q.device(),
-        q.dtype(),
-        go(q, k, v, y, lse, g, scale)
+    dispatch!("causal_attention_backward", g.dtype(), go(s, g, h))
+}
+
+/// The fused classifier on the CPU: logits `x·wᵀ`, the mean cross-entropy, and (when asked)
+/// the gradients of that mean with respect to `x` and `w`, all in the forward pass.
+pub(super) fn classifier(x: &Tensor, w: &Tensor, t: Targets, want_grad: bool) -> (Tensor, Saved) {
+    let logits = matmul(x, &w.t_view());
+    let (loss, lse, _) = cross_entropy(&logits, t);
+    if !want_grad {
+        return (loss, Saved::None);
+    }
+    let one = full(&[], 1.0, x.dtype(), Device::Cpu);
+    let dlogits = cross_entropy_backward(&logits, &lse, t, &one);
+    drop(logits);
+    let dx = matmul(&dlogits, w);
+    let dw = matmul(&dlogits.t_view(), x);
+    (loss, Saved::Grads { dx, dw })
+}
+
+/// The saved gradients of the mean loss, times the upstream scalar `g`.
+pub(super) fn scale_grads(dx: Tensor, dw: Tensor, g: &Tensor) -> (Tensor, Tensor) {
+    let s = g.item_f64();
+    if s == 1.0 {
+        return (dx, dw);
+    }
+    (
+        unary(Unary::MulScalar(s), &dx),
+        unary(Unary::MulScalar(s), &dw),
     )
+}
+
+/// One AdamW step in place on f32 tensors (`cpu::adamw`); the CPU keeps no master copy.
+pub(super) fn adamw(s: AdamwState, h: &AdamwHyper) {
+    assert!(
+        s.master.is_none() && s.param.dtype() == DType::F32,
+        "adamw: the CPU updates f32 parameters in place (got {} with a master copy: {})",
+        s.param.dtype().name(),
+        s.master.is_some()
+    );
+    let grad = contiguous(s.grad);
+    read(&grad, |g: &[f32]| {
+        s.m.with_data_mut(|m: &mut [f32]| {
+            s.v.with_data_mut(|v: &mut [f32]| {
+                s.param
+                    .with_data_mut(|p: &mut [f32]| cpu::adamw::adamw(h, p, g, m, v))
+            })
+        })
+    })
 }
