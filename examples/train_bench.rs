@@ -113,8 +113,7 @@ fn token_stream(v: usize) -> impl FnMut(usize) -> Vec<u32> {
 fn cpu_steps(model: &Gpt, b: usize, t: usize, steps: usize) -> f64 {
     let params: Vec<_> = model.params().into_iter().map(|(_, p)| p.clone()).collect();
     let refs: Vec<_> = params.iter().collect();
-    let sizes: Vec<usize> = params.iter().map(|p| p.numel()).collect();
-    let mut opt = AdamW::new(AdamWConfig::default(), &sizes);
+    let mut opt = AdamW::new(AdamWConfig::default(), &refs, &refs);
     let mut tokens = token_stream(model.config.vocab_size);
     // PROFILE=1 prints where the time goes, per op (forward and backward).
     let profile = std::env::var("PROFILE").is_ok_and(|v| v == "1");

@@ -13,7 +13,7 @@ use pretrain::tensor::cpu;
 use pretrain::tensor::cuda::device::for_tests;
 use pretrain::tensor::cuda::ops::{self, AdamwArgs};
 use pretrain::tensor::cuda::{Buffer, DevPtr, Gpu, GpuFloat, Precision};
-use pretrain::train::optim::{AdamWConfig, adamw_step};
+use pretrain::train::optim::AdamWConfig;
 
 fn random(rng: &mut Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.normal() as f32).collect()
@@ -500,6 +500,15 @@ fn adamw_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng, n: usize, decay: bool) {
     let m = Buffer::<f32>::zeros(gpu, n).unwrap();
     let v = Buffer::<f32>::zeros(gpu, n).unwrap();
     let (mut cp, mut cm, mut cv) = (p0.clone(), vec![0.0f32; n], vec![0.0f32; n]);
+    let h_cpu = pretrain::tensor::AdamwHyper {
+        lr,
+        beta1: cfg.beta1,
+        beta2: cfg.beta2,
+        eps: cfg.eps,
+        weight_decay: if decay { cfg.weight_decay } else { 0.0 },
+        grad_scale,
+        step: 1,
+    };
     for step in 1..=3u32 {
         let (g, gf) = rand_x::<X>(rng, n, 0.0, 1.0);
         let grads = Buffer::from_host(gpu, &g).unwrap();
@@ -523,17 +532,11 @@ fn adamw_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng, n: usize, decay: bool) {
         )
         .unwrap();
         let gf: Vec<f32> = gf.iter().map(|&x| x as f32).collect();
-        adamw_step(
-            &cfg,
-            &mut cp,
-            &gf,
-            grad_scale,
-            &mut cm,
-            &mut cv,
-            lr,
-            step as u64,
-            decay,
-        );
+        let hc = pretrain::tensor::AdamwHyper {
+            step: step as u64,
+            ..h_cpu
+        };
+        pretrain::tensor::cpu::adamw::adamw(&hc, &mut cp, &gf, &mut cm, &mut cv);
     }
     let what = |t: &str| format!("adamw {t} {} n={n} decay={decay}", X::PRECISION.name());
     let got = master.to_host(gpu).unwrap();

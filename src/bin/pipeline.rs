@@ -17,7 +17,7 @@ use pretrain::tokenizer::train::train_from_counts;
 use pretrain::tokenizer::{ENDOFTEXT, Split, TrainOptions, formats};
 use pretrain::train::optim::AdamWConfig;
 use pretrain::train::schedule::ScheduleKind;
-use pretrain::train::trainer::{self, Device, PrecisionArg, TrainConfig};
+use pretrain::train::trainer::{self, Placement, PrecisionArg, TrainConfig};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -135,7 +135,7 @@ fn main() -> std::process::ExitCode {
         });
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         println!("pretrain pipeline ({} preset) → {}", p.name, out.display());
-        let device = Device::from_args(args.device, args.precision);
+        let device = Placement::from_args(args.device, args.precision);
         let t_all = Instant::now();
 
         // 1. clean

@@ -7,7 +7,7 @@ use pretrain::model::config::GptConfig;
 use pretrain::tensor::cuda::DeviceArg;
 use pretrain::train::optim::AdamWConfig;
 use pretrain::train::schedule::{MIN_LR_FRACTION, ScheduleKind};
-use pretrain::train::trainer::{self, Device, PrecisionArg, TrainConfig};
+use pretrain::train::trainer::{self, Placement, PrecisionArg, TrainConfig};
 use std::path::PathBuf;
 
 /// Train a GPT-2 model on token shards written by `tokenize`.
@@ -114,7 +114,7 @@ fn main() -> std::process::ExitCode {
             eprintln!("\ninterrupted: saving a checkpoint after this step");
         })?;
         let resume = a.resume;
-        let device = Device::from_args(a.device, a.precision);
+        let device = Placement::from_args(a.device, a.precision);
         let cfg = if resume {
             // A resumed run keeps its settings; only --steps may extend it.
             let path = a.out.join("train_config.json");

@@ -2,5 +2,6 @@
 
 pub mod metrics;
 pub mod optim;
+pub mod run_dir;
 pub mod schedule;
 pub mod trainer;

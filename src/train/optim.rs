@@ -9,7 +9,7 @@
 //! ```
 //! This is exactly PyTorch's `torch.optim.AdamW`, which the reference fixtures use.
 
-use crate::tensor::{Tensor, no_grad};
+use crate::tensor::{AdamwHyper, DType, Tensor, backend};
 
 /// AdamW's hyper-parameters (the learning rate comes from the schedule each step).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -33,81 +33,96 @@ impl Default for AdamWConfig {
     }
 }
 
-/// One AdamW step over one parameter tensor, in place. `step` counts from 1.
-/// `decay` says whether this tensor gets weight decay; each gradient is first multiplied by
-/// `grad_scale` (the clipping factor).
-#[allow(clippy::too_many_arguments)]
-pub fn adamw_step(
-    cfg: &AdamWConfig,
-    param: &mut [f32],
-    grad: &[f32],
-    grad_scale: f32,
-    m: &mut [f32],
-    v: &mut [f32],
-    lr: f32,
-    step: u64,
-    decay: bool,
-) {
-    let h = crate::tensor::cpu::adamw::Hyper {
-        lr,
-        beta1: cfg.beta1,
-        beta2: cfg.beta2,
-        eps: cfg.eps,
-        weight_decay: if decay { cfg.weight_decay } else { 0.0 },
-        grad_scale,
-        step,
-    };
-    crate::tensor::cpu::adamw::adamw(&h, param, grad, m, v)
+/// The optimizer's state for one parameter, on the parameter's device: the two moments (f32),
+/// and an f32 master copy when the parameter itself is kept in lower precision (bf16). The
+/// master is what AdamW updates and what checkpoints save; the parameter is its rounding.
+pub struct ParamState {
+    pub m: Tensor,
+    pub v: Tensor,
+    pub master: Option<Tensor>,
 }
 
-/// AdamW over a model's parameters: the moments of each, and the step count.
+/// AdamW over a model's parameters: the state of each, and the step count.
 pub struct AdamW {
     pub cfg: AdamWConfig,
     /// Optimizer steps taken so far.
     pub step: u64,
-    /// First and second moments, one pair per parameter, in parameter order.
-    pub m: Vec<Vec<f32>>,
-    pub v: Vec<Vec<f32>>,
+    /// One per parameter, in parameter order.
+    pub state: Vec<ParamState>,
 }
 
 impl AdamW {
-    /// Zeroed moments for parameters of these sizes.
-    pub fn new(cfg: AdamWConfig, sizes: &[usize]) -> AdamW {
+    /// Zero moments for `params`; `values` holds each parameter's value in f32 (the source of
+    /// the master copies of parameters kept in bf16; it may be `params` itself when they are
+    /// f32).
+    pub fn new(cfg: AdamWConfig, params: &[&Tensor], values: &[&Tensor]) -> AdamW {
+        assert_eq!(params.len(), values.len(), "AdamW::new: parameter count");
+        let state = params
+            .iter()
+            .zip(values)
+            .map(|(p, v)| {
+                let zeros = || backend::full(p.shape(), 0.0, DType::F32, p.device());
+                let master = (p.dtype() != DType::F32)
+                    .then(|| backend::cast(&v.detach().to(p.device()), DType::F32));
+                ParamState {
+                    m: zeros(),
+                    v: zeros(),
+                    master,
+                }
+            })
+            .collect();
         AdamW {
             cfg,
             step: 0,
-            m: sizes.iter().map(|&n| vec![0.0; n]).collect(),
-            v: sizes.iter().map(|&n| vec![0.0; n]).collect(),
+            state,
         }
+    }
+
+    /// The global L2 norm of the gradients of `params` (missing gradients count as zero),
+    /// summed on the parameters' device and read back once.
+    pub fn grad_norm(params: &[&Tensor]) -> f32 {
+        let squares = params
+            .iter()
+            .filter_map(|p| p.grad())
+            .map(|g| backend::sum_squares(&g))
+            .reduce(|a, b| backend::binary(backend::Binary::Add, &a, &b));
+        squares.map_or(0.0, |s| s.item_f64().sqrt() as f32)
     }
 
     /// Clip the gradients to a global norm of `grad_clip` (0 = off), then update every parameter
     /// in place. 2-D tensors (weights and embeddings) get weight decay; 1-D ones (biases and
     /// LayerNorm) do not, as in nanoGPT. Returns the gradient norm before clipping.
     pub fn update(&mut self, params: &[&Tensor], lr: f32, grad_clip: f32) -> f32 {
-        assert_eq!(params.len(), self.m.len(), "AdamW::update: parameter count");
-        let grads: Vec<Vec<f32>> = params
-            .iter()
-            .map(|p| {
-                p.grad()
-                    .map(|g| g.to_vec())
-                    .unwrap_or_else(|| vec![0.0; p.numel()])
-            })
-            .collect();
-        let refs: Vec<&[f32]> = grads.iter().map(|g| g.as_slice()).collect();
-        let (norm, scale) = clip_scale(&refs, grad_clip);
+        assert_eq!(
+            params.len(),
+            self.state.len(),
+            "AdamW::update: parameter count"
+        );
+        let norm = Self::grad_norm(params);
+        let grad_scale = clip_factor(norm, grad_clip);
         self.step += 1;
-        let step = self.step;
-        no_grad(|| {
-            for (i, p) in params.iter().enumerate() {
-                let decay = p.ndim() == 2;
-                let (m, v) = (&mut self.m[i], &mut self.v[i]);
-                p.with_data_mut(|d: &mut [f32]| {
-                    adamw_step(&self.cfg, d, &grads[i], scale, m, v, lr, step, decay)
-                });
-            }
-        });
+        for (p, s) in params.iter().zip(&self.state) {
+            let grad = p
+                .grad()
+                .unwrap_or_else(|| backend::full(p.shape(), 0.0, p.dtype(), p.device()));
+            let decay = p.ndim() == 2;
+            let h = AdamwHyper {
+                lr,
+                beta1: self.cfg.beta1,
+                beta2: self.cfg.beta2,
+                eps: self.cfg.eps,
+                weight_decay: if decay { self.cfg.weight_decay } else { 0.0 },
+                grad_scale,
+                step: self.step,
+            };
+            p.adamw_(&grad, [&s.m, &s.v], s.master.as_ref(), &h);
+        }
         norm
+    }
+
+    /// Parameter `i`'s value in f32 on the host: its master copy when it has one.
+    pub fn full_precision(&self, i: usize, param: &Tensor) -> Vec<f32> {
+        self.state[i].master.as_ref().unwrap_or(param).to_vec()
     }
 }
 
@@ -175,17 +190,16 @@ mod tests {
             let (mut m, mut v) = (vec![0.0f32; n], vec![0.0f32; n]);
             for (t, g) in gs.iter().enumerate() {
                 let g: Vec<f32> = g.iter().map(|&x| x as f32).collect();
-                adamw_step(
-                    &cfg,
-                    &mut p,
-                    &g,
-                    1.0,
-                    &mut m,
-                    &mut v,
-                    1e-2,
-                    t as u64 + 1,
-                    decay,
-                );
+                let h = AdamwHyper {
+                    lr: 1e-2,
+                    beta1: cfg.beta1,
+                    beta2: cfg.beta2,
+                    eps: cfg.eps,
+                    weight_decay: if decay { cfg.weight_decay } else { 0.0 },
+                    grad_scale: 1.0,
+                    step: t as u64 + 1,
+                };
+                crate::tensor::cpu::adamw::adamw(&h, &mut p, &g, &mut m, &mut v);
             }
             let mut want = p0.clone();
             reference(&mut want, &gs, 1e-2, if decay { 0.1 } else { 0.0 });

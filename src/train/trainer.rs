@@ -2,28 +2,28 @@
 //! samples, metrics, checkpoints and an exact resume.
 //!
 //! A run folder holds `train_config.json` (the exact settings), `metrics.jsonl`, `loss.svg` and
-//! `checkpoint/`: a Hugging Face GPT-2 directory (`config.json`, `model.safetensors`, the tokenizer
-//! files) plus the trainer state (`optimizer.safetensors`, `trainer_state.json`) that `--resume`
-//! needs to continue bit for bit.
+//! `checkpoint/` (see [`run_dir`](super::run_dir)), which `--resume` continues from bit for bit.
+//!
+//! The loop never asks where it runs: [`Placement`] puts the model (and so every activation,
+//! gradient and optimizer moment) on the CPU or a GPU, in f32 or bf16, and the same ops follow.
+//! It is split the way a step reads: [`Run::setup`], [`Run::step`], [`Run::evaluate`],
+//! [`Run::checkpoint`].
 
 use super::metrics::{MetricsLog, StepMetrics};
 use super::optim::{AdamW, AdamWConfig};
+use super::run_dir::{self, Checkpoint, TrainerState};
 use super::schedule::{Schedule, ScheduleKind};
-use crate::dataset::loader::{Loader, Position};
-use crate::model::checkpoint::{
-    NamedTensor, load_gpt2_params, read_safetensors, safetensors_bytes, write_dir_atomic,
-};
+use crate::dataset::loader::Loader;
 use crate::model::config::GptConfig;
 use crate::model::gpt::Gpt;
 use crate::sample::{SamplingConfig, generate};
-use crate::tensor::cuda::{DeviceArg, Gpu, Precision};
-use crate::tensor::{Tensor, no_grad};
+use crate::tensor::cuda::{DeviceArg, Precision};
+use crate::tensor::{DType, Device, Tensor, no_grad};
 use crate::tokenizer::Tokenizer;
 use crate::{detail, info};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -88,20 +88,21 @@ pub struct TrainSummary {
     pub checkpoint: PathBuf,
 }
 
-/// Data and optimizer state saved beside the weights.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct TrainerState {
-    /// Optimizer steps completed.
-    step: usize,
-    train_position: Position,
+/// Where the training steps run: a device, and the dtype of the parameters and activations
+/// there (f32, or bf16 for mixed precision on a GPU, with f32 master weights in the optimizer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub device: Device,
+    pub dtype: DType,
 }
 
-/// Where the training steps run: the CPU (`exec: None`), or a GPU with a storage precision.
-/// Everything else (data, schedule, metrics, checkpoints, samples) is the same either way.
-#[derive(Clone, Default)]
-pub struct Device {
-    pub gpu: Option<Arc<Gpu>>,
-    pub precision: Precision,
+impl Default for Placement {
+    fn default() -> Self {
+        Placement {
+            device: Device::Cpu,
+            dtype: DType::F32,
+        }
+    }
 }
 
 /// `--precision`: the storage type of weights and activations on the GPU.
@@ -113,26 +114,46 @@ pub enum PrecisionArg {
     Bf16,
 }
 
-impl Device {
+impl Placement {
     /// Resolves `--device` and `--precision` (default bf16 on a GPU). Without a GPU it prints the
-    /// one-line fallback (see `cuda::select`) and the precision is ignored.
-    pub fn from_args(device: DeviceArg, precision: Option<PrecisionArg>) -> Device {
-        let gpu = crate::tensor::cuda::select(device);
-        let precision = match precision {
-            Some(PrecisionArg::Fp32) => Precision::F32,
-            Some(PrecisionArg::Bf16) | None => Precision::Bf16,
-        };
-        match gpu {
-            Some(g) => Device::cuda(g, precision),
-            None => Device::default(),
+    /// one-line fallback (see `cuda::device::select`) and trains in f32 on the CPU.
+    pub fn from_args(device: DeviceArg, precision: Option<PrecisionArg>) -> Placement {
+        match crate::tensor::cuda::select(device) {
+            Some(_) => Placement {
+                device: Device::Cuda(0),
+                dtype: match precision {
+                    Some(PrecisionArg::Fp32) => DType::F32,
+                    Some(PrecisionArg::Bf16) | None => DType::BF16,
+                },
+            },
+            None => Placement::default(),
         }
     }
 
-    /// This GPU, in this precision.
-    pub fn cuda(gpu: Arc<Gpu>, precision: Precision) -> Device {
-        Device {
-            gpu: Some(gpu),
-            precision,
+    /// "the CPU in f32", "cuda:0 in bf16".
+    pub fn describe(&self) -> String {
+        let place = match self.device {
+            Device::Cpu => "the CPU".to_string(),
+            Device::Cuda(_) => match crate::tensor::cuda::device::get(0) {
+                Ok(g) => g.describe(),
+                Err(_) => self.device.to_string(),
+            },
+        };
+        format!("{place} in {}", self.dtype.name())
+    }
+
+    /// The device's peak matmul throughput in GFLOP/s, the denominator of MFU: measured on the
+    /// CPU, the datasheet's on a GPU.
+    fn peak_gflops(&self) -> f64 {
+        match self.device {
+            Device::Cpu => measured_peak_gflops(),
+            Device::Cuda(i) => {
+                let p = match self.dtype {
+                    DType::BF16 => Precision::Bf16,
+                    _ => Precision::F32,
+                };
+                crate::tensor::cuda::device::get(i).map_or(0.0, |g| g.peak_gflops(p))
+            }
         }
     }
 }
@@ -140,124 +161,186 @@ impl Device {
 /// Set by the Ctrl-C handler; the loop saves a checkpoint after the current step and stops.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
-/// The checkpoint folder of a run.
-pub fn checkpoint_dir(out: &Path) -> PathBuf {
-    out.join("checkpoint")
-}
+pub use super::run_dir::{checkpoint_dir, load_model};
 
 /// Train according to `cfg` on the CPU. With `resume`, continue from `cfg.out/checkpoint`.
 pub fn train(cfg: &TrainConfig, resume: bool) -> Result<TrainSummary> {
-    train_on(cfg, resume, &Device::default())
+    train_on(cfg, resume, &Placement::default())
 }
 
-/// [`train`] with the steps on `device`. On a GPU the CPU model is a copy, refreshed from the
-/// GPU for samples and checkpoints.
-pub fn train_on(cfg: &TrainConfig, resume: bool, device: &Device) -> Result<TrainSummary> {
-    std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
-    let ckpt = checkpoint_dir(&cfg.out);
-    let mut train_data = Loader::new(
-        &cfg.data,
-        "train",
-        cfg.batch_size,
-        cfg.seq_len,
-        cfg.seed,
-        cfg.sequential,
-    )?;
-    let mut val_data = match Loader::new(&cfg.data, "val", cfg.batch_size, cfg.seq_len, 0, true) {
-        Ok(l) => Some(l),
-        Err(e) => {
-            info!("no validation split ({e:#}); evaluating on nothing");
-            None
-        }
-    };
-    let tokenizer = crate::tokenizer::formats::load(&cfg.data, None).ok();
-    let eos = tokenizer
-        .as_ref()
-        .and_then(|t| t.special_id(crate::tokenizer::ENDOFTEXT));
-
-    // The model: resumed, initialised from a checkpoint, or fresh.
-    let (model, mut opt, start) = if resume {
-        let (model, opt, state) = load_run(&ckpt, cfg)?;
-        train_data.restore(state.train_position)?;
-        info!("resuming {} at step {}", ckpt.display(), state.step);
-        (model, opt, state.step)
-    } else {
-        let model = match &cfg.init_from {
-            Some(dir) => load_model(dir)?,
-            None => Gpt::new(cfg.model, cfg.seed),
-        };
-        let sizes: Vec<usize> = model.params().iter().map(|(_, p)| p.numel()).collect();
-        (model, AdamW::new(cfg.adamw, &sizes), 0)
-    };
-    check_fits(&model.config, &train_data, cfg)?;
-    // Record the model actually trained (from a checkpoint it may differ from the flags).
-    let saved = TrainConfig {
-        model: model.config,
-        ..cfg.clone()
-    };
-    let config_json = serde_json::to_string_pretty(&saved)?;
-    crate::cli::write_atomic(&cfg.out.join("train_config.json"), config_json.as_bytes())?;
-    let n_params = model.config.num_params();
-    info!(
-        "model: {} layers, {} heads, width {}, context {}, vocab {}: {} parameters",
-        model.config.n_layer,
-        model.config.n_head,
-        model.config.n_embd,
-        model.config.block_size,
-        model.config.vocab_size,
-        group_digits(n_params)
-    );
-
-    if let Some(g) = &device.gpu {
-        bail!(
-            "training on {} is not wired to the tensor engine yet",
-            g.describe()
+/// [`train`] with the model on `place`.
+pub fn train_on(cfg: &TrainConfig, resume: bool, place: &Placement) -> Result<TrainSummary> {
+    let mut run = Run::setup(cfg, resume, *place)?;
+    let summary = run.train()?;
+    if let Device::Cuda(i) = place.device
+        && let Ok(gpu) = crate::tensor::cuda::device::get(i)
+    {
+        let m = gpu.memory();
+        info!(
+            "GPU memory: peak {:.1} MiB in use, {:.1} MiB reserved, {} driver allocations",
+            m.peak as f64 / 1048576.0,
+            m.reserved as f64 / 1048576.0,
+            m.driver_allocs
         );
     }
-    let peak = measured_peak_gflops();
-    let flops_per_token = flops_per_token(&model.config, cfg.seq_len);
-    let params: Vec<Tensor> = model.params().into_iter().map(|(_, p)| p.clone()).collect();
-    let param_refs: Vec<&Tensor> = params.iter().collect();
-    let schedule = cfg.schedule();
-    let mut log = MetricsLog::open(&cfg.out, resume.then_some(start))?;
-    let mut summary = TrainSummary {
-        checkpoint: ckpt.clone(),
-        ..Default::default()
-    };
-    if let Some(val) = &val_data {
-        summary.unigram_val_loss = Some(unigram_loss(
-            train_data.tokens(),
-            val.tokens(),
-            model.config.vocab_size,
-        ));
-    }
-    let bytes_per_token = match (&tokenizer, &val_data) {
-        (Some(tok), Some(val)) => bytes_per_token(tok, val.tokens()),
-        _ => None,
-    };
+    Ok(summary)
+}
 
-    if start >= cfg.steps {
-        info!("the run is already at step {start}; raise --steps to train further");
+/// One training run in progress: the model and optimizer on their device, the data, the logs.
+pub struct Run<'a> {
+    cfg: &'a TrainConfig,
+    place: Placement,
+    model: Gpt,
+    params: Vec<Tensor>,
+    opt: AdamW,
+    train_data: Loader,
+    val_data: Option<Loader>,
+    tokenizer: Option<Tokenizer>,
+    log: MetricsLog,
+    /// The step the run starts at (0, or where `--resume` picks up).
+    start: usize,
+    peak_gflops: f64,
+    bytes_per_token: Option<f64>,
+    summary: TrainSummary,
+}
+
+/// What one optimizer step measured.
+struct StepResult {
+    loss: f32,
+    grad_norm: f32,
+    secs: f64,
+}
+
+impl<'a> Run<'a> {
+    /// Opens the data, builds or resumes the model and optimizer on `place`, records the config.
+    pub fn setup(cfg: &'a TrainConfig, resume: bool, place: Placement) -> Result<Run<'a>> {
+        std::fs::create_dir_all(&cfg.out)
+            .with_context(|| format!("creating {}", cfg.out.display()))?;
+        let (train_data, val_data) = open_data(cfg)?;
+        let tokenizer = crate::tokenizer::formats::load(&cfg.data, None).ok();
+        let (model, opt, start, train_data) = build_model(cfg, resume, place, train_data)?;
+        check_fits(&model.config, &train_data, cfg)?;
+        write_config(cfg, &model.config)?;
+        announce(&model.config, &place);
+        let params: Vec<Tensor> = model.params().into_iter().map(|(_, p)| p.clone()).collect();
+        let mut summary = TrainSummary {
+            checkpoint: checkpoint_dir(&cfg.out),
+            steps_done: start,
+            ..Default::default()
+        };
+        let bytes_per_token = match (&tokenizer, &val_data) {
+            (Some(tok), Some(val)) => bytes_per_token(tok, val.tokens()),
+            _ => None,
+        };
+        if let Some(val) = &val_data {
+            let vocab = model.config.vocab_size;
+            summary.unigram_val_loss = Some(unigram_loss(train_data.tokens(), val.tokens(), vocab));
+        }
+        Ok(Run {
+            cfg,
+            place,
+            log: MetricsLog::open(&cfg.out, resume.then_some(start))?,
+            model,
+            params,
+            opt,
+            train_data,
+            val_data,
+            tokenizer,
+            start,
+            peak_gflops: place.peak_gflops(),
+            bytes_per_token,
+            summary,
+        })
     }
-    summary.steps_done = start;
-    let bar = crate::cli::progress(cfg.steps as u64, "train");
-    bar.set_position(start as u64);
-    let run_start = Instant::now();
-    let mut tokens_done = 0usize;
-    for step in start..cfg.steps {
+
+    /// Runs the steps from `start` to `cfg.steps` (or until Ctrl-C) and reports.
+    pub fn train(&mut self) -> Result<TrainSummary> {
+        let cfg = self.cfg;
+        if self.start >= cfg.steps {
+            info!(
+                "the run is already at step {}; raise --steps to train further",
+                self.start
+            );
+        }
+        let bar = crate::cli::progress(cfg.steps as u64, "train");
+        bar.set_position(self.start as u64);
+        let flops_per_token = flops_per_token(&self.model.config, cfg.seq_len);
+        let run_start = Instant::now();
+        for step in self.start..cfg.steps {
+            let r = match self.step(step) {
+                Ok(r) => r,
+                Err(e) => {
+                    bar.abandon();
+                    return Err(e);
+                }
+            };
+            let done = step + 1;
+            let tok_per_sec = cfg.tokens_per_step() as f64 / r.secs;
+            let mfu = tok_per_sec * flops_per_token / (self.peak_gflops * 1e9);
+            let last = done == cfg.steps;
+            let val_loss = if last || (cfg.eval_every > 0 && done % cfg.eval_every == 0) {
+                self.evaluate_and_report(done, &bar)?
+            } else {
+                None
+            };
+            self.log.log(&StepMetrics {
+                step: done,
+                loss: r.loss,
+                lr: cfg.schedule().lr(step),
+                grad_norm: r.grad_norm,
+                tokens_per_sec: tok_per_sec,
+                val_loss,
+            })?;
+            if cfg.sample_every > 0 && done % cfg.sample_every == 0 {
+                let text = self.sample(done);
+                bar.suspend(|| info!("step {done} sample: {text:?}"));
+            }
+            let interrupted = STOP.load(Ordering::Relaxed);
+            if last || interrupted || (cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0)
+            {
+                self.checkpoint(done)?;
+            }
+            bar.set_position(done as u64);
+            bar.set_message(format!(
+                "loss {:.4} | {tok_per_sec:.0} tok/s | MFU {:.1}%",
+                r.loss,
+                100.0 * mfu
+            ));
+            let s = &mut self.summary;
+            s.steps_done = done;
+            s.last_loss = r.loss;
+            s.val_loss = val_loss.or(s.val_loss);
+            if interrupted {
+                s.interrupted = true;
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        let tokens = (self.summary.steps_done - self.start) * cfg.tokens_per_step();
+        let s = &mut self.summary;
+        s.tokens_per_sec = tokens as f64 / run_start.elapsed().as_secs_f64().max(1e-9);
+        s.mfu = s.tokens_per_sec * flops_per_token / (self.peak_gflops * 1e9);
+        if s.steps_done == self.start && self.start == 0 {
+            self.log.redraw()?;
+        }
+        Ok(self.summary.clone())
+    }
+
+    /// One optimizer step: `grad_accum` micro-batches forward and backward (the loss scaled so
+    /// the gradients average), then clipping and AdamW. Stops on a non-finite loss.
+    fn step(&mut self, step: usize) -> Result<StepResult> {
+        let cfg = self.cfg;
         let t0 = Instant::now();
-        let lr = schedule.lr(step);
         let mut loss_sum = 0.0f64;
         for _ in 0..cfg.grad_accum {
-            let (x, y) = train_data.next_batch();
-            let loss = model.loss(&x, &y, cfg.batch_size, cfg.seq_len);
+            let (x, y) = self.train_data.next_batch();
+            let loss = self.model.loss(&x, &y, cfg.batch_size, cfg.seq_len);
             let l = loss.item();
             if !l.is_finite() {
-                bar.abandon();
                 bail!(
                     "the loss became {l} at step {step}; stopping without saving, so the last good \
                      checkpoint in {} is kept (try a lower --lr or a --grad-clip)",
-                    ckpt.display()
+                    self.summary.checkpoint.display()
                 );
             }
             loss_sum += l as f64;
@@ -267,80 +350,172 @@ pub fn train_on(cfg: &TrainConfig, resume: bool, device: &Device) -> Result<Trai
                 loss.backward()
             }
         }
-        let grad_norm = opt.update(&param_refs, lr, cfg.grad_clip);
-        params.iter().for_each(|p| p.zero_grad());
-        let done = step + 1;
-        let secs = t0.elapsed().as_secs_f64();
-        tokens_done += cfg.tokens_per_step();
-        let tok_per_sec = cfg.tokens_per_step() as f64 / secs;
-        let loss = (loss_sum / cfg.grad_accum as f64) as f32;
-        let mfu = tok_per_sec * flops_per_token / (peak * 1e9);
-
-        let last = done == cfg.steps;
-        let mut val_loss = None;
-        if let Some(val) = val_data.as_mut()
-            && (last || (cfg.eval_every > 0 && done % cfg.eval_every == 0))
-        {
-            let v = evaluate(&model, val, cfg.eval_batches)?;
-            val_loss = Some(v);
-            let bpb = bytes_per_token.map(|bpt| v as f64 / std::f64::consts::LN_2 / bpt);
-            summary.bits_per_byte = bpb;
-            bar.suspend(|| {
-                info!(
-                    "step {done}: val loss {v:.4}, perplexity {:.2}{}",
-                    (v as f64).exp(),
-                    bpb.map(|b| format!(", {b:.3} bits per byte"))
-                        .unwrap_or_default()
-                )
-            });
-        }
-        log.log(&StepMetrics {
-            step: done,
-            loss,
-            lr,
+        let refs: Vec<&Tensor> = self.params.iter().collect();
+        let lr = cfg.schedule().lr(step);
+        let grad_norm = self.opt.update(&refs, lr, cfg.grad_clip);
+        self.params.iter().for_each(|p| p.zero_grad());
+        Ok(StepResult {
+            loss: (loss_sum / cfg.grad_accum as f64) as f32,
             grad_norm,
-            tokens_per_sec: tok_per_sec,
-            val_loss,
-        })?;
-        if let Some(tok) = &tokenizer
-            && cfg.sample_every > 0
-            && done % cfg.sample_every == 0
-        {
-            let text = sample_text(&model, tok, 32, cfg.seed + done as u64);
-            bar.suspend(|| info!("step {done} sample: {text:?}"));
+            secs: t0.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The validation loss (the same batches every time), or `None` without a validation split.
+    pub fn evaluate(&mut self) -> Result<Option<f32>> {
+        match self.val_data.as_mut() {
+            Some(val) => Ok(Some(evaluate(&self.model, val, self.cfg.eval_batches)?)),
+            None => Ok(None),
         }
-        let interrupted = STOP.load(Ordering::Relaxed);
-        if last || interrupted || (cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0) {
-            let state = TrainerState {
+    }
+
+    fn evaluate_and_report(
+        &mut self,
+        done: usize,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<Option<f32>> {
+        let Some(v) = self.evaluate()? else {
+            return Ok(None);
+        };
+        let bpb = self
+            .bytes_per_token
+            .map(|bpt| v as f64 / std::f64::consts::LN_2 / bpt);
+        self.summary.bits_per_byte = bpb;
+        bar.suspend(|| {
+            info!(
+                "step {done}: val loss {v:.4}, perplexity {:.2}{}",
+                (v as f64).exp(),
+                bpb.map(|b| format!(", {b:.3} bits per byte"))
+                    .unwrap_or_default()
+            )
+        });
+        Ok(Some(v))
+    }
+
+    /// A short sample from the model (on the CPU, from the full-precision weights).
+    fn sample(&self, done: usize) -> String {
+        let Some(tok) = &self.tokenizer else {
+            return String::new();
+        };
+        let seed = self.cfg.seed + done as u64;
+        if self.place.device == Device::Cpu {
+            return sample_text(&self.model, tok, 32, seed);
+        }
+        sample_text(&run_dir::cpu_model(&self.model, &self.opt), tok, 32, seed)
+    }
+
+    /// Saves the checkpoint folder after step `done` and redraws the loss plot.
+    pub fn checkpoint(&mut self, done: usize) -> Result<()> {
+        let eos = self
+            .tokenizer
+            .as_ref()
+            .and_then(|t| t.special_id(crate::tokenizer::ENDOFTEXT));
+        let ck = Checkpoint {
+            config: self.model.config,
+            weights: run_dir::full_precision_weights(&self.model, &self.opt),
+            opt: &self.opt,
+            state: TrainerState {
                 step: done,
-                train_position: train_data.position(),
-            };
-            save_run(&ckpt, &model, &opt, &state, cfg, eos)?;
-            log.redraw()?;
-            detail!("saved {}", ckpt.display());
-        }
-        bar.set_position(done as u64);
-        bar.set_message(format!(
-            "loss {loss:.4} | {:.0} tok/s | MFU {:.1}%",
-            tok_per_sec,
-            100.0 * mfu
-        ));
-        summary.steps_done = done;
-        summary.last_loss = loss;
-        summary.val_loss = val_loss.or(summary.val_loss);
-        if interrupted {
-            summary.interrupted = true;
-            break;
-        }
+                train_position: self.train_data.position(),
+            },
+            eos,
+            data: &self.cfg.data,
+        };
+        run_dir::save_run(&self.summary.checkpoint, &ck)?;
+        self.log.redraw()?;
+        detail!("saved {}", self.summary.checkpoint.display());
+        Ok(())
     }
-    bar.finish_and_clear();
-    let secs = run_start.elapsed().as_secs_f64();
-    summary.tokens_per_sec = tokens_done as f64 / secs.max(1e-9);
-    summary.mfu = summary.tokens_per_sec * flops_per_token / (peak * 1e9);
-    if summary.steps_done == start && !resume {
-        log.redraw()?;
+}
+
+/// The training loader and, when there is one, the validation loader.
+fn open_data(cfg: &TrainConfig) -> Result<(Loader, Option<Loader>)> {
+    let (b, t) = (cfg.batch_size, cfg.seq_len);
+    let train = Loader::new(&cfg.data, "train", b, t, cfg.seed, cfg.sequential)?;
+    let val = match Loader::new(&cfg.data, "val", b, t, 0, true) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            info!("no validation split ({e:#}); evaluating on nothing");
+            None
+        }
+    };
+    Ok((train, val))
+}
+
+/// The model and optimizer on `place`: resumed, initialised from a checkpoint, or fresh; and the
+/// step to start at (the loader moved to where a resumed run left off).
+fn build_model(
+    cfg: &TrainConfig,
+    resume: bool,
+    place: Placement,
+    mut train_data: Loader,
+) -> Result<(Gpt, AdamW, usize, Loader)> {
+    let ckpt = checkpoint_dir(&cfg.out);
+    let (cpu, saved) = if resume {
+        let (model, moments, state) = run_dir::load_run(&ckpt)?;
+        train_data.restore(state.train_position)?;
+        info!("resuming {} at step {}", ckpt.display(), state.step);
+        (model, Some((moments, state.step)))
+    } else {
+        let model = match &cfg.init_from {
+            Some(dir) => load_model(dir)?,
+            None => Gpt::new(cfg.model, cfg.seed),
+        };
+        (model, None)
+    };
+    // The f32 values: the source of the master copies when the model is kept in bf16.
+    let values: Vec<Tensor> = cpu.params().into_iter().map(|(_, p)| p.clone()).collect();
+    let model = if place == Placement::default() {
+        cpu
+    } else {
+        cpu.to(place.device, place.dtype)
+    };
+    finish_optimizer(cfg, model, &values, saved, train_data)
+}
+
+/// The optimizer for `model`, fresh or with the saved moments; `values` are the f32 weights.
+fn finish_optimizer(
+    cfg: &TrainConfig,
+    model: Gpt,
+    values: &[Tensor],
+    saved: Option<(run_dir::SavedMoments, usize)>,
+    train_data: Loader,
+) -> Result<(Gpt, AdamW, usize, Loader)> {
+    let params: Vec<Tensor> = model.params().into_iter().map(|(_, p)| p.clone()).collect();
+    let (p, v): (Vec<&Tensor>, Vec<&Tensor>) = (params.iter().collect(), values.iter().collect());
+    let (opt, start) = match saved {
+        Some((moments, step)) => (
+            run_dir::restore_optimizer(cfg.adamw, &p, &v, moments, step),
+            step,
+        ),
+        None => (AdamW::new(cfg.adamw, &p, &v), 0),
+    };
+    Ok((model, opt, start, train_data))
+}
+
+/// Records the model actually trained (from a checkpoint it may differ from the flags).
+fn write_config(cfg: &TrainConfig, model: &GptConfig) -> Result<()> {
+    let saved = TrainConfig {
+        model: *model,
+        ..cfg.clone()
+    };
+    let json = serde_json::to_string_pretty(&saved)?;
+    crate::cli::write_atomic(&cfg.out.join("train_config.json"), json.as_bytes())
+}
+
+fn announce(c: &GptConfig, place: &Placement) {
+    info!(
+        "model: {} layers, {} heads, width {}, context {}, vocab {}: {} parameters",
+        c.n_layer,
+        c.n_head,
+        c.n_embd,
+        c.block_size,
+        c.vocab_size,
+        group_digits(c.num_params())
+    );
+    if place.device != Device::Cpu {
+        info!("training on {}", place.describe());
     }
-    Ok(summary)
 }
 
 /// Mean loss over `batches` validation batches, always the same ones (read from the start).
@@ -449,99 +624,6 @@ fn check_fits(model: &GptConfig, data: &Loader, cfg: &TrainConfig) -> Result<()>
         );
     }
     Ok(())
-}
-
-/// Load a model from a checkpoint directory (ours, or a Hugging Face GPT-2 download).
-pub fn load_model(dir: &Path) -> Result<Gpt> {
-    let config = GptConfig::from_hf_json(&dir.join("config.json"))?;
-    let params = load_gpt2_params(&dir.join("model.safetensors"), &config)?;
-    Ok(Gpt::from_named(config, params))
-}
-
-fn load_run(dir: &Path, cfg: &TrainConfig) -> Result<(Gpt, AdamW, TrainerState)> {
-    let model = load_model(dir)?;
-    let path = dir.join("trainer_state.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {} (needed by --resume)", path.display()))?;
-    let state: TrainerState = serde_json::from_str(&text)
-        .with_context(|| format!("{}: bad trainer state", path.display()))?;
-    let (tensors, _) = read_safetensors(&dir.join("optimizer.safetensors"))?;
-    let names: Vec<String> = model.params().into_iter().map(|(n, _)| n).collect();
-    let sizes: Vec<usize> = model.params().iter().map(|(_, p)| p.numel()).collect();
-    let mut opt = AdamW::new(cfg.adamw, &sizes);
-    opt.step = state.step as u64;
-    for t in tensors {
-        let (kind, name) = t.name.split_once('.').unwrap_or(("", &t.name));
-        let i = names
-            .iter()
-            .position(|n| n == name)
-            .with_context(|| format!("optimizer.safetensors: {} names no parameter", t.name))?;
-        if t.data.len() != sizes[i] {
-            bail!(
-                "optimizer.safetensors: {} has {} values, expected {}",
-                t.name,
-                t.data.len(),
-                sizes[i]
-            );
-        }
-        match kind {
-            "m" => opt.m[i] = t.data,
-            "v" => opt.v[i] = t.data,
-            _ => bail!("optimizer.safetensors: unexpected tensor {}", t.name),
-        }
-    }
-    Ok((model, opt, state))
-}
-
-fn save_run(
-    dir: &Path,
-    model: &Gpt,
-    opt: &AdamW,
-    state: &TrainerState,
-    cfg: &TrainConfig,
-    eos: Option<u32>,
-) -> Result<()> {
-    let mut files: Vec<(&str, Vec<u8>)> = vec![
-        (
-            "config.json",
-            serde_json::to_vec_pretty(&model.config.to_hf_json(eos))?,
-        ),
-        // Hugging Face's loader insists on the metadata entry {"format": "pt"}.
-        (
-            "model.safetensors",
-            safetensors_bytes(&model.to_named(), Some(pt_format()))?,
-        ),
-    ];
-    let names: Vec<String> = model.params().into_iter().map(|(n, _)| n).collect();
-    let mut moments = Vec::new();
-    for (i, name) in names.iter().enumerate() {
-        let shape = vec![opt.m[i].len()];
-        moments.push(NamedTensor {
-            name: format!("m.{name}"),
-            shape: shape.clone(),
-            data: opt.m[i].clone(),
-        });
-        moments.push(NamedTensor {
-            name: format!("v.{name}"),
-            shape,
-            data: opt.v[i].clone(),
-        });
-    }
-    files.push(("optimizer.safetensors", safetensors_bytes(&moments, None)?));
-    files.push(("trainer_state.json", serde_json::to_vec_pretty(state)?));
-    for name in ["tokenizer.json", "vocab.json", "merges.txt"] {
-        if let Ok(bytes) = std::fs::read(cfg.data.join(name)) {
-            files.push((name, bytes));
-        }
-    }
-    write_dir_atomic(dir, &files)
-}
-
-/// The safetensors metadata `{"format": "pt"}` that `from_pretrained` checks for.
-fn pt_format() -> std::collections::HashMap<String, String> {
-    [("format".to_string(), "pt".to_string())]
-        .into_iter()
-        .collect()
 }
 
 /// `1234567` → `"1,234,567"`.
