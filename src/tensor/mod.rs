@@ -30,6 +30,7 @@ pub mod backend;
 pub mod cpu;
 /// The CUDA backend: our kernels compiled by NVRTC, launched through cudarc (lesson 08).
 pub mod cuda;
+pub mod devices;
 pub mod gradcheck;
 mod ops;
 pub mod pool;

@@ -199,7 +199,13 @@ mod tests {
                     grad_scale: 1.0,
                     step: t as u64 + 1,
                 };
-                crate::tensor::cpu::adamw::adamw(&h, &mut p, &g, &mut m, &mut v);
+                let param = Tensor::from_vec(p.clone(), &[n]);
+                let (mt, vt) = (
+                    Tensor::from_vec(m.clone(), &[n]),
+                    Tensor::from_vec(v.clone(), &[n]),
+                );
+                param.adamw_(&Tensor::from_vec(g, &[n]), [&mt, &vt], None, &h);
+                (p, m, v) = (param.to_vec(), mt.to_vec(), vt.to_vec());
             }
             let mut want = p0.clone();
             reference(&mut want, &gs, 1e-2, if decay { 0.1 } else { 0.0 });

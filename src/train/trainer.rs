@@ -17,7 +17,7 @@ use crate::dataset::loader::Loader;
 use crate::model::config::GptConfig;
 use crate::model::gpt::Gpt;
 use crate::sample::{SamplingConfig, generate};
-use crate::tensor::cuda::{DeviceArg, Precision};
+use crate::tensor::devices::{self, DeviceArg};
 use crate::tensor::{DType, Device, Tensor, no_grad};
 use crate::tokenizer::Tokenizer;
 use crate::{detail, info};
@@ -116,45 +116,27 @@ pub enum PrecisionArg {
 
 impl Placement {
     /// Resolves `--device` and `--precision` (default bf16 on a GPU). Without a GPU it prints the
-    /// one-line fallback (see `cuda::device::select`) and trains in f32 on the CPU.
+    /// one-line fallback and trains in f32 on the CPU.
     pub fn from_args(device: DeviceArg, precision: Option<PrecisionArg>) -> Placement {
-        match crate::tensor::cuda::select(device) {
-            Some(_) => Placement {
-                device: Device::Cuda(0),
+        match devices::select(device) {
+            Device::Cpu => Placement::default(),
+            device => Placement {
+                device,
                 dtype: match precision {
                     Some(PrecisionArg::Fp32) => DType::F32,
                     Some(PrecisionArg::Bf16) | None => DType::BF16,
                 },
             },
-            None => Placement::default(),
         }
     }
 
-    /// "the CPU in f32", "cuda:0 in bf16".
+    /// "the CPU in f32", "NVIDIA H200 (sm_90, 132 SMs) in bf16".
     pub fn describe(&self) -> String {
-        let place = match self.device {
-            Device::Cpu => "the CPU".to_string(),
-            Device::Cuda(_) => match crate::tensor::cuda::device::get(0) {
-                Ok(g) => g.describe(),
-                Err(_) => self.device.to_string(),
-            },
-        };
-        format!("{place} in {}", self.dtype.name())
-    }
-
-    /// The device's peak matmul throughput in GFLOP/s, the denominator of MFU: measured on the
-    /// CPU, the datasheet's on a GPU.
-    fn peak_gflops(&self) -> f64 {
-        match self.device {
-            Device::Cpu => measured_peak_gflops(),
-            Device::Cuda(i) => {
-                let p = match self.dtype {
-                    DType::BF16 => Precision::Bf16,
-                    _ => Precision::F32,
-                };
-                crate::tensor::cuda::device::get(i).map_or(0.0, |g| g.peak_gflops(p))
-            }
-        }
+        format!(
+            "{} in {}",
+            devices::describe(self.device),
+            self.dtype.name()
+        )
     }
 }
 
@@ -172,10 +154,7 @@ pub fn train(cfg: &TrainConfig, resume: bool) -> Result<TrainSummary> {
 pub fn train_on(cfg: &TrainConfig, resume: bool, place: &Placement) -> Result<TrainSummary> {
     let mut run = Run::setup(cfg, resume, *place)?;
     let summary = run.train()?;
-    if let Device::Cuda(i) = place.device
-        && let Ok(gpu) = crate::tensor::cuda::device::get(i)
-    {
-        let m = gpu.memory();
+    if let Some(m) = devices::memory(place.device) {
         info!(
             "GPU memory: peak {:.1} MiB in use, {:.1} MiB reserved, {} driver allocations",
             m.peak as f64 / 1048576.0,
@@ -247,7 +226,7 @@ impl<'a> Run<'a> {
             val_data,
             tokenizer,
             start,
-            peak_gflops: place.peak_gflops(),
+            peak_gflops: devices::peak_gflops(place.device, place.dtype),
             bytes_per_token,
             summary,
         })
@@ -589,22 +568,7 @@ pub fn flops_per_token(c: &GptConfig, t: usize) -> f64 {
     6.0 * weights as f64 + 12.0 * (c.n_layer * t * c.n_embd) as f64
 }
 
-/// This machine's matmul throughput (GFLOP/s), measured once: the denominator of MFU.
-pub fn measured_peak_gflops() -> f64 {
-    use crate::tensor::cpu::matmul::{Layout, gemm};
-    let n = 1024;
-    let a = vec![0.5f32; n * n];
-    let b = vec![0.25f32; n * n];
-    let mut c = vec![0.0f32; n * n];
-    let mut best = f64::INFINITY;
-    // The best of several runs: the first warms the caches and the thread pool.
-    for _ in 0..8 {
-        let t = Instant::now();
-        gemm(n, n, n, &a, Layout::N, &b, Layout::N, &mut c, false);
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    2.0 * (n * n * n) as f64 / best / 1e9
-}
+pub use crate::tensor::devices::measured_cpu_peak_gflops as measured_peak_gflops;
 
 /// The shards must fit the model: every token id below its vocabulary, windows within its context.
 fn check_fits(model: &GptConfig, data: &Loader, cfg: &TrainConfig) -> Result<()> {

@@ -1,0 +1,70 @@
+//! Choosing and describing the device tensors live on: what the layers above the tensor engine
+//! need to know about CPUs and GPUs, without reaching into the backends.
+
+use super::cuda::{self, Precision};
+use super::storage::{DType, Device};
+use std::time::Instant;
+
+pub use super::cuda::DeviceArg;
+pub use super::cuda::alloc::MemoryStats;
+
+/// Resolves `--device cpu|cuda|auto`: `Device::Cuda(0)` when a GPU was asked for (or `auto`)
+/// and one opens, else `Device::Cpu`, after one line saying why (see `cuda::device::select`).
+/// With `PRETRAIN_GPU_EMU=1`, `--device cuda` runs on the CPU emulator of the GPU.
+pub fn select(arg: DeviceArg) -> Device {
+    match cuda::select(arg) {
+        Some(_) => Device::Cuda(0),
+        None => Device::Cpu,
+    }
+}
+
+/// "the CPU", or the GPU's name, architecture and SM count.
+pub fn describe(device: Device) -> String {
+    match device {
+        Device::Cpu => "the CPU".to_string(),
+        Device::Cuda(i) => match cuda::device::get(i) {
+            Ok(g) => g.describe(),
+            Err(_) => device.to_string(),
+        },
+    }
+}
+
+/// The device's peak matmul throughput in GFLOP/s for `dtype`, the denominator of MFU: measured
+/// on the CPU ([`measured_cpu_peak_gflops`]), the datasheet's on a GPU.
+pub fn peak_gflops(device: Device, dtype: DType) -> f64 {
+    match device {
+        Device::Cpu => measured_cpu_peak_gflops(),
+        Device::Cuda(i) => {
+            let p = match dtype {
+                DType::BF16 => Precision::Bf16,
+                _ => Precision::F32,
+            };
+            cuda::device::get(i).map_or(0.0, |g| g.peak_gflops(p))
+        }
+    }
+}
+
+/// GPU memory in use, its peak and what is reserved (`None` on the CPU).
+pub fn memory(device: Device) -> Option<MemoryStats> {
+    match device {
+        Device::Cpu => None,
+        Device::Cuda(i) => cuda::device::get(i).ok().map(|g| g.memory()),
+    }
+}
+
+/// This machine's f32 matmul throughput (GFLOP/s) with our fastest CPU gemm on 1024³, best of
+/// eight runs (the first warms the caches and the thread pool).
+pub fn measured_cpu_peak_gflops() -> f64 {
+    use super::cpu::matmul::{Layout, gemm};
+    let n = 1024;
+    let a = vec![0.5f32; n * n];
+    let b = vec![0.25f32; n * n];
+    let mut c = vec![0.0f32; n * n];
+    let mut best = f64::INFINITY;
+    for _ in 0..8 {
+        let t = Instant::now();
+        gemm(n, n, n, &a, Layout::N, &b, Layout::N, &mut c, false);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    2.0 * (n * n * n) as f64 / best / 1e9
+}
