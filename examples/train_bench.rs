@@ -137,4 +137,3 @@ fn cpu_steps(model: &Gpt, b: usize, t: usize, steps: usize) -> f64 {
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
 }
-
