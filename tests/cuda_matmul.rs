@@ -69,7 +69,6 @@ impl<X: GpuFloat> Case<X> {
 }
 
 /// op(A)·op(B) in f64, from the stored values.
-#[allow(clippy::too_many_arguments)]
 fn product<X: GpuFloat>(
     m: usize,
     k: usize,
@@ -102,7 +101,6 @@ fn tolerance(p: Precision, k: usize) -> f64 {
 }
 
 /// Runs version `v` on one case and checks every element.
-#[allow(clippy::too_many_arguments)]
 fn check_one<X: GpuFloat>(
     gpu: &Gpu,
     v: Version,
@@ -110,8 +108,7 @@ fn check_one<X: GpuFloat>(
     case: &Case<X>,
     prod: &[f64],
     (ta, tb): (bool, bool),
-    accumulate: bool,
-    with_bias: bool,
+    (accumulate, with_bias): (bool, bool),
 ) {
     let a = Buffer::from_host(gpu, &case.a).unwrap();
     let b = Buffer::from_host(gpu, &case.b).unwrap();
@@ -184,7 +181,8 @@ fn check_all<X: GpuFloat>(gpu: &Gpu, versions: &[Version]) {
             for &v in versions.iter().filter(|v| v.supports(X::PRECISION)) {
                 for accumulate in [false, true] {
                     for bias in [false, true] {
-                        check_one(gpu, v, (m, k, n), &case, &prod, layout, accumulate, bias);
+                        let flags = (accumulate, bias);
+                        check_one(gpu, v, (m, k, n), &case, &prod, layout, flags);
                     }
                 }
             }

@@ -35,6 +35,9 @@ pub enum DeviceArg {
 
 /// One kernel argument, typed as the kernel's parameter is: a device pointer (`T*`), `int`,
 /// `unsigned`, a 64-bit integer (`size_t`), `float`, or a strided layout (`Strided`, by value).
+// A `Strided` makes the enum 272 bytes: argument lists live on the stack for one launch, and
+// boxing the layout would cost an allocation per launch (and `Copy`) for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Arg {
     Ptr(u64),

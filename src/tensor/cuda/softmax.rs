@@ -19,11 +19,11 @@ impl Rows {
     /// A contiguous tensor of `shape` as rows of its last axis.
     pub fn of(shape: &[usize]) -> Rows {
         let cols = shape.last().copied().unwrap_or(1);
-        let rows = if cols == 0 {
-            0
-        } else {
-            shape.iter().product::<usize>() / cols
-        };
+        let rows = shape
+            .iter()
+            .product::<usize>()
+            .checked_div(cols)
+            .unwrap_or(0);
         Rows { rows, cols }
     }
 

@@ -92,8 +92,8 @@ impl Strided {
         };
         for (d, (n, st)) in axes.iter().enumerate() {
             out.shape[d] = i64::try_from(*n).expect("axis size fits in i64");
-            for k in 0..OPERANDS {
-                out.stride[k][d] = i64::try_from(st[k]).expect("stride fits in i64");
+            for (row, &v) in out.stride.iter_mut().zip(st) {
+                row[d] = i64::try_from(v).expect("stride fits in i64");
             }
         }
         out
