@@ -210,6 +210,33 @@ fn the_emulator_checks_the_struct_argument() {
     );
 }
 
+/// A buffer shorter than its layout spans, or an output layout that visits an element twice
+/// (a race between threads), is refused before anything is launched.
+#[test]
+fn strided_launchers_check_the_layouts() {
+    let Some(gpu) = for_tests("strided_launchers_check_the_layouts") else {
+        return;
+    };
+    let panic_text = |f: &dyn Fn()| -> String {
+        let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_err();
+        e.downcast_ref::<String>().cloned().unwrap_or_default()
+    };
+    let (short, long) = (nan::<f32>(&gpu, 5), nan::<f32>(&gpu, 12));
+    let transpose = Strided::new(&[3, 4], &[&[4, 1], &[1, 3]]);
+    let msg = panic_text(&|| {
+        ew::copy_strided(&gpu, long.ptr(), short.ptr(), &transpose).unwrap();
+    });
+    assert!(
+        msg.contains("operand 1: needs 12 elements, buffer has 5"),
+        "{msg}"
+    );
+    let overlapping = Strided::new(&[3, 4], &[&[0, 1], &[4, 1]]);
+    let msg = panic_text(&|| {
+        ew::add_strided(&gpu, long.ptr(), long.ptr(), &overlapping).unwrap();
+    });
+    assert!(msg.contains("visits an element twice"), "{msg}");
+}
+
 // ---- element-wise ops ---------------------------------------------------------------------
 
 fn unary_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {

@@ -105,13 +105,10 @@ impl From<Binary> for BinaryOp {
 
 /// Checks that each operand's buffer holds what `layout` spans for it (operands in order:
 /// output first), and that the output visits distinct elements (one writer per element).
-fn check_layout(what: &str, layout: &Strided, lens: &[usize]) {
-    for (k, &len) in lens.iter().enumerate() {
-        let need = layout.span(k);
-        assert!(
-            len >= need,
-            "{what}: operand {k} spans {need} elements, its buffer has {len}"
-        );
+fn check_layout<X>(what: &str, layout: &Strided, ptrs: &[DevPtr<X>]) {
+    const NAMES: [&str; 3] = ["operand 0 (out)", "operand 1", "operand 2"];
+    for (k, p) in ptrs.iter().enumerate() {
+        p.expect(&format!("{what}: {}", NAMES[k]), layout.span(k));
     }
     assert!(
         layout.distinct(0),
@@ -152,7 +149,7 @@ pub fn copy_strided<X: GpuFloat>(
     inp: DevPtr<X>,
     layout: &Strided,
 ) -> Result<()> {
-    check_layout("copy_strided", layout, &[out.len, inp.len]);
+    check_layout("copy_strided", layout, &[out, inp]);
     // SAFETY: out and inp hold what the layout spans for them (checked above).
     unsafe {
         strided_launch::<X>(
@@ -173,7 +170,7 @@ pub fn add_strided<X: GpuFloat>(
     inp: DevPtr<X>,
     layout: &Strided,
 ) -> Result<()> {
-    check_layout("add_strided", layout, &[out.len, inp.len]);
+    check_layout("add_strided", layout, &[out, inp]);
     // SAFETY: out and inp hold what the layout spans for them (checked above).
     unsafe {
         strided_launch::<X>(
@@ -267,7 +264,7 @@ pub fn binary<X: GpuFloat>(
     b: DevPtr<X>,
     layout: &Strided,
 ) -> Result<()> {
-    check_layout("binary", layout, &[out.len, a.len, b.len]);
+    check_layout("binary", layout, &[out, a, b]);
     // SAFETY: the three buffers hold what the layout spans for them (checked above).
     unsafe {
         strided_launch::<X>(
@@ -290,7 +287,7 @@ pub fn masked_fill<X: GpuFloat>(
     layout: &Strided,
     value: f32,
 ) -> Result<()> {
-    check_layout("masked_fill", layout, &[out.len, x.len, mask.len]);
+    check_layout("masked_fill", layout, &[out, x, mask]);
     // SAFETY: the three buffers hold what the layout spans for them (checked above).
     unsafe {
         strided_launch::<X>(
