@@ -10,8 +10,8 @@
 use half::bf16;
 use pretrain::tensor::Rng;
 use pretrain::tensor::cuda::attention::{
-    Version, attention_backward_version, attention_forward_version, attention_scratch_len,
-    classifier_forward_backward,
+    AttentionBackward, Classes, Heads, Version, attention_backward_version,
+    attention_forward_version, attention_scratch_len, classifier_forward_backward,
 };
 use pretrain::tensor::cuda::{Buffer, Gpu, GpuFloat};
 
@@ -41,27 +41,21 @@ fn time_attention<X: GpuFloat>(gpu: &Gpu, version: Version) {
     let dout = random::<X>(gpu, &mut rng, b * t * c);
     let dqkv = Buffer::<X>::zeros(gpu, b * t * 3 * c).unwrap();
     let lse = Buffer::<f32>::zeros(gpu, b * nh * t).unwrap();
-    let scratch = Buffer::<f32>::zeros(gpu, attention_scratch_len(b, t, nh, hs)).unwrap();
+    let heads = Heads { b, t, nh, hs };
+    let scratch = Buffer::<f32>::zeros(gpu, attention_scratch_len(heads)).unwrap();
     let fwd = time_ms(gpu, 10, || {
-        attention_forward_version(gpu, version, out.ptr(), lse.ptr(), qkv.ptr(), b, t, nh, hs)
-            .unwrap()
+        attention_forward_version(gpu, version, out.ptr(), lse.ptr(), qkv.ptr(), heads).unwrap()
     });
+    let bufs = AttentionBackward {
+        dqkv: dqkv.ptr(),
+        dout: dout.ptr(),
+        out: out.ptr(),
+        qkv: qkv.ptr(),
+        lse: lse.ptr(),
+        scratch: scratch.ptr(),
+    };
     let bwd = time_ms(gpu, 10, || {
-        attention_backward_version(
-            gpu,
-            version,
-            dqkv.ptr(),
-            dout.ptr(),
-            out.ptr(),
-            qkv.ptr(),
-            lse.ptr(),
-            scratch.ptr(),
-            b,
-            t,
-            nh,
-            hs,
-        )
-        .unwrap()
+        attention_backward_version(gpu, version, &bufs, heads).unwrap()
     });
     // Useful work of causal attention: q·kᵀ and p·v over half the T×T matrix forward, and
     // 2.5 times that backward (five products).
@@ -90,9 +84,7 @@ fn time_classifier<X: GpuFloat>(gpu: &Gpu) {
             logits.ptr(),
             losses.ptr(),
             targets.ptr(),
-            n,
-            v,
-            vp,
+            Classes { n, v, vp },
             1.0 / n as f32,
         )
         .unwrap()

@@ -1,12 +1,13 @@
 // layernorm.cu: LayerNorm over the last axis (C) of N rows, forward and backward.
 //
-// layernorm_forward:         m = mean(x), r = 1/√(var(x) + 1e-5) (biased variance),
+// layernorm_forward:         m = mean(x), r = 1/√(var(x) + eps) (biased variance),
 //                            out = (x − m)·r·weight + bias; saves m and r per row (fp32).
 // layernorm_backward_dinp:   with g = dout, x̂ = (x − m)·r, ĝ = g·weight:
 //                            dinp += r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))
 // layernorm_backward_params: dweight += Σ_rows g·x̂,  dbias += Σ_rows g
-// Same formulas, eps and order of operations as src/tensor/cpu/layernorm.rs (mean first, then the
-// mean of squared deviations: two passes, no E[x²] − m² cancellation).
+// Same formulas and order of operations as src/tensor/cpu/layernorm.rs (mean first, then the
+// mean of squared deviations: two passes, no E[x²] − m² cancellation); eps is an argument, as
+// there (GPT-2 uses 1e-5).
 // Idea: forward and dinp give one warp to one row: the lanes stride along the row (16 bytes
 // per lane and step when C % PACK == 0 and the pointers are aligned, else one element), the
 // row sums come from warp_sum, and the row is read again for each pass (from L1/L2, not HBM).
@@ -18,11 +19,10 @@
 #include "colsum.cuh"
 #include "pack.cuh"
 
-constexpr float LN_EPS = 1e-5f;
-
 template <int W>
 __device__ void layernorm_forward_row(floatX* out, float* mean, float* rstd, const floatX* x,
-                                      const floatX* weight, const floatX* bias, int C, int lane) {
+                                      const floatX* weight, const floatX* bias, int C, float eps,
+                                      int lane) {
     const float inv_c = 1.0f / C;
     float sum = 0.0f;
     for (int c = lane * W; c < C; c += 32 * W) {
@@ -40,7 +40,7 @@ __device__ void layernorm_forward_row(floatX* out, float* mean, float* rstd, con
             sq += d * d;
         }
     }
-    const float r = 1.0f / sqrtf(warp_sum(sq) * inv_c + LN_EPS);
+    const float r = 1.0f / sqrtf(warp_sum(sq) * inv_c + eps);
     for (int c = lane * W; c < C; c += 32 * W) {
         const Vec<W> v = load_vec<W>(x + c), w = load_vec<W>(weight + c), b = load_vec<W>(bias + c);
         Vec<W> o;
@@ -58,7 +58,7 @@ __device__ void layernorm_forward_row(floatX* out, float* mean, float* rstd, con
 
 extern "C" __global__ void layernorm_forward(floatX* out, float* mean, float* rstd,
                                              const floatX* inp, const floatX* weight,
-                                             const floatX* bias, int N, int C) {
+                                             const floatX* bias, int N, int C, float eps) {
     const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= N) return;  // the whole warp leaves together, so warp_sum stays full
     const size_t off = (size_t)row * C;
@@ -66,10 +66,10 @@ extern "C" __global__ void layernorm_forward(floatX* out, float* mean, float* rs
                      aligned16(bias);
     if (vec)
         layernorm_forward_row<PACK>(out + off, mean + row, rstd + row, inp + off, weight, bias, C,
-                                    lane);
+                                    eps, lane);
     else
         layernorm_forward_row<1>(out + off, mean + row, rstd + row, inp + off, weight, bias, C,
-                                 lane);
+                                 eps, lane);
 }
 
 template <int W>

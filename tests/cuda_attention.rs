@@ -11,8 +11,9 @@ use half::bf16;
 use pretrain::tensor::cpu::attention::{causal_attention_backward, causal_attention_forward};
 use pretrain::tensor::cpu::cross_entropy::{cross_entropy, cross_entropy_backward};
 use pretrain::tensor::cuda::attention::{
-    Version, attention_backward, attention_backward_version, attention_forward,
-    attention_forward_version, attention_scratch_len, best, classifier_forward_backward,
+    AttentionBackward, Classes, Heads, Version, attention_backward, attention_backward_version,
+    attention_forward, attention_forward_version, attention_scratch_len, best,
+    classifier_forward_backward,
 };
 use pretrain::tensor::cuda::device::for_tests;
 
@@ -150,37 +151,21 @@ fn attention_case<X: GpuFloat>(
     let qkv_d = Buffer::from_host(gpu, &qkv).unwrap();
     let out_d = Buffer::<X>::zeros(gpu, b * t * c).unwrap();
     let lse_d = Buffer::<f32>::zeros(gpu, b * nh * t).unwrap();
-    attention_forward_version(
-        gpu,
-        version,
-        out_d.ptr(),
-        lse_d.ptr(),
-        qkv_d.ptr(),
-        b,
-        t,
-        nh,
-        hs,
-    )
-    .unwrap();
+    let heads = Heads { b, t, nh, hs };
+    attention_forward_version(gpu, version, out_d.ptr(), lse_d.ptr(), qkv_d.ptr(), heads).unwrap();
     let dout_d = Buffer::from_host(gpu, &dout).unwrap();
     // Filled with NaN-free garbage: the backward must overwrite every element.
     let dqkv_d = Buffer::from_host(gpu, &vec![X::from_f32(7.0); b * t * 3 * c]).unwrap();
-    let scratch = Buffer::<f32>::zeros(gpu, attention_scratch_len(b, t, nh, hs)).unwrap();
-    attention_backward_version(
-        gpu,
-        version,
-        dqkv_d.ptr(),
-        dout_d.ptr(),
-        out_d.ptr(),
-        qkv_d.ptr(),
-        lse_d.ptr(),
-        scratch.ptr(),
-        b,
-        t,
-        nh,
-        hs,
-    )
-    .unwrap();
+    let scratch = Buffer::<f32>::zeros(gpu, attention_scratch_len(heads)).unwrap();
+    let bufs = AttentionBackward {
+        dqkv: dqkv_d.ptr(),
+        dout: dout_d.ptr(),
+        out: out_d.ptr(),
+        qkv: qkv_d.ptr(),
+        lse: lse_d.ptr(),
+        scratch: scratch.ptr(),
+    };
+    attention_backward_version(gpu, version, &bufs, heads).unwrap();
     gpu.sync().unwrap();
 
     let out = to_f64(&out_d.to_host(gpu).unwrap());
@@ -259,27 +244,29 @@ fn attention_dispatch_runs_the_expected_version() {
         let mut rng = Rng::new(hs as u64);
         let qkv = Buffer::from_host(&gpu, &random::<bf16>(&mut rng, b * t * 3 * c, 1.0)).unwrap();
         let dout = Buffer::from_host(&gpu, &random::<bf16>(&mut rng, b * t * c, 1.0)).unwrap();
-        let scratch = Buffer::<f32>::zeros(&gpu, attention_scratch_len(b, t, nh, hs)).unwrap();
+        let heads = Heads { b, t, nh, hs };
+        let scratch = Buffer::<f32>::zeros(&gpu, attention_scratch_len(heads)).unwrap();
         let run = |version: Option<Version>| {
             let out = Buffer::<bf16>::zeros(&gpu, b * t * c).unwrap();
             let lse = Buffer::<f32>::zeros(&gpu, b * nh * t).unwrap();
             let dqkv = Buffer::<bf16>::zeros(&gpu, b * t * 3 * c).unwrap();
-            let (o, l, x, dy, dx, s) = (
-                out.ptr(),
-                lse.ptr(),
-                qkv.ptr(),
-                dout.ptr(),
-                dqkv.ptr(),
-                scratch.ptr(),
-            );
+            let (o, l, x) = (out.ptr(), lse.ptr(), qkv.ptr());
+            let bufs = AttentionBackward {
+                dqkv: dqkv.ptr(),
+                dout: dout.ptr(),
+                out: o,
+                qkv: x,
+                lse: l,
+                scratch: scratch.ptr(),
+            };
             match version {
                 None => {
-                    attention_forward(&gpu, o, l, x, b, t, nh, hs).unwrap();
-                    attention_backward(&gpu, dx, dy, o, x, l, s, b, t, nh, hs).unwrap();
+                    attention_forward(&gpu, o, l, x, heads).unwrap();
+                    attention_backward(&gpu, &bufs, heads).unwrap();
                 }
                 Some(v) => {
-                    attention_forward_version(&gpu, v, o, l, x, b, t, nh, hs).unwrap();
-                    attention_backward_version(&gpu, v, dx, dy, o, x, l, s, b, t, nh, hs).unwrap();
+                    attention_forward_version(&gpu, v, o, l, x, heads).unwrap();
+                    attention_backward_version(&gpu, v, &bufs, heads).unwrap();
                 }
             }
             (
@@ -348,9 +335,7 @@ fn classifier_case<X: GpuFloat>(gpu: &Gpu, n: usize, v: usize, vp: usize, seed: 
         logits_d.ptr(),
         losses_d.ptr(),
         targets_d.ptr(),
-        n,
-        v,
-        vp,
+        Classes { n, v, vp },
         dloss as f32,
     )
     .unwrap();

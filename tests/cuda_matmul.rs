@@ -23,7 +23,7 @@ fn versions(gpu: &Gpu) -> Vec<Version> {
         .collect()
 }
 use pretrain::tensor::Rng;
-use pretrain::tensor::cuda::matmul::{self, Version};
+use pretrain::tensor::cuda::matmul::{self, Gemm, Operand, Version};
 use pretrain::tensor::cuda::{Buffer, Gpu, GpuFloat, Precision, nvrtc, ptxas, sources};
 
 /// (m, k, n): single elements, odd sizes around the tile sizes (32, 128), sizes that are
@@ -69,7 +69,6 @@ impl<X: GpuFloat> Case<X> {
 }
 
 /// op(A)·op(B) in f64, from the stored values.
-#[allow(clippy::too_many_arguments)]
 fn product<X: GpuFloat>(
     m: usize,
     k: usize,
@@ -102,7 +101,6 @@ fn tolerance(p: Precision, k: usize) -> f64 {
 }
 
 /// Runs version `v` on one case and checks every element.
-#[allow(clippy::too_many_arguments)]
 fn check_one<X: GpuFloat>(
     gpu: &Gpu,
     v: Version,
@@ -110,8 +108,7 @@ fn check_one<X: GpuFloat>(
     case: &Case<X>,
     prod: &[f64],
     (ta, tb): (bool, bool),
-    accumulate: bool,
-    with_bias: bool,
+    (accumulate, with_bias): (bool, bool),
 ) {
     let a = Buffer::from_host(gpu, &case.a).unwrap();
     let b = Buffer::from_host(gpu, &case.b).unwrap();
@@ -127,21 +124,23 @@ fn check_one<X: GpuFloat>(
         v.name(),
         X::PRECISION.name()
     );
-    matmul::gemm(
-        gpu,
-        v,
+    let g = Gemm {
         m,
         k,
         n,
-        a.ptr(),
-        ta,
-        b.ptr(),
-        tb,
-        c.ptr(),
-        with_bias.then(|| bias.ptr()),
+        a: Operand {
+            ptr: a.ptr(),
+            transposed: ta,
+        },
+        b: Operand {
+            ptr: b.ptr(),
+            transposed: tb,
+        },
+        c: c.ptr(),
+        bias: with_bias.then(|| bias.ptr()),
         accumulate,
-    )
-    .unwrap_or_else(|e| panic!("{what}: {e:#}"));
+    };
+    matmul::gemm(gpu, v, &g).unwrap_or_else(|e| panic!("{what}: {e:#}"));
     gpu.sync().unwrap_or_else(|e| panic!("{what}: {e:#}"));
     let got = c.to_host(gpu).unwrap();
     // (reference, |terms|) per element of C.
@@ -182,7 +181,8 @@ fn check_all<X: GpuFloat>(gpu: &Gpu, versions: &[Version]) {
             for &v in versions.iter().filter(|v| v.supports(X::PRECISION)) {
                 for accumulate in [false, true] {
                     for bias in [false, true] {
-                        check_one(gpu, v, (m, k, n), &case, &prod, layout, accumulate, bias);
+                        let flags = (accumulate, bias);
+                        check_one(gpu, v, (m, k, n), &case, &prod, layout, flags);
                     }
                 }
             }
@@ -227,21 +227,17 @@ fn misaligned<X: GpuFloat>(gpu: &Gpu) {
     let (a, b) = (shifted(&case.a), shifted(&case.b));
     for &v in versions(gpu).iter().filter(|v| v.supports(X::PRECISION)) {
         let c = shifted(&case.c0);
-        matmul::gemm(
-            gpu,
-            v,
+        let g = Gemm {
             m,
             k,
             n,
-            a.ptr().slice(1, m * k),
-            false,
-            b.ptr().slice(1, k * n),
-            false,
-            c.ptr().slice(1, m * n),
-            None,
-            true,
-        )
-        .unwrap();
+            a: Operand::n(a.ptr().slice(1, m * k)),
+            b: Operand::n(b.ptr().slice(1, k * n)),
+            c: c.ptr().slice(1, m * n),
+            bias: None,
+            accumulate: true,
+        };
+        matmul::gemm(gpu, v, &g).unwrap();
         let got = c.to_host(gpu).unwrap();
         assert_eq!(got[0].to_f32(), 0.0, "{} wrote before C", v.name());
         for (idx, w) in want.iter().enumerate() {
@@ -272,21 +268,17 @@ fn tensor_cores_refuse_fp32() {
         return;
     };
     let x = Buffer::<f32>::zeros(&gpu, 4).unwrap();
-    let err = matmul::gemm(
-        &gpu,
-        Version::V4TensorCore,
-        2,
-        2,
-        2,
-        x.ptr(),
-        false,
-        x.ptr(),
-        false,
-        x.ptr(),
-        None,
-        false,
-    )
-    .unwrap_err();
+    let g = Gemm {
+        m: 2,
+        k: 2,
+        n: 2,
+        a: Operand::n(x.ptr()),
+        b: Operand::n(x.ptr()),
+        c: x.ptr(),
+        bias: None,
+        accumulate: false,
+    };
+    let err = matmul::gemm(&gpu, Version::V4TensorCore, &g).unwrap_err();
     assert!(err.to_string().contains("bf16"), "{err}");
 }
 

@@ -11,7 +11,9 @@ use half::bf16;
 use pretrain::tensor::Rng;
 use pretrain::tensor::cpu;
 use pretrain::tensor::cuda::device::for_tests;
-use pretrain::tensor::cuda::ops::{self, AdamwArgs};
+use pretrain::tensor::cuda::ops::{
+    self, AdamwArgs, EncoderShape, LayerNormGrads, LayerNormShape, RowStats,
+};
 use pretrain::tensor::cuda::{Buffer, DevPtr, Gpu, GpuFloat, Precision};
 use pretrain::train::optim::AdamWConfig;
 
@@ -184,7 +186,8 @@ fn encoder_case<X: GpuFloat>(
     let tok = Buffer::from_host(gpu, &tokens).unwrap();
     let (wte_d, wpe_d) = (Dev::new(gpu, &wte, 0), Dev::new(gpu, &wpe, 0));
     let out = Dev::<X>::nan(gpu, b * t * c, 0);
-    ops::encoder_forward(gpu, out.ptr(), tok.ptr(), wte_d.ptr(), wpe_d.ptr(), b, t, c).unwrap();
+    let shape = EncoderShape { b, t, c };
+    ops::encoder_forward(gpu, out.ptr(), tok.ptr(), wte_d.ptr(), wpe_d.ptr(), shape).unwrap();
     let mut want = vec![0.0; b * t * c];
     for (bt, &id) in tokens.iter().enumerate() {
         for j in 0..c {
@@ -207,9 +210,7 @@ fn encoder_case<X: GpuFloat>(
             dwpe_d.ptr(),
             dout_d.ptr(),
             tok.ptr(),
-            b,
-            t,
-            c,
+            shape,
             scratch.ptr(),
         )
         .unwrap();
@@ -263,7 +264,8 @@ fn encoder_marks_bad_tokens_with_nan() {
     let wte = Buffer::from_host(&gpu, &vec![1.0f32; v * c]).unwrap();
     let wpe = Buffer::from_host(&gpu, &vec![0.5f32; t * c]).unwrap();
     let out = Buffer::<f32>::zeros(&gpu, t * c).unwrap();
-    ops::encoder_forward(&gpu, out.ptr(), tokens.ptr(), wte.ptr(), wpe.ptr(), 1, t, c).unwrap();
+    let shape = EncoderShape { b: 1, t, c };
+    ops::encoder_forward(&gpu, out.ptr(), tokens.ptr(), wte.ptr(), wpe.ptr(), shape).unwrap();
     let got = out.to_host(&gpu).unwrap();
     for (pos, row) in got.chunks(c).enumerate() {
         let bad = pos == 1 || pos == 2;
@@ -282,9 +284,7 @@ fn encoder_marks_bad_tokens_with_nan() {
         dwpe.ptr(),
         dout.ptr(),
         tokens.ptr(),
-        1,
-        t,
-        c,
+        shape,
         scratch.ptr(),
     )
     .unwrap();
@@ -322,20 +322,16 @@ fn layernorm_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng, (n, c): (usize, usize),
     let out = Dev::<X>::nan(gpu, n * c, off);
     let mean = Dev::<f32>::nan(gpu, n, 0);
     let rstd = Dev::<f32>::nan(gpu, n, 0);
-    ops::layernorm_forward(
-        gpu,
-        out.ptr(),
-        mean.ptr(),
-        rstd.ptr(),
-        xd.ptr(),
-        wd.ptr(),
-        bd.ptr(),
-        n,
-        c,
-    )
-    .unwrap();
+    // GPT-2's eps, and a large one that changes every output (eps is the kernel's argument).
+    let eps = if (n * c) % 2 == 1 { 1e-5 } else { 0.25 };
+    let shape = LayerNormShape { n, c, eps };
+    let stats = RowStats {
+        mean: mean.ptr(),
+        rstd: rstd.ptr(),
+    };
+    ops::layernorm_forward(gpu, out.ptr(), stats, xd.ptr(), wd.ptr(), bd.ptr(), shape).unwrap();
     let (mut y, mut m, mut r) = (vec![0.0; n * c], vec![0.0; n], vec![0.0; n]);
-    cpu::layernorm::layernorm(&xf, &wf, &bf, 1e-5, c, &mut y, &mut m, &mut r);
+    cpu::layernorm::layernorm(&xf, &wf, &bf, eps as f64, c, &mut y, &mut m, &mut r);
     assert_close(&what("layernorm_forward out"), &out.get(gpu), &y, t);
     // The statistics are fp32 in both modes.
     assert_close(&what("layernorm_forward mean"), &mean.get(gpu), &m, 1e-5);
@@ -351,20 +347,12 @@ fn layernorm_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng, (n, c): (usize, usize),
         Dev::new(gpu, &dw0, off),
         Dev::new(gpu, &db0, off),
     );
-    ops::layernorm_backward(
-        gpu,
-        dxd.ptr(),
-        dwd.ptr(),
-        dbd.ptr(),
-        gd.ptr(),
-        xd.ptr(),
-        wd.ptr(),
-        mean.ptr(),
-        rstd.ptr(),
-        n,
-        c,
-    )
-    .unwrap();
+    let grads = LayerNormGrads {
+        dinp: dxd.ptr(),
+        dweight: dwd.ptr(),
+        dbias: dbd.ptr(),
+    };
+    ops::layernorm_backward(gpu, grads, gd.ptr(), xd.ptr(), wd.ptr(), stats, shape).unwrap();
     let (mut dx, mut dw, mut db) = (vec![0.0; n * c], vec![0.0; c], vec![0.0; c]);
     cpu::layernorm::layernorm_backward(&xf, &wf, &m, &r, &gf, c, &mut dx, &mut dw, &mut db);
     let add = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x + y).collect::<Vec<f64>>();
@@ -455,20 +443,17 @@ fn reductions_are_deterministic() {
         let dw = Buffer::<bf16>::zeros(&gpu, c).unwrap();
         let db = Buffer::<bf16>::zeros(&gpu, c).unwrap();
         let dbias = Buffer::<bf16>::zeros(&gpu, c).unwrap();
-        ops::layernorm_backward(
-            &gpu,
-            dinp.ptr(),
-            dw.ptr(),
-            db.ptr(),
-            g.ptr(),
-            x.ptr(),
-            w.ptr(),
-            mean.ptr(),
-            rstd.ptr(),
-            n,
-            c,
-        )
-        .unwrap();
+        let grads = LayerNormGrads {
+            dinp: dinp.ptr(),
+            dweight: dw.ptr(),
+            dbias: db.ptr(),
+        };
+        let stats = RowStats {
+            mean: mean.ptr(),
+            rstd: rstd.ptr(),
+        };
+        let shape = LayerNormShape { n, c, eps: 1e-5 };
+        ops::layernorm_backward(&gpu, grads, g.ptr(), x.ptr(), w.ptr(), stats, shape).unwrap();
         ops::bias_backward(&gpu, dbias.ptr(), g.ptr(), n, c).unwrap();
         let bits: Vec<Vec<u16>> = [&dw, &db, &dbias]
             .iter()

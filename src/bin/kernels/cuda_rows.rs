@@ -169,7 +169,23 @@ fn run<X: GpuFloat>(bench: &Bench, budget: Duration, case: Case, v: Version) -> 
         .and_then(|i| i.downcast_ref::<Inputs<X>>())
         .expect("inputs were just stored");
     let (a, b, c) = (inputs.a.ptr(), inputs.b.ptr(), inputs.c.ptr());
-    let call = || matmul::gemm(gpu, v, m, k, n, a, case.ta, b, case.tb, c, None, false);
+    let g = matmul::Gemm {
+        m,
+        k,
+        n,
+        a: matmul::Operand {
+            ptr: a,
+            transposed: case.ta,
+        },
+        b: matmul::Operand {
+            ptr: b,
+            transposed: case.tb,
+        },
+        c,
+        bias: None,
+        accumulate: false,
+    };
+    let call = || matmul::gemm(gpu, v, &g);
     let secs = time_gpu(gpu, budget, call)?;
     // Copy back 8 rows of C (first, last, and evenly between): C can be 1.6 GB (lm head).
     let rows: Vec<usize> = if m <= 8 {

@@ -7,8 +7,9 @@
 //! (q | k | v along the last axis, head `h` in columns `h*hs .. (h+1)*hs` of each third,
 //! `C = NH*hs`), `out` is `[B, T, C]` with the heads side by side, `lse` is `[B, NH, T]`.
 
-use super::device::{Arg, launch_config};
+use super::device::launch_config;
 use super::{DevPtr, Gpu, GpuFloat, Precision};
+use crate::kargs;
 use anyhow::{Result, ensure};
 
 /// Rows a block owns and rows of a staged tile (`ATT_BQ`, `ATT_BK` in the kernel file).
@@ -29,7 +30,30 @@ fn odd_stride(hs: usize) -> usize {
     if hs.is_multiple_of(2) { hs + 1 } else { hs }
 }
 
-fn check_shape(what: &str, b: usize, t: usize, nh: usize, hs: usize) -> Result<()> {
+/// The shape of a multi-head attention: `b` sequences of `t` tokens, `nh` heads of `hs` each
+/// (C = nh·hs channels).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Heads {
+    pub b: usize,
+    pub t: usize,
+    pub nh: usize,
+    pub hs: usize,
+}
+
+impl Heads {
+    /// Channels: `nh · hs`.
+    pub fn c(&self) -> usize {
+        self.nh * self.hs
+    }
+
+    /// The shape as the kernels' four `int` arguments (b, t, nh, hs).
+    fn ints(&self) -> [i32; 4] {
+        [self.b, self.t, self.nh, self.hs].map(|x| x as i32)
+    }
+}
+
+fn check_shape(what: &str, h: Heads) -> Result<()> {
+    let Heads { b, t, nh, hs } = h;
     ensure!(
         b > 0 && t > 0 && nh > 0 && (1..=MAX_HEAD_SIZE).contains(&hs),
         "{what}: need B, T, NH > 0 and 1 <= hs <= {MAX_HEAD_SIZE}, got B={b} T={t} NH={nh} hs={hs}"
@@ -76,44 +100,37 @@ pub fn supports<X: GpuFloat>(v: Version, hs: usize, inputs: &[DevPtr<X>]) -> boo
 /// Causal self-attention forward: `out = softmax(mask(q·kᵀ/√hs))·v` per (batch, head), and the
 /// row log-sum-exp `lse[(b*NH + h)*T + i]` that [`attention_backward`] needs. Runs [`best`]
 /// when it supports the shape, else v1.
-#[allow(clippy::too_many_arguments)]
 pub fn attention_forward<X: GpuFloat>(
     gpu: &Gpu,
     out: DevPtr<X>,
     lse: DevPtr<f32>,
     qkv: DevPtr<X>,
-    b: usize,
-    t: usize,
-    nh: usize,
-    hs: usize,
+    heads: Heads,
 ) -> Result<()> {
-    let v = if supports(best::<X>(), hs, &[qkv]) {
+    let v = if supports(best::<X>(), heads.hs, &[qkv]) {
         best::<X>()
     } else {
         Version::V1Scalar
     };
-    attention_forward_version(gpu, v, out, lse, qkv, b, t, nh, hs)
+    attention_forward_version(gpu, v, out, lse, qkv, heads)
 }
 
 /// [`attention_forward`] with a chosen kernel version (an error if it cannot run the shape).
-#[allow(clippy::too_many_arguments)]
 pub fn attention_forward_version<X: GpuFloat>(
     gpu: &Gpu,
     v: Version,
     out: DevPtr<X>,
     lse: DevPtr<f32>,
     qkv: DevPtr<X>,
-    b: usize,
-    t: usize,
-    nh: usize,
-    hs: usize,
+    heads: Heads,
 ) -> Result<()> {
-    check_shape("attention_forward", b, t, nh, hs)?;
+    check_shape("attention_forward", heads)?;
+    let Heads { b, t, nh, hs } = heads;
     ensure!(
         supports(v, hs, &[qkv]),
         "attention_forward: {v:?} needs bf16 storage, hs % 16 == 0 and aligned rows (hs={hs})"
     );
-    let c = nh * hs;
+    let c = heads.c();
     out.expect("attention_forward: out", b * t * c);
     lse.expect("attention_forward: lse", b * nh * t);
     qkv.expect("attention_forward: qkv", b * t * 3 * c);
@@ -132,10 +149,7 @@ pub fn attention_forward_version<X: GpuFloat>(
         ),
     };
     let grid = (b * nh * t.div_ceil(rows)) as u32;
-    let (o, l, q) = (out.addr, lse.addr, qkv.addr);
-    let (bi, ti, nhi, hsi) = (b as i32, t as i32, nh as i32, hs as i32);
-    let args = [Arg::Ptr(o), Arg::Ptr(l), Arg::Ptr(q)];
-    let sizes = [Arg::I32(bi), Arg::I32(ti), Arg::I32(nhi), Arg::I32(hsi)];
+    let [bi, ti, nhi, hsi] = heads.ints();
     let cfg = launch_config(grid, ATT_THREADS, smem as u32);
     // SAFETY: the buffers hold the sizes checked above; each block reads the rows of its own
     // (b, h) below T and writes its own query rows of `out` and `lse` only.
@@ -145,7 +159,7 @@ pub fn attention_forward_version<X: GpuFloat>(
             X::PRECISION,
             name,
             cfg,
-            &[&args[..], &sizes[..]].concat(),
+            &kargs![out, lse, qkv, bi, ti, nhi, hsi],
         )
     }?;
     Ok(())
@@ -153,82 +167,72 @@ pub fn attention_forward_version<X: GpuFloat>(
 
 /// f32 elements of scratch [`attention_backward`] needs: `D_i = Σ dout·out`, one per
 /// (batch, head, row).
-pub fn attention_scratch_len(b: usize, t: usize, nh: usize, _hs: usize) -> usize {
-    b * nh * t
+pub fn attention_scratch_len(heads: Heads) -> usize {
+    heads.b * heads.nh * heads.t
 }
 
-/// Causal self-attention backward: overwrites `dqkv` (`[B, T, 3C]`, the layout of `qkv`) with
-/// the gradients of q, k and v, from `dout` and the forward's `out`, `qkv` and `lse`.
-/// `scratch` holds [`attention_scratch_len`] floats. Deterministic: no atomics (dk/dv and dq
-/// come from two kernels that each recompute the attention weights). Runs [`best`] when it
-/// supports the shape, else v1.
-#[allow(clippy::too_many_arguments)]
+/// The buffers of an attention backward pass: it overwrites `dqkv` (`[B, T, 3C]`, the layout
+/// of `qkv`) from `dout` and the forward's `out`, `qkv` and `lse`; `scratch` holds
+/// [`attention_scratch_len`] floats.
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionBackward<X> {
+    pub dqkv: DevPtr<X>,
+    pub dout: DevPtr<X>,
+    pub out: DevPtr<X>,
+    pub qkv: DevPtr<X>,
+    pub lse: DevPtr<f32>,
+    pub scratch: DevPtr<f32>,
+}
+
+/// Causal self-attention backward: overwrites `bufs.dqkv` with the gradients of q, k and v
+/// (see [`AttentionBackward`]). Deterministic: no atomics (dk/dv and dq come from two kernels
+/// that each recompute the attention weights). Runs [`best`] when it supports the shape, else
+/// v1.
 pub fn attention_backward<X: GpuFloat>(
     gpu: &Gpu,
-    dqkv: DevPtr<X>,
-    dout: DevPtr<X>,
-    out: DevPtr<X>,
-    qkv: DevPtr<X>,
-    lse: DevPtr<f32>,
-    scratch: DevPtr<f32>,
-    b: usize,
-    t: usize,
-    nh: usize,
-    hs: usize,
+    bufs: &AttentionBackward<X>,
+    heads: Heads,
 ) -> Result<()> {
-    let v = if supports(best::<X>(), hs, &[qkv, dout]) {
+    let v = if supports(best::<X>(), heads.hs, &[bufs.qkv, bufs.dout]) {
         best::<X>()
     } else {
         Version::V1Scalar
     };
-    attention_backward_version(gpu, v, dqkv, dout, out, qkv, lse, scratch, b, t, nh, hs)
+    attention_backward_version(gpu, v, bufs, heads)
 }
 
 /// [`attention_backward`] with a chosen kernel version (an error if it cannot run the shape).
-#[allow(clippy::too_many_arguments)]
 pub fn attention_backward_version<X: GpuFloat>(
     gpu: &Gpu,
     v: Version,
-    dqkv: DevPtr<X>,
-    dout: DevPtr<X>,
-    out: DevPtr<X>,
-    qkv: DevPtr<X>,
-    lse: DevPtr<f32>,
-    scratch: DevPtr<f32>,
-    b: usize,
-    t: usize,
-    nh: usize,
-    hs: usize,
+    bufs: &AttentionBackward<X>,
+    heads: Heads,
 ) -> Result<()> {
-    check_shape("attention_backward", b, t, nh, hs)?;
+    check_shape("attention_backward", heads)?;
+    let Heads { b, t, nh, hs } = heads;
+    let AttentionBackward {
+        dqkv,
+        dout,
+        out,
+        qkv,
+        lse,
+        scratch,
+    } = *bufs;
     ensure!(
         supports(v, hs, &[qkv, dout]),
         "attention_backward: {v:?} needs bf16 storage, hs % 16 == 0 and aligned rows (hs={hs})"
     );
-    let c = nh * hs;
+    let c = heads.c();
     dqkv.expect("attention_backward: dqkv", b * t * 3 * c);
     dout.expect("attention_backward: dout", b * t * c);
     out.expect("attention_backward: out", b * t * c);
     qkv.expect("attention_backward: qkv", b * t * 3 * c);
     lse.expect("attention_backward: lse", b * nh * t);
-    scratch.expect(
-        "attention_backward: scratch",
-        attention_scratch_len(b, t, nh, hs),
-    );
-    let (bi, ti, nhi, hsi) = (b as i32, t as i32, nh as i32, hs as i32);
-    let (dq, dy, y, x, l, d) = (
-        dqkv.addr,
-        dout.addr,
-        out.addr,
-        qkv.addr,
-        lse.addr,
-        scratch.addr,
-    );
+    scratch.expect("attention_backward: scratch", attention_scratch_len(heads));
+    let [bi, ti, nhi, hsi] = heads.ints();
 
     // D_i = dout_i · out_i (both versions).
     let rows = b * nh * t;
-    let sizes = [Arg::I32(bi), Arg::I32(ti), Arg::I32(nhi), Arg::I32(hsi)];
-    let args = [Arg::Ptr(d), Arg::Ptr(dy), Arg::Ptr(y)];
     let cfg = launch_config(rows.div_ceil(8) as u32, 256, 0);
     let name = "attention_backward_preprocess";
     // SAFETY: one warp per row below B*NH*T; reads `dout`/`out` rows, writes `scratch[row]`.
@@ -238,7 +242,7 @@ pub fn attention_backward_version<X: GpuFloat>(
             X::PRECISION,
             name,
             cfg,
-            &[&args[..], &sizes[..]].concat(),
+            &kargs![scratch, dout, out, bi, ti, nhi, hsi],
         )
     }?;
 
@@ -285,21 +289,20 @@ pub fn attention_backward_version<X: GpuFloat>(
                 X::PRECISION,
                 name,
                 launch_config(grid, ATT_THREADS, smem as u32),
-                &[
-                    Arg::Ptr(dq),
-                    Arg::Ptr(dy),
-                    Arg::Ptr(x),
-                    Arg::Ptr(l),
-                    Arg::Ptr(d),
-                    Arg::I32(bi),
-                    Arg::I32(ti),
-                    Arg::I32(nhi),
-                    Arg::I32(hsi),
-                ],
+                &kargs![dqkv, dout, qkv, lse, scratch, bi, ti, nhi, hsi],
             )
         }?;
     }
     Ok(())
+}
+
+/// The shape of the fused classifier: `n` rows of `vp` logits, of which the first `v` are real
+/// classes and the rest padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Classes {
+    pub n: usize,
+    pub v: usize,
+    pub vp: usize,
 }
 
 /// The fused classifier: for each of the `n` rows of `logits` (`[n, vp]`, `v` real classes),
@@ -309,17 +312,15 @@ pub fn attention_backward_version<X: GpuFloat>(
 /// `1 / (number of counted targets)` for the mean loss. (A target `>= v` gives a NaN loss.)
 /// The CPU's `cross_entropy_ignore(targets, Some(ignore))` takes `u32` targets and an ignore
 /// index instead: map `t == ignore` to `-1` and every other `t` to `t as i32`.
-#[allow(clippy::too_many_arguments)]
 pub fn classifier_forward_backward<X: GpuFloat>(
     gpu: &Gpu,
     logits: DevPtr<X>,
     losses: DevPtr<f32>,
     targets: DevPtr<i32>,
-    n: usize,
-    v: usize,
-    vp: usize,
+    shape: Classes,
     dloss: f32,
 ) -> Result<()> {
+    let Classes { n, v, vp } = shape;
     ensure!(
         v > 0 && v <= vp && vp <= i32::MAX as usize && n <= i32::MAX as usize,
         "classifier_forward_backward: need 0 < v <= vp, got v={v} vp={vp}"
@@ -330,7 +331,6 @@ pub fn classifier_forward_backward<X: GpuFloat>(
     logits.expect("classifier_forward_backward: logits", n * vp);
     losses.expect("classifier_forward_backward: losses", n);
     targets.expect("classifier_forward_backward: targets", n);
-    let (x, ls, tg) = (logits.addr, losses.addr, targets.addr);
     let (ni, vi, vpi) = (n as i32, v as i32, vp as i32);
     // SAFETY: sizes checked above; block r reads targets[r] and reads and writes row r of
     // `logits` (vp elements) and losses[r] only.
@@ -340,15 +340,7 @@ pub fn classifier_forward_backward<X: GpuFloat>(
             X::PRECISION,
             "classifier_forward_backward",
             launch_config(n as u32, CLS_THREADS, 0),
-            &[
-                Arg::Ptr(x),
-                Arg::Ptr(ls),
-                Arg::Ptr(tg),
-                Arg::I32(ni),
-                Arg::I32(vi),
-                Arg::I32(vpi),
-                Arg::F32(dloss),
-            ],
+            &kargs![logits, losses, targets, ni, vi, vpi, dloss],
         )
     }?;
     Ok(())

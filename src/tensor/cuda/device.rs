@@ -11,6 +11,7 @@
 
 use super::alloc::{Allocator, MemoryStats};
 use super::emu::Emulator;
+use super::strided::Strided;
 use super::{Precision, sources};
 use anyhow::{Context, Result, anyhow, bail};
 use cudarc::cublas::CudaBlas;
@@ -34,7 +35,10 @@ pub enum DeviceArg {
 }
 
 /// One kernel argument, typed as the kernel's parameter is: a device pointer (`T*`), `int`,
-/// `unsigned`, a 64-bit integer (`size_t`), or `float`.
+/// `unsigned`, a 64-bit integer (`size_t`), `float`, or a strided layout (`Strided`, by value).
+// A `Strided` makes the enum 272 bytes: argument lists live on the stack for one launch, and
+// boxing the layout would cost an allocation per launch (and `Copy`) for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Arg {
     Ptr(u64),
@@ -42,19 +46,22 @@ pub enum Arg {
     U32(u32),
     U64(u64),
     F32(f32),
+    Strided(Strided),
 }
 
 impl Arg {
-    /// The value's bytes, little-endian in the low bytes of a u64 (how the emulator reads it).
-    pub fn bits(&self) -> u64 {
+    /// A scalar's bytes, little-endian in the low bytes of a u64 (how the emulator reads it);
+    /// `None` for a struct, which the emulator reads in place.
+    pub fn scalar_bits(&self) -> Option<u64> {
         match *self {
-            Arg::Ptr(p) | Arg::U64(p) => p,
-            Arg::I32(v) => v as u32 as u64,
-            Arg::U32(v) => v as u64,
-            Arg::F32(v) => v.to_bits() as u64,
+            Arg::Ptr(p) | Arg::U64(p) => Some(p),
+            Arg::I32(v) => Some(v as u32 as u64),
+            Arg::U32(v) => Some(v as u64),
+            Arg::F32(v) => Some(v.to_bits() as u64),
+            Arg::Strided(_) => None,
         }
     }
-    /// One letter per type, matching the emulator's check: p i u l f.
+    /// One letter per type, matching the emulator's check: p i u l f s.
     pub fn letter(&self) -> u8 {
         match self {
             Arg::Ptr(_) => b'p',
@@ -62,6 +69,7 @@ impl Arg {
             Arg::U32(_) => b'u',
             Arg::U64(_) => b'l',
             Arg::F32(_) => b'f',
+            Arg::Strided(_) => b's',
         }
     }
 }
@@ -85,6 +93,12 @@ impl From<u64> for Arg {
 impl From<f32> for Arg {
     fn from(v: f32) -> Arg {
         Arg::F32(v)
+    }
+}
+/// A `Strided` parameter (`kernels/strided.cuh`), passed by value.
+impl From<Strided> for Arg {
+    fn from(s: Strided) -> Arg {
+        Arg::Strided(s)
     }
 }
 /// A `T*` parameter: the view's device address.
@@ -235,6 +249,7 @@ impl Gpu {
                         Arg::I32(v) => b.arg(v),
                         Arg::U32(v) => b.arg(v),
                         Arg::F32(v) => b.arg(v),
+                        Arg::Strided(v) => b.arg(v),
                     };
                 }
                 // SAFETY: the caller's promise (see above).

@@ -14,6 +14,7 @@
 
 use super::Precision;
 use super::device::Arg;
+use super::strided::Strided;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use cudarc::driver::LaunchConfig;
 use std::collections::HashMap;
@@ -27,7 +28,7 @@ type LaunchFn = unsafe extern "C" fn(
     *const u32,    // grid x, y, z, block x, y, z
     usize,         // dynamic shared memory bytes
     *const *mut c_void,
-    *const c_char, // one type letter per argument: p i u l f
+    *const c_char, // one type letter per argument: p i u l f s
     c_int,
     *mut c_char, // error message out
     usize,
@@ -104,17 +105,27 @@ impl Emulator {
     ) -> Result<()> {
         let (grid, block, smem) = (cfg.grid_dim, cfg.block_dim, cfg.shared_mem_bytes);
         let lib = self.library(file, precision)?;
-        let mut slots: Vec<u64> = args.iter().map(Arg::bits).collect();
-        let ptrs: Vec<*mut c_void> = slots.iter_mut().map(|s| (s as *mut u64).cast()).collect();
+        // Scalars are read from the low bytes of a u64 slot each; a struct in place, from `args`.
+        let slots: Vec<u64> = args.iter().map(|a| a.scalar_bits().unwrap_or(0)).collect();
+        let ptrs: Vec<*mut c_void> = args
+            .iter()
+            .zip(&slots)
+            .map(|(a, slot)| match a {
+                Arg::Strided(st) => (st as *const Strided).cast_mut().cast(),
+                _ => (slot as *const u64).cast_mut().cast(),
+            })
+            .collect();
         let kinds: Vec<u8> = args.iter().map(Arg::letter).chain([0]).collect();
         let dims = [grid.0, grid.1, grid.2, block.0, block.1, block.2];
         let cname = CString::new(name)?;
         let mut err = vec![0u8; 4096];
         let _one = LAUNCH.lock().unwrap_or_else(|p| p.into_inner());
         // SAFETY: every pointer argument is an address inside a live host allocation of an
-        // emulated `Buffer` (the launchers check the lengths); `slots` holds each argument's
-        // value in its first bytes (little-endian), as the kernel's parameter reads it; the
-        // library checks count and types before calling the kernel.
+        // emulated `Buffer` (the launchers check the lengths); `slots` holds each scalar
+        // argument's value in its first bytes (little-endian), as the kernel's parameter reads
+        // it, and a `Strided` is read in place, as the `repr(C)` struct it is; `slots` and
+        // `args` outlive the call; the library checks count, types and the struct's size
+        // before calling the kernel, which only reads the arguments.
         let rc = unsafe {
             (lib.launch)(
                 cname.as_ptr(),
@@ -210,6 +221,7 @@ template <typename T> char letter() {{
     else if constexpr (std::is_integral_v<U> && sizeof(U) == 4 && std::is_signed_v<U>) return 'i';
     else if constexpr (std::is_integral_v<U> && sizeof(U) == 4) return 'u';
     else if constexpr (std::is_integral_v<U> && sizeof(U) == 8) return 'l';
+    else if constexpr (std::is_class_v<U> && sizeof(U) == {strided_bytes} && alignof(U) == 8) return 's';
     else return '?';
 }}
 template <typename... P, size_t... I>
@@ -223,7 +235,7 @@ void call(void (*k)(P...), const char* name, const unsigned* d, size_t smem, voi
         if (want[i] != kinds[i])
             throw std::runtime_error(std::string(name) + ": argument " + std::to_string(i) +
                                      " has type letter '" + want[i] + "' in the kernel, '" +
-                                     kinds[i] + "' from the launcher (p pointer, i int, u unsigned, l 64-bit, f float)");
+                                     kinds[i] + "' from the launcher (p pointer, i int, u unsigned, l 64-bit, f float, s Strided of {strided_bytes} bytes)");
     emu::launch(k, dim3(d[0], d[1], d[2]), dim3(d[3], d[4], d[5]), smem,
                 *static_cast<std::remove_cv_t<P>*>(args[I])...);
 }}
@@ -237,7 +249,8 @@ extern "C" int emu_launch(const char* name, const unsigned* d, size_t smem, void
                           const char* kinds, int n, char* err, size_t errlen) {{
     try {{
 "#,
-        kernel.display()
+        kernel.display(),
+        strided_bytes = std::mem::size_of::<Strided>()
     );
     for n in names {
         s += &format!(
@@ -271,6 +284,8 @@ fn build(file: &str, precision: Precision) -> Result<PathBuf> {
         }
     }
     key.extend(format!("{file} {precision:?} {}", cxx()).bytes());
+    // And the launch shim's own text (its type checks change with this file, not with those).
+    key.extend(launch_source(Path::new(""), &[]).bytes());
     let dir = repo().join("target/cuda-emu-lib");
     std::fs::create_dir_all(&dir)?;
     let stem = format!(

@@ -2,8 +2,9 @@
 //!
 //! Every version computes the same thing as the CPU's `cpu::matmul::gemm`:
 //! `C[m,n] = (accumulate ? C : 0) + op(A)·op(B) (+ bias[n] on every row)`, where op(A) is `[m,k]`
-//! (A stored `[m,k]`, or `[k,m]` when `ta`) and op(B) is `[k,n]` (B stored `[k,n]`, or `[n,k]`
-//! when `tb`); all row-major; sums in fp32 whatever the storage type.
+//! (A stored `[m,k]`, or `[k,m]` when [`Operand::transposed`]) and op(B) is `[k,n]` (B stored
+//! `[k,n]`, or `[n,k]` when transposed); all row-major; sums in fp32 whatever the storage type.
+//! [`gemm`] takes one [`Gemm`] that names all of that.
 //!
 //! | version | file | idea |
 //! |---|---|---|
@@ -14,8 +15,9 @@
 //! | cublas | NVIDIA's library | the bar to beat |
 
 use super::device::Gpu;
-use super::device::{Arg, launch_config};
+use super::device::launch_config;
 use super::{DevPtr, GpuFloat, Precision};
+use crate::kargs;
 use anyhow::{Context, Result, bail, ensure};
 use cudarc::cublas::{result as blas, sys as blas_sys};
 use cudarc::driver::LaunchConfig;
@@ -105,25 +107,60 @@ pub fn best<X: GpuFloat>() -> Version {
     }
 }
 
-/// `C[m,n] = (accumulate ? C : 0) + op(A)·op(B) (+ bias)` with version `v` (see the module doc).
-/// `a` holds m·k elements, `b` k·n, `c` m·n, `bias` n. Queued on `gpu.stream`; does not wait.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm<X: GpuFloat>(
-    gpu: &Gpu,
-    v: Version,
-    m: usize,
-    k: usize,
-    n: usize,
-    a: DevPtr<X>,
-    ta: bool,
-    b: DevPtr<X>,
-    tb: bool,
-    c: DevPtr<X>,
-    bias: Option<DevPtr<X>>,
-    accumulate: bool,
-) -> Result<()> {
-    a.expect("gemm: a", m * k);
-    b.expect("gemm: b", k * n);
+/// A matrix operand of [`gemm`]: where it is, and whether it is stored transposed (A stored
+/// `[k,m]` rather than `[m,k]`, B stored `[n,k]` rather than `[k,n]`).
+#[derive(Clone, Copy, Debug)]
+pub struct Operand<X> {
+    pub ptr: DevPtr<X>,
+    pub transposed: bool,
+}
+
+impl<X> Operand<X> {
+    /// Stored as used: A `[m,k]`, B `[k,n]`.
+    pub fn n(ptr: DevPtr<X>) -> Operand<X> {
+        Operand {
+            ptr,
+            transposed: false,
+        }
+    }
+    /// Stored transposed: A `[k,m]`, B `[n,k]`.
+    pub fn t(ptr: DevPtr<X>) -> Operand<X> {
+        Operand {
+            ptr,
+            transposed: true,
+        }
+    }
+}
+
+/// One matrix product `C[m,n] = (accumulate ? C : 0) + op(A)·op(B) (+ bias[n] on every row)`:
+/// `a` holds m·k elements, `b` k·n, `c` m·n, `bias` n.
+#[derive(Clone, Copy, Debug)]
+pub struct Gemm<X> {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub a: Operand<X>,
+    pub b: Operand<X>,
+    pub c: DevPtr<X>,
+    pub bias: Option<DevPtr<X>>,
+    pub accumulate: bool,
+}
+
+/// Runs `g` (see [`Gemm`] and the module doc) with version `v`. Queued on `gpu.stream`; does
+/// not wait.
+pub fn gemm<X: GpuFloat>(gpu: &Gpu, v: Version, g: &Gemm<X>) -> Result<()> {
+    let Gemm {
+        m,
+        k,
+        n,
+        a,
+        b,
+        c,
+        bias,
+        accumulate,
+    } = *g;
+    a.ptr.expect("gemm: a", m * k);
+    b.ptr.expect("gemm: b", k * n);
     c.expect("gemm: c", m * n);
     if let Some(bias) = bias {
         bias.expect("gemm: bias", n);
@@ -142,7 +179,7 @@ pub fn gemm<X: GpuFloat>(
         return Ok(());
     }
     let Some(l) = v.launch() else {
-        return cublas(gpu, m, k, n, a, ta, b, tb, c, bias, accumulate);
+        return cublas(gpu, g);
     };
     // Blocks: x walks row tiles (up to 2^31 - 1 of them), y column tiles (at most 65535).
     let grid = (m.div_ceil(l.rows as usize), n.div_ceil(l.cols as usize));
@@ -155,31 +192,21 @@ pub fn gemm<X: GpuFloat>(
         block_dim: (l.threads, 1, 1),
         shared_mem_bytes: l.smem,
     };
-    let bias_addr = bias.map_or(0u64, |p| p.addr);
+    // A null bias (0) means none.
+    let bias = bias.unwrap_or(DevPtr::from_raw_parts(0, 0));
     let (mi, ki, ni) = (m as i32, k as i32, n as i32);
-    let (tai, tbi, acc) = (ta as i32, tb as i32, accumulate as i32);
+    let (ta, tb, acc) = (a.transposed as i32, b.transposed as i32, accumulate as i32);
     // SAFETY: a, b, c and bias hold m·k, k·n, m·n and n elements (checked above), the kernel's
     // signature is (floatX* c, const floatX* a, const floatX* b, const floatX* bias, int m, int k,
     // int n, int ta, int tb, int accumulate), and every kernel checks its indices against m, k, n
-    // before touching memory. A null bias (0) means none.
+    // before touching memory; it reads bias only when it is not null.
     unsafe {
         gpu.launch(
             l.file,
             X::PRECISION,
             l.kernel,
             cfg,
-            &[
-                Arg::Ptr(c.addr),
-                Arg::Ptr(a.addr),
-                Arg::Ptr(b.addr),
-                Arg::Ptr(bias_addr),
-                Arg::I32(mi),
-                Arg::I32(ki),
-                Arg::I32(ni),
-                Arg::I32(tai),
-                Arg::I32(tbi),
-                Arg::I32(acc),
-            ],
+            &kargs![c, a.ptr, b.ptr, bias, mi, ki, ni, ta, tb, acc],
         )
     }
     .with_context(|| format!("launching {}", l.kernel))?;
@@ -194,20 +221,17 @@ pub fn gemm<X: GpuFloat>(
 ///
 /// Bias: plain GEMM has none, so `bias_broadcast` (in `kernels/matmul_v1_naive.cu`) first writes
 /// `C = (accumulate ? C : 0) + bias` and cuBLAS then adds the product with beta = 1.
-#[allow(clippy::too_many_arguments)]
-fn cublas<X: GpuFloat>(
-    gpu: &Gpu,
-    m: usize,
-    k: usize,
-    n: usize,
-    a: DevPtr<X>,
-    ta: bool,
-    b: DevPtr<X>,
-    tb: bool,
-    c: DevPtr<X>,
-    bias: Option<DevPtr<X>>,
-    accumulate: bool,
-) -> Result<()> {
+fn cublas<X: GpuFloat>(gpu: &Gpu, g: &Gemm<X>) -> Result<()> {
+    let Gemm {
+        m,
+        k,
+        n,
+        a,
+        b,
+        c,
+        bias,
+        accumulate,
+    } = *g;
     let mut beta = if accumulate { 1.0f32 } else { 0.0 };
     if let Some(bias) = bias {
         bias_broadcast(gpu, c, bias, m, n, accumulate)?;
@@ -216,16 +240,17 @@ fn cublas<X: GpuFloat>(
     let alpha = 1.0f32;
     let blas_handle = *gpu.blas()?.handle();
     use blas_sys::cublasOperation_t::{CUBLAS_OP_N, CUBLAS_OP_T};
-    let (op_b, ldb) = if tb {
+    let (op_b, ldb) = if b.transposed {
         (CUBLAS_OP_T, k)
     } else {
         (CUBLAS_OP_N, n)
     };
-    let (op_a, lda) = if ta {
+    let (op_a, lda) = if a.transposed {
         (CUBLAS_OP_T, m)
     } else {
         (CUBLAS_OP_N, k)
     };
+    let (a, b) = (a.ptr, b.ptr);
     let (mi, ki, ni) = (m as i32, k as i32, n as i32);
     let (lda, ldb) = (lda.max(1) as i32, ldb.max(1) as i32);
     gpu.cuda()?.ctx.bind_to_thread()?;
@@ -302,13 +327,7 @@ fn bias_broadcast<X: GpuFloat>(
             X::PRECISION,
             "bias_broadcast",
             cfg,
-            &[
-                Arg::Ptr(c.addr),
-                Arg::Ptr(bias.addr),
-                Arg::I32(mi),
-                Arg::I32(ni),
-                Arg::I32(acc),
-            ],
+            &kargs![c, bias, mi, ni, acc],
         )
     }
     .context("launching bias_broadcast")?;

@@ -14,10 +14,11 @@
 //! - [`ops`]: one host launcher per kernel (sizes checked, launch shape chosen): embedding,
 //!   layernorm, GELU, residual, bias gradient, AdamW, gradient norm, casts.
 //! - [`attention`]: the fused causal attention (forward, backward) and the fused classifier.
-//! - [`params`] and [`gpt`]: GPT-2 training on the GPU, an explicit forward and backward over
-//!   buffers allocated once (llm.c style), with the parameters in flat buffers; [`exec`] runs
-//!   its launches on the GPU (or, in unit tests, on host loops of the same contract);
-//!   [`trainer`] is what `crate::train::trainer` calls on a GPU.
+//! - The generic ops of the tensor engine, each checked against its CPU arm: [`strided`]
+//!   (layouts of strided operands, one by-value kernel argument), [`elementwise`] (strided
+//!   copies and adds, unary, broadcasting binary, masks), [`reduce`] (sums and maxima over an
+//!   axis, a sum to one scalar), [`softmax`] (row and causal softmax), [`embedding`] (lookup and
+//!   a deterministic backward), [`cross_entropy`] (per-row losses and the logits' gradient).
 //!
 //! Nothing here is needed to run on the CPU: with no driver, every binary says so in one line
 //! and carries on with `crate::tensor::cpu`.
@@ -25,16 +26,25 @@
 pub mod alloc;
 pub mod attention;
 pub mod buffer;
+pub mod cross_entropy;
 pub mod device;
+pub mod elementwise;
+pub mod embedding;
 pub mod emu;
 pub mod matmul;
 pub mod nvrtc;
 pub mod ops;
 pub mod ptxas;
+pub mod reduce;
+pub mod softmax;
 pub mod sources;
+pub mod strided;
 
 pub use buffer::{Buffer, DevPtr, GpuFloat};
 pub use device::{DeviceArg, Gpu, select};
+pub use reduce::Axis;
+pub use softmax::Rows;
+pub use strided::Strided;
 
 /// The storage type of activations, weights and gradients on the GPU (`floatX` in the kernels).
 /// Arithmetic is always fp32; `Bf16` halves the bytes moved and lets matmuls use tensor cores.

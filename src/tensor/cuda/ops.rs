@@ -3,6 +3,7 @@
 
 use super::device::{Arg, launch_config};
 use super::{DevPtr, Gpu, GpuFloat};
+use crate::kargs;
 use anyhow::Result;
 use cudarc::driver::LaunchConfig;
 
@@ -10,7 +11,6 @@ use cudarc::driver::LaunchConfig;
 pub fn cast_to_floatx<X: GpuFloat>(gpu: &Gpu, out: DevPtr<X>, inp: DevPtr<f32>) -> Result<()> {
     let n = inp.len;
     out.expect("cast_to_floatx: out", n);
-    let (o, i, n64) = (out.addr, inp.addr, n as u64);
     // SAFETY: `out` and `inp` hold at least n elements (checked above), and the kernel's
     // grid-stride loop touches indices below n only.
     unsafe {
@@ -19,7 +19,7 @@ pub fn cast_to_floatx<X: GpuFloat>(gpu: &Gpu, out: DevPtr<X>, inp: DevPtr<f32>) 
             X::PRECISION,
             "cast_to_floatx",
             launch_config(gpu.grid_for(n, 256), 256, 0),
-            &[Arg::Ptr(o), Arg::Ptr(i), Arg::U64(n64)],
+            &kargs![out, inp, n as u64],
         )
     }?;
     Ok(())
@@ -29,7 +29,6 @@ pub fn cast_to_floatx<X: GpuFloat>(gpu: &Gpu, out: DevPtr<X>, inp: DevPtr<f32>) 
 pub fn cast_to_float<X: GpuFloat>(gpu: &Gpu, out: DevPtr<f32>, inp: DevPtr<X>) -> Result<()> {
     let n = inp.len;
     out.expect("cast_to_float: out", n);
-    let (o, i, n64) = (out.addr, inp.addr, n as u64);
     // SAFETY: as in `cast_to_floatx`.
     unsafe {
         gpu.launch(
@@ -37,21 +36,21 @@ pub fn cast_to_float<X: GpuFloat>(gpu: &Gpu, out: DevPtr<f32>, inp: DevPtr<X>) -
             X::PRECISION,
             "cast_to_float",
             launch_config(gpu.grid_for(n, 256), 256, 0),
-            &[Arg::Ptr(o), Arg::Ptr(i), Arg::U64(n64)],
+            &kargs![out, inp, n as u64],
         )
     }?;
     Ok(())
 }
 
 /// A shape argument as the kernels' `int`. Panics if it does not fit.
-fn int(x: usize, what: &str) -> i32 {
+pub(crate) fn int(x: usize, what: &str) -> i32 {
     i32::try_from(x).unwrap_or_else(|_| panic!("{what} = {x} does not fit in a kernel's int"))
 }
 
 /// Launch shape of the column-sum kernels (`kernels/colsum.cuh`): blocks of 1024 threads, one
 /// per 32 columns and row chunk, with enough chunks for about two blocks per SM, each chunk at
 /// least 32 rows (one per warp), and chunks × cols within the kernels' room for partial sums.
-fn colsum_config(gpu: &Gpu, rows: usize, cols: usize) -> LaunchConfig {
+pub(crate) fn colsum_config(gpu: &Gpu, rows: usize, cols: usize) -> LaunchConfig {
     const CAPACITY: usize = 1 << 20; // COLSUM_CAPACITY in kernels/colsum.cuh
     assert!(
         cols <= CAPACITY,
@@ -71,23 +70,29 @@ fn colsum_config(gpu: &Gpu, rows: usize, cols: usize) -> LaunchConfig {
 }
 
 /// Grid for the element-wise kernels, which move 16 bytes (a `Vec<PACK>`) per thread and step.
-fn packed_grid<X: GpuFloat>(gpu: &Gpu, n: usize) -> u32 {
+pub(crate) fn packed_grid<X: GpuFloat>(gpu: &Gpu, n: usize) -> u32 {
     gpu.grid_for(n.div_ceil(16 / std::mem::size_of::<X>()), 256)
+}
+
+/// The shape of the GPT-2 input embedding: `b` sequences of `t` tokens, `c` channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncoderShape {
+    pub b: usize,
+    pub t: usize,
+    pub c: usize,
 }
 
 /// `out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]` (`kernels/encoder.cu`). `wte` is `[V, C]` with
 /// V = wte.len / c; `wpe` has at least `t` rows. A token outside `0..V` gives a row of NaN.
-#[allow(clippy::too_many_arguments)]
 pub fn encoder_forward<X: GpuFloat>(
     gpu: &Gpu,
     out: DevPtr<X>,
     tokens: DevPtr<i32>,
     wte: DevPtr<X>,
     wpe: DevPtr<X>,
-    b: usize,
-    t: usize,
-    c: usize,
+    shape: EncoderShape,
 ) -> Result<()> {
+    let EncoderShape { b, t, c } = shape;
     assert!(c > 0, "encoder_forward: c = 0");
     let n = b * t * c;
     out.expect("encoder_forward: out", n);
@@ -97,7 +102,6 @@ pub fn encoder_forward<X: GpuFloat>(
     if n == 0 {
         return Ok(());
     }
-    let (o, tk, e, p) = (out.addr, tokens.addr, wte.addr, wpe.addr);
     let (bi, ti, ci, vi) = (int(b, "b"), int(t, "t"), int(c, "c"), int(v, "vocab"));
     // SAFETY: out holds b·t·c elements, tokens b·t, wpe t·c, and wte v·c (checked above); the
     // kernel reads wte only at rows of tokens that are within 0..v.
@@ -107,16 +111,7 @@ pub fn encoder_forward<X: GpuFloat>(
             X::PRECISION,
             "encoder_forward",
             launch_config(packed_grid::<X>(gpu, n), 256, 0),
-            &[
-                Arg::Ptr(o),
-                Arg::Ptr(tk),
-                Arg::Ptr(e),
-                Arg::Ptr(p),
-                Arg::I32(bi),
-                Arg::I32(ti),
-                Arg::I32(ci),
-                Arg::I32(vi),
-            ],
+            &kargs![out, tokens, wte, wpe, bi, ti, ci, vi],
         )
     }?;
     Ok(())
@@ -132,18 +127,16 @@ pub fn encoder_scratch_len(v: usize, c: usize) -> usize {
 /// `scratch`: [`encoder_scratch_len`] fp32 values, zero on entry, left zero on return.
 /// dwpe is deterministic; dwte is summed with fp32 atomics, so its last bits may vary between
 /// runs. Tokens outside `0..V` are skipped.
-#[allow(clippy::too_many_arguments)]
 pub fn encoder_backward<X: GpuFloat>(
     gpu: &Gpu,
     dwte: DevPtr<X>,
     dwpe: DevPtr<X>,
     dout: DevPtr<X>,
     tokens: DevPtr<i32>,
-    b: usize,
-    t: usize,
-    c: usize,
+    shape: EncoderShape,
     scratch: DevPtr<f32>,
 ) -> Result<()> {
+    let EncoderShape { b, t, c } = shape;
     assert!(c > 0, "encoder_backward: c = 0");
     let v = dwte.len / c;
     dwpe.expect("encoder_backward: dwpe", t * c);
@@ -154,7 +147,6 @@ pub fn encoder_backward<X: GpuFloat>(
         return Ok(());
     }
     let (bi, ti, ci, vi) = (int(b, "b"), int(t, "t"), int(c, "c"), int(v, "vocab"));
-    let (dte, dpe, s, g, tk) = (dwte.addr, dwpe.addr, scratch.addr, dout.addr, tokens.addr);
 
     // SAFETY: dwpe holds t·c, dout b·t·c, tokens b·t, scratch v·c elements (checked above); the
     // kernel touches scratch only at rows of tokens within 0..v.
@@ -164,16 +156,7 @@ pub fn encoder_backward<X: GpuFloat>(
             X::PRECISION,
             "encoder_backward_scatter",
             launch_config(gpu.grid_for(t * c, 256), 256, 0),
-            &[
-                Arg::Ptr(dpe),
-                Arg::Ptr(s),
-                Arg::Ptr(g),
-                Arg::Ptr(tk),
-                Arg::I32(bi),
-                Arg::I32(ti),
-                Arg::I32(ci),
-                Arg::I32(vi),
-            ],
+            &kargs![dwpe, scratch, dout, tokens, bi, ti, ci, vi],
         )
     }?;
 
@@ -184,52 +167,63 @@ pub fn encoder_backward<X: GpuFloat>(
             X::PRECISION,
             "encoder_backward_gather",
             launch_config(gpu.grid_for(b * t * c, 256), 256, 0),
-            &[
-                Arg::Ptr(dte),
-                Arg::Ptr(s),
-                Arg::Ptr(tk),
-                Arg::I32(bi),
-                Arg::I32(ti),
-                Arg::I32(ci),
-                Arg::I32(vi),
-            ],
+            &kargs![dwte, scratch, tokens, bi, ti, ci, vi],
         )
     }?;
     Ok(())
 }
 
-/// LayerNorm of `n` rows of `c` (`kernels/layernorm.cu`), eps 1e-5 as on the CPU:
-/// `out = (inp − mean)·rstd·weight + bias`, saving `mean` and `rstd` (fp32) per row.
-#[allow(clippy::too_many_arguments)]
+/// The shape of a LayerNorm: `n` rows of `c` values, and the `eps` added to the variance
+/// (GPT-2: 1e-5; the backward pass does not use it: it reads the saved `rstd`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerNormShape {
+    pub n: usize,
+    pub c: usize,
+    pub eps: f32,
+}
+
+/// The per-row statistics a LayerNorm forward pass saves for its backward pass (fp32, `n` each).
+#[derive(Clone, Copy, Debug)]
+pub struct RowStats {
+    pub mean: DevPtr<f32>,
+    pub rstd: DevPtr<f32>,
+}
+
+/// The gradients a LayerNorm backward pass adds into.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerNormGrads<X> {
+    /// `[n, c]`, must not be the `dout` it is computed from.
+    pub dinp: DevPtr<X>,
+    /// `[c]`.
+    pub dweight: DevPtr<X>,
+    /// `[c]`.
+    pub dbias: DevPtr<X>,
+}
+
+/// LayerNorm of `n` rows of `c` (`kernels/layernorm.cu`), as on the CPU:
+/// `out = (inp − mean)·rstd·weight + bias` with `rstd = 1/√(var + eps)`, saving `mean` and
+/// `rstd` (fp32) per row in `stats`.
 pub fn layernorm_forward<X: GpuFloat>(
     gpu: &Gpu,
     out: DevPtr<X>,
-    mean: DevPtr<f32>,
-    rstd: DevPtr<f32>,
+    stats: RowStats,
     inp: DevPtr<X>,
     weight: DevPtr<X>,
     bias: DevPtr<X>,
-    n: usize,
-    c: usize,
+    shape: LayerNormShape,
 ) -> Result<()> {
+    let LayerNormShape { n, c, eps } = shape;
     out.expect("layernorm_forward: out", n * c);
     inp.expect("layernorm_forward: inp", n * c);
-    mean.expect("layernorm_forward: mean", n);
-    rstd.expect("layernorm_forward: rstd", n);
+    stats.mean.expect("layernorm_forward: mean", n);
+    stats.rstd.expect("layernorm_forward: rstd", n);
     weight.expect("layernorm_forward: weight", c);
     bias.expect("layernorm_forward: bias", c);
     if n == 0 || c == 0 {
         return Ok(());
     }
-    let (o, m, r, x, w, bb) = (
-        out.addr,
-        mean.addr,
-        rstd.addr,
-        inp.addr,
-        weight.addr,
-        bias.addr,
-    );
     let (ni, ci) = (int(n, "n"), int(c, "c"));
+    let (mean, rstd) = (stats.mean, stats.rstd);
     // SAFETY: sizes checked above; one warp per row, rows past n return at once.
     unsafe {
         gpu.launch(
@@ -237,16 +231,7 @@ pub fn layernorm_forward<X: GpuFloat>(
             X::PRECISION,
             "layernorm_forward",
             launch_config(n.div_ceil(8) as u32, 256, 0),
-            &[
-                Arg::Ptr(o),
-                Arg::Ptr(m),
-                Arg::Ptr(r),
-                Arg::Ptr(x),
-                Arg::Ptr(w),
-                Arg::Ptr(bb),
-                Arg::I32(ni),
-                Arg::I32(ci),
-            ],
+            &kargs![out, mean, rstd, inp, weight, bias, ni, ci, eps],
         )
     }?;
     Ok(())
@@ -254,21 +239,24 @@ pub fn layernorm_forward<X: GpuFloat>(
 
 /// LayerNorm backward (`kernels/layernorm.cu`): `dinp += …`, `dweight += Σ_rows dout·x̂`,
 /// `dbias += Σ_rows dout`, from the `mean` and `rstd` the forward pass saved. Deterministic.
-/// `dinp` must not be `dout` (the second kernel reads dout after the first has written dinp).
-#[allow(clippy::too_many_arguments)]
+/// `grads.dinp` must not be `dout` (the second kernel reads dout after the first has written
+/// dinp).
 pub fn layernorm_backward<X: GpuFloat>(
     gpu: &Gpu,
-    dinp: DevPtr<X>,
-    dweight: DevPtr<X>,
-    dbias: DevPtr<X>,
+    grads: LayerNormGrads<X>,
     dout: DevPtr<X>,
     inp: DevPtr<X>,
     weight: DevPtr<X>,
-    mean: DevPtr<f32>,
-    rstd: DevPtr<f32>,
-    n: usize,
-    c: usize,
+    stats: RowStats,
+    shape: LayerNormShape,
 ) -> Result<()> {
+    let LayerNormShape { n, c, .. } = shape;
+    let LayerNormGrads {
+        dinp,
+        dweight,
+        dbias,
+    } = grads;
+    let RowStats { mean, rstd } = stats;
     assert_ne!(
         dinp.addr, dout.addr,
         "layernorm_backward: dinp must not be dout"
@@ -284,15 +272,7 @@ pub fn layernorm_backward<X: GpuFloat>(
     if n == 0 || c == 0 {
         return Ok(());
     }
-    let (di, dw, db, g, x, w) = (
-        dinp.addr,
-        dweight.addr,
-        dbias.addr,
-        dout.addr,
-        inp.addr,
-        weight.addr,
-    );
-    let (m, r, ni, ci) = (mean.addr, rstd.addr, int(n, "n"), int(c, "c"));
+    let (ni, ci) = (int(n, "n"), int(c, "c"));
 
     // SAFETY: sizes checked above; one warp per row, rows past n return at once.
     unsafe {
@@ -301,16 +281,7 @@ pub fn layernorm_backward<X: GpuFloat>(
             X::PRECISION,
             "layernorm_backward_dinp",
             launch_config(n.div_ceil(8) as u32, 256, 0),
-            &[
-                Arg::Ptr(di),
-                Arg::Ptr(g),
-                Arg::Ptr(x),
-                Arg::Ptr(w),
-                Arg::Ptr(m),
-                Arg::Ptr(r),
-                Arg::I32(ni),
-                Arg::I32(ci),
-            ],
+            &kargs![dinp, dout, inp, weight, mean, rstd, ni, ci],
         )
     }?;
 
@@ -322,16 +293,7 @@ pub fn layernorm_backward<X: GpuFloat>(
             X::PRECISION,
             "layernorm_backward_params",
             colsum_config(gpu, n, c),
-            &[
-                Arg::Ptr(dw),
-                Arg::Ptr(db),
-                Arg::Ptr(g),
-                Arg::Ptr(x),
-                Arg::Ptr(m),
-                Arg::Ptr(r),
-                Arg::I32(ni),
-                Arg::I32(ci),
-            ],
+            &kargs![dweight, dbias, dout, inp, mean, rstd, ni, ci],
         )
     }?;
     Ok(())
@@ -342,14 +304,14 @@ pub fn layernorm_backward<X: GpuFloat>(
 ///
 /// # Safety
 /// Every pointer in `args` must hold at least `n` elements of the kernel's type.
-unsafe fn elementwise<X: GpuFloat>(
+pub(crate) unsafe fn elementwise<X: GpuFloat>(
     gpu: &Gpu,
     file: &'static str,
     name: &'static str,
     n: usize,
     args: &[Arg],
 ) -> Result<()> {
-    let all = [args, &[Arg::U64(n as u64)]].concat();
+    let all = [args, &kargs![n as u64]].concat();
     let cfg = launch_config(packed_grid::<X>(gpu, n), 256, 0);
     // SAFETY: the caller's promise; the kernel touches indices below n only.
     unsafe { gpu.launch(file, X::PRECISION, name, cfg, &all) }
@@ -360,15 +322,7 @@ pub fn gelu_forward<X: GpuFloat>(gpu: &Gpu, out: DevPtr<X>, inp: DevPtr<X>) -> R
     let n = inp.len;
     out.expect("gelu_forward: out", n);
     // SAFETY: out and inp hold n elements (checked above).
-    unsafe {
-        elementwise::<X>(
-            gpu,
-            "gelu.cu",
-            "gelu_forward",
-            n,
-            &[Arg::Ptr(out.addr), Arg::Ptr(inp.addr)],
-        )
-    }
+    unsafe { elementwise::<X>(gpu, "gelu.cu", "gelu_forward", n, &kargs![out, inp]) }
 }
 
 /// `dinp = dout · gelu'(inp)` (`kernels/gelu.cu`), overwriting dinp, over `inp.len` elements.
@@ -383,15 +337,7 @@ pub fn gelu_backward<X: GpuFloat>(
     dinp.expect("gelu_backward: dinp", n);
     dout.expect("gelu_backward: dout", n);
     // SAFETY: all three hold n elements (checked above).
-    unsafe {
-        elementwise::<X>(
-            gpu,
-            "gelu.cu",
-            "gelu_backward",
-            n,
-            &[Arg::Ptr(dinp.addr), Arg::Ptr(inp.addr), Arg::Ptr(dout.addr)],
-        )
-    }
+    unsafe { elementwise::<X>(gpu, "gelu.cu", "gelu_backward", n, &kargs![dinp, inp, dout]) }
 }
 
 /// `out = a + b` over `a.len` elements (`kernels/residual.cu`); `out` may be `a` or `b`.
@@ -411,7 +357,7 @@ pub fn residual_forward<X: GpuFloat>(
             "residual.cu",
             "residual_forward",
             n,
-            &[Arg::Ptr(out.addr), Arg::Ptr(a.addr), Arg::Ptr(b.addr)],
+            &kargs![out, a, b],
         )
     }
 }
@@ -421,45 +367,21 @@ pub fn add_into<X: GpuFloat>(gpu: &Gpu, dst: DevPtr<X>, src: DevPtr<X>) -> Resul
     let n = src.len;
     dst.expect("add_into: dst", n);
     // SAFETY: both hold n elements (checked above).
-    unsafe {
-        elementwise::<X>(
-            gpu,
-            "residual.cu",
-            "add_into",
-            n,
-            &[Arg::Ptr(dst.addr), Arg::Ptr(src.addr)],
-        )
-    }
+    unsafe { elementwise::<X>(gpu, "residual.cu", "add_into", n, &kargs![dst, src]) }
 }
 
 /// `dst *= s` over all of `dst` (`kernels/residual.cu`).
 pub fn scale<X: GpuFloat>(gpu: &Gpu, dst: DevPtr<X>, s: f32) -> Result<()> {
     let n = dst.len;
     // SAFETY: n is dst's own length.
-    unsafe {
-        elementwise::<X>(
-            gpu,
-            "residual.cu",
-            "scale",
-            n,
-            &[Arg::Ptr(dst.addr), Arg::F32(s)],
-        )
-    }
+    unsafe { elementwise::<X>(gpu, "residual.cu", "scale", n, &kargs![dst, s]) }
 }
 
 /// `dst = value` over all of `dst` (`kernels/residual.cu`).
 pub fn fill<X: GpuFloat>(gpu: &Gpu, dst: DevPtr<X>, value: f32) -> Result<()> {
     let n = dst.len;
     // SAFETY: n is dst's own length.
-    unsafe {
-        elementwise::<X>(
-            gpu,
-            "residual.cu",
-            "fill",
-            n,
-            &[Arg::Ptr(dst.addr), Arg::F32(value)],
-        )
-    }
+    unsafe { elementwise::<X>(gpu, "residual.cu", "fill", n, &kargs![dst, value]) }
 }
 
 /// `dbias[j] += Σ_rows dout[row, j]` for `dout` of `n` rows × `oc` (`kernels/bias.cu`).
@@ -476,7 +398,7 @@ pub fn bias_backward<X: GpuFloat>(
     if oc == 0 {
         return Ok(());
     }
-    let (d, g, ni, oci) = (dbias.addr, dout.addr, int(n, "n"), int(oc, "oc"));
+    let (ni, oci) = (int(n, "n"), int(oc, "oc"));
     // SAFETY: sizes checked above; one block per 32 columns and row chunk, columns past oc and
     // rows past n do nothing.
     unsafe {
@@ -485,7 +407,7 @@ pub fn bias_backward<X: GpuFloat>(
             X::PRECISION,
             "bias_backward",
             colsum_config(gpu, n, oc),
-            &[Arg::Ptr(d), Arg::Ptr(g), Arg::I32(ni), Arg::I32(oci)],
+            &kargs![dbias, dout, ni, oci],
         )
     }?;
     Ok(())
@@ -508,7 +430,6 @@ pub struct AdamwArgs {
 
 /// One AdamW step over one parameter tensor of `params.len` elements (`kernels/adamw.cu`):
 /// updates `master` (fp32), the moments `m` and `v`, and writes `params = floatX(master)`.
-#[allow(clippy::too_many_arguments)]
 pub fn adamw_update<X: GpuFloat>(
     gpu: &Gpu,
     params: DevPtr<X>,
@@ -527,14 +448,6 @@ pub fn adamw_update<X: GpuFloat>(
     // The same f32 arithmetic as the CPU's adamw_step.
     let bc1 = 1.0 - h.beta1.powi(h.step as i32);
     let bc2 = 1.0 - h.beta2.powi(h.step as i32);
-    let (p, w, g, ma, va, n64) = (
-        params.addr,
-        master.addr,
-        grads.addr,
-        m.addr,
-        v.addr,
-        n as u64,
-    );
     // SAFETY: all five buffers hold n elements; the grid-stride loop stays below n.
     unsafe {
         gpu.launch(
@@ -542,21 +455,21 @@ pub fn adamw_update<X: GpuFloat>(
             X::PRECISION,
             "adamw_update",
             launch_config(gpu.grid_for(n, 256), 256, 0),
-            &[
-                Arg::Ptr(p),
-                Arg::Ptr(w),
-                Arg::Ptr(g),
-                Arg::Ptr(ma),
-                Arg::Ptr(va),
-                Arg::U64(n64),
-                Arg::F32(h.lr),
-                Arg::F32(h.beta1),
-                Arg::F32(h.beta2),
-                Arg::F32(bc1),
-                Arg::F32(bc2),
-                Arg::F32(h.eps),
-                Arg::F32(h.weight_decay),
-                Arg::F32(h.grad_scale),
+            &kargs![
+                params,
+                master,
+                grads,
+                m,
+                v,
+                n as u64,
+                h.lr,
+                h.beta1,
+                h.beta2,
+                bc1,
+                bc2,
+                h.eps,
+                h.weight_decay,
+                h.grad_scale
             ],
         )
     }?;
@@ -568,7 +481,6 @@ pub fn adamw_update<X: GpuFloat>(
 pub fn grad_norm_squared<X: GpuFloat>(gpu: &Gpu, out: DevPtr<f32>, grads: DevPtr<X>) -> Result<()> {
     out.expect("grad_norm_squared: out", 1);
     let n = grads.len;
-    let (o, g, n64) = (out.addr, grads.addr, n as u64);
     let grid = packed_grid::<X>(gpu, n).min(4 * gpu.sms).min(1024); // NORM_MAX_BLOCKS
     // SAFETY: out holds 1 element, grads n; the grid-stride loops stay below n.
     unsafe {
@@ -577,7 +489,7 @@ pub fn grad_norm_squared<X: GpuFloat>(gpu: &Gpu, out: DevPtr<f32>, grads: DevPtr
             X::PRECISION,
             "grad_norm_squared",
             launch_config(grid, 256, 0),
-            &[Arg::Ptr(o), Arg::Ptr(g), Arg::U64(n64)],
+            &kargs![out, grads, n as u64],
         )
     }?;
     Ok(())

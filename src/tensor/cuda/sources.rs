@@ -38,6 +38,12 @@ pub const SOURCES: &[Source] = &[
     kernel!("attention.cu"),
     kernel!("attention_v2.cu"),
     kernel!("classifier.cu"),
+    kernel!("copy.cu"),
+    kernel!("elementwise.cu"),
+    kernel!("reduce.cu"),
+    kernel!("softmax.cu"),
+    kernel!("embedding.cu"),
+    kernel!("cross_entropy.cu"),
 ];
 
 /// Headers a kernel may `#include "..."`.
@@ -45,6 +51,7 @@ pub const HEADERS: &[(&str, &str)] = &[
     ("common.cuh", include_str!("../../../kernels/common.cuh")),
     ("pack.cuh", include_str!("../../../kernels/pack.cuh")),
     ("colsum.cuh", include_str!("../../../kernels/colsum.cuh")),
+    ("strided.cuh", include_str!("../../../kernels/strided.cuh")),
 ];
 
 /// The source of `file`, if there is one.
