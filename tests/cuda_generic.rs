@@ -21,7 +21,7 @@ use half::bf16;
 use pretrain::tensor::backend::{self, Binary, Unary};
 use pretrain::tensor::cuda::cross_entropy::{self as ce, Logits};
 use pretrain::tensor::cuda::device::{Arg, for_tests, launch_config};
-use pretrain::tensor::cuda::elementwise::{self as ew, UnaryOp};
+use pretrain::tensor::cuda::elementwise::{self as ew, BinaryOp, UnaryOp};
 use pretrain::tensor::cuda::embedding::{self as emb, EmbeddingBuckets};
 use pretrain::tensor::cuda::reduce;
 use pretrain::tensor::cuda::softmax::{self as sm, Causal};
@@ -256,7 +256,7 @@ fn unary_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
     for n in [1, 7, 33] {
         for (op, lo, hi) in ops {
             let what = |s: &str| format!("{s} {op:?} n={n} {p}");
-            let kop = UnaryOp::from_backend(op).unwrap();
+            let kop = kernel_op(op);
             let (x, xf) = rand_x::<X>(rng, n, lo, hi);
             let xt = Tensor::from_vec(xf, &[n]);
             let y_cpu = backend::unary(op, &xt);
@@ -330,7 +330,15 @@ fn binary_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
         let n: usize = shape.iter().product();
         for op in [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div] {
             let out = nan::<X>(gpu, n);
-            ew::binary(gpu, op.into(), out.ptr(), ab.ptr(), bb.ptr(), &layout).unwrap();
+            ew::binary(
+                gpu,
+                kernel_binary(op),
+                out.ptr(),
+                ab.ptr(),
+                bb.ptr(),
+                &layout,
+            )
+            .unwrap();
             let cpu = backend::binary(op, &at_, &bt);
             assert_close(
                 &what(op.name()),
@@ -536,7 +544,7 @@ fn softmax_matches_the_cpu() {
 
 // ---- embedding ----------------------------------------------------------------------------
 
-fn embedding_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
+fn embedding_case<X: GpuFloat>(gpu: &std::sync::Arc<Gpu>, rng: &mut Rng) {
     let p = X::PRECISION.name();
     for (rows, dim, vocab) in [(1, 1, 1), (7, 3, 5), (40, 33, 6), (9, 300, 11)] {
         let what = |s: &str| format!("{s} rows={rows} dim={dim} vocab={vocab} {p}");
@@ -620,10 +628,13 @@ fn cross_entropy_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
             })
             .collect();
         let xt = Tensor::from_vec(xf, &[rows, cols]);
-        let (loss, lse, count) = backend::cross_entropy(&xt, &targets, Some(IGNORE));
+        let t = backend::Targets {
+            ids: &targets,
+            ignore: Some(IGNORE),
+        };
+        let (loss, lse, count) = backend::cross_entropy(&xt, t);
         let upstream = Tensor::scalar(0.7);
-        let dx_cpu =
-            backend::cross_entropy_backward(&xt, &lse, &targets, Some(IGNORE), count, &upstream);
+        let dx_cpu = backend::cross_entropy_backward(&xt, &lse, t, &upstream);
 
         let tb = ints(gpu, &ce::device_targets(&targets, Some(IGNORE)));
         let xb = up(gpu, &x);
@@ -705,4 +716,29 @@ fn generic_reductions_are_deterministic() {
     };
     let first = run();
     assert_eq!(first, run(), "results differ between runs");
+}
+
+/// The kernel op of a backend op (GELU has kernels of its own).
+fn kernel_op(op: Unary) -> UnaryOp {
+    match op {
+        Unary::Neg => UnaryOp::Neg,
+        Unary::Exp => UnaryOp::Exp,
+        Unary::Log => UnaryOp::Log,
+        Unary::Sqrt => UnaryOp::Sqrt,
+        Unary::Tanh => UnaryOp::Tanh,
+        Unary::Relu => UnaryOp::Relu,
+        Unary::Powf(p) => UnaryOp::Powf(p as f32),
+        Unary::AddScalar(c) => UnaryOp::AddScalar(c as f32),
+        Unary::MulScalar(c) => UnaryOp::MulScalar(c as f32),
+        Unary::Gelu => panic!("GELU has its own kernels"),
+    }
+}
+
+fn kernel_binary(op: Binary) -> BinaryOp {
+    match op {
+        Binary::Add => BinaryOp::Add,
+        Binary::Sub => BinaryOp::Sub,
+        Binary::Mul => BinaryOp::Mul,
+        Binary::Div => BinaryOp::Div,
+    }
 }

@@ -524,7 +524,17 @@ inline void poison_shared() {
 
 // After a block: the bytes of `smem` past the requested size must still be 0xff.
 inline void check_smem_overrun() {
-    for (size_t i = rt.smem_bytes; i < sizeof smem; i++)
+    // Word by word (this runs after every block), then byte by byte to name the first one.
+    size_t start = rt.smem_bytes;
+    while (start % 8 && start < sizeof smem && smem[start] == 0xff) start++;
+    if (start % 8 == 0) {
+        const uint64_t* w = (const uint64_t*)(smem + start);
+        const size_t words = (sizeof smem - start) / 8;
+        size_t k = 0;
+        while (k < words && w[k] == ~0ull) k++;
+        start += 8 * k;
+    }
+    for (size_t i = start; i < sizeof smem; i++)
         if (smem[i] != 0xff) {
             rt.cur = nullptr;
             fail(format("wrote dynamic shared memory at byte %zu, beyond the %zu bytes the launch "

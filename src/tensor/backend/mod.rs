@@ -421,6 +421,10 @@ pub fn embedding(w: &Tensor, ids: &[u32], shape: &[usize]) -> Tensor {
         "embedding: {} ids for shape {shape:?}",
         ids.len()
     );
+    let vocab = w.shape()[0];
+    if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
+        panic!("embedding: id {bad} is outside the table's {vocab} rows");
+    }
     on_device!("embedding", w.device(), embedding(w, ids, shape))
 }
 

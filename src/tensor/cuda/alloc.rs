@@ -190,6 +190,17 @@ pub fn alloc(gpu: &Arc<Gpu>, bytes: usize) -> Result<Block> {
     })
 }
 
+/// A block holding a copy of `data`, and the view of it a kernel takes: small host arrays a
+/// launch needs on the device (token ids, targets), through the cache like everything else.
+pub fn upload<T: bytemuck::Pod>(gpu: &Arc<Gpu>, data: &[T]) -> Result<(Block, super::DevPtr<T>)> {
+    let bytes: &[u8] = bytemuck::cast_slice(data);
+    let block = alloc(gpu, bytes.len())?;
+    // SAFETY: the block was just reserved for at least `bytes.len()` bytes.
+    unsafe { gpu.upload(block.addr(), bytes) }?;
+    let ptr = super::DevPtr::from_raw_parts(block.addr(), data.len());
+    Ok((block, ptr))
+}
+
 fn driver_alloc(gpu: &Gpu, bytes: usize) -> Result<Raw> {
     if gpu.is_emulated() {
         return Ok(Raw::Host(HostMem::zeros(bytes)));

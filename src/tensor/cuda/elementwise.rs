@@ -1,7 +1,7 @@
 //! Launchers for the generic element-wise ops of the tensor engine: strided copies and adds
 //! (`kernels/copy.cu`), unary ops forward and backward, broadcasting binary ops, `masked_fill`
-//! and `causal_fill` (`kernels/elementwise.cu`). Their CPU arms are in `crate::tensor::backend`
-//! and `crate::tensor::cpu::elementwise`.
+//! and `causal_fill` (`kernels/elementwise.cu`). Their CPU counterparts are in
+//! `crate::tensor::cpu::elementwise`.
 //!
 //! A strided operand is a [`DevPtr`] to the view's first element plus its strides in a
 //! [`Strided`] layout (operand 0 the output, 1 and 2 the inputs); the launchers check that every
@@ -12,7 +12,6 @@ use super::ops::{int, packed_grid};
 use super::strided::Strided;
 use super::{DevPtr, Gpu, GpuFloat};
 use crate::kargs;
-use crate::tensor::backend::{Binary, Unary};
 use anyhow::Result;
 
 /// A unary op of `kernels/elementwise.cu`, with its parameter (GELU has its own kernels,
@@ -53,22 +52,6 @@ impl UnaryOp {
             _ => 0.0,
         }
     }
-
-    /// The backend's op, if these kernels have it (`None` for GELU: `ops::gelu_forward`).
-    pub fn from_backend(op: Unary) -> Option<UnaryOp> {
-        Some(match op {
-            Unary::Neg => UnaryOp::Neg,
-            Unary::Exp => UnaryOp::Exp,
-            Unary::Log => UnaryOp::Log,
-            Unary::Sqrt => UnaryOp::Sqrt,
-            Unary::Tanh => UnaryOp::Tanh,
-            Unary::Relu => UnaryOp::Relu,
-            Unary::Powf(p) => UnaryOp::Powf(p as f32),
-            Unary::AddScalar(c) => UnaryOp::AddScalar(c as f32),
-            Unary::MulScalar(c) => UnaryOp::MulScalar(c as f32),
-            Unary::Gelu => return None,
-        })
-    }
 }
 
 /// A binary op of `kernels/elementwise.cu`.
@@ -88,17 +71,6 @@ impl BinaryOp {
             BinaryOp::Sub => 1,
             BinaryOp::Mul => 2,
             BinaryOp::Div => 3,
-        }
-    }
-}
-
-impl From<Binary> for BinaryOp {
-    fn from(op: Binary) -> BinaryOp {
-        match op {
-            Binary::Add => BinaryOp::Add,
-            Binary::Sub => BinaryOp::Sub,
-            Binary::Mul => BinaryOp::Mul,
-            Binary::Div => BinaryOp::Div,
         }
     }
 }
@@ -338,13 +310,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_backend_op_but_gelu_has_a_kernel_op() {
-        assert_eq!(
-            UnaryOp::from_backend(Unary::Powf(2.5)),
-            Some(UnaryOp::Powf(2.5))
-        );
-        assert_eq!(UnaryOp::from_backend(Unary::Gelu), None);
-        assert_eq!(UnaryOp::MulScalar(3.0).param(), 3.0);
-        assert_eq!(BinaryOp::from(Binary::Div).code(), 3);
+    fn op_codes_and_parameters() {
+        assert_eq!(UnaryOp::Powf(2.5).param(), 2.5);
+        assert_eq!(UnaryOp::Neg.param(), 0.0);
+        assert_eq!(UnaryOp::MulScalar(3.0).code(), 8);
+        assert_eq!(BinaryOp::Div.code(), 3);
     }
 }

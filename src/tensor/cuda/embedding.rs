@@ -6,11 +6,13 @@
 //! positions by id once ([`EmbeddingBuckets`], a counting sort, O(rows + vocab)), and one
 //! block per distinct id adds that id's rows in increasing position order.
 
+use super::alloc::{self, Block};
 use super::device::launch_config;
 use super::ops::{fill, int};
-use super::{Buffer, DevPtr, Gpu, GpuFloat};
+use super::{DevPtr, Gpu, GpuFloat};
 use crate::kargs;
 use anyhow::Result;
+use std::sync::Arc;
 
 /// The positions of a batch of ids grouped by id: the distinct ids `uniq` (increasing), and
 /// for `uniq[u]` the positions `positions[offsets[u] .. offsets[u + 1]]` (increasing). Ids
@@ -79,11 +81,11 @@ impl EmbeddingBuckets {
     }
 
     /// The three arrays copied to the GPU.
-    pub fn upload(&self, gpu: &Gpu) -> Result<DeviceBuckets> {
+    pub fn upload(&self, gpu: &Arc<Gpu>) -> Result<DeviceBuckets> {
         Ok(DeviceBuckets {
-            uniq: Buffer::from_host(gpu, &self.uniq)?,
-            offsets: Buffer::from_host(gpu, &self.offsets)?,
-            positions: Buffer::from_host(gpu, &self.positions)?,
+            uniq: alloc::upload(gpu, &self.uniq)?,
+            offsets: alloc::upload(gpu, &self.offsets)?,
+            positions: alloc::upload(gpu, &self.positions)?,
             rows: self.rows,
             vocab: self.vocab,
         })
@@ -93,9 +95,9 @@ impl EmbeddingBuckets {
 /// [`EmbeddingBuckets`] on the GPU (made only by [`EmbeddingBuckets::upload`], so the arrays
 /// are consistent: positions below `rows`, ids below `vocab`, offsets within `positions`).
 pub struct DeviceBuckets {
-    uniq: Buffer<i32>,
-    offsets: Buffer<i32>,
-    positions: Buffer<i32>,
+    uniq: (Block, DevPtr<i32>),
+    offsets: (Block, DevPtr<i32>),
+    positions: (Block, DevPtr<i32>),
     rows: usize,
     vocab: usize,
 }
@@ -145,15 +147,11 @@ pub fn embedding_backward<X: GpuFloat>(
         .slice(0, vocab * dim);
     g.expect("embedding_backward: g", rows * dim);
     fill(gpu, dtable, 0.0)?;
-    let distinct = buckets.uniq.len();
+    let distinct = buckets.uniq.1.len;
     if distinct == 0 || dim == 0 {
         return Ok(());
     }
-    let (u, o, p) = (
-        buckets.uniq.ptr(),
-        buckets.offsets.ptr(),
-        buckets.positions.ptr(),
-    );
+    let (u, o, p) = (buckets.uniq.1, buckets.offsets.1, buckets.positions.1);
     let (ni, di) = (int(distinct, "distinct ids"), int(dim, "dim"));
     let threads = dim.next_multiple_of(32).min(256) as u32;
     let cfg = launch_config(gpu.grid_for(distinct, 1), threads, 0);

@@ -10,7 +10,9 @@
 //! the kernel takes a `size_t` is an error, not a silent garbage value).
 //!
 //! Everything is slow (each CUDA thread is a coroutine) and synchronous: use small sizes. It is
-//! for tests; the binaries never pick it. Needs g++ and this repository's `tools/cuda-emu`.
+//! for tests and for `PRETRAIN_GPU_EMU=1` at toy sizes. Needs g++ and this repository's
+//! `tools/cuda-emu`. `EMU_PROFILE=1` prints each launch's kernel, grid, block and seconds on
+//! stderr, to see where an emulated test spends its time.
 
 use super::Precision;
 use super::device::Arg;
@@ -120,6 +122,7 @@ impl Emulator {
         let cname = CString::new(name)?;
         let mut err = vec![0u8; 4096];
         let _one = LAUNCH.lock().unwrap_or_else(|p| p.into_inner());
+        let started = std::time::Instant::now();
         // SAFETY: every pointer argument is an address inside a live host allocation of an
         // emulated `Buffer` (the launchers check the lengths); `slots` holds each scalar
         // argument's value in its first bytes (little-endian), as the kernel's parameter reads
@@ -138,6 +141,10 @@ impl Emulator {
                 err.len(),
             )
         };
+        if std::env::var("EMU_PROFILE").is_ok_and(|v| v == "1") {
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!("emu-profile {name} grid {grid:?} block {block:?} {secs:.6} s");
+        }
         if rc != 0 {
             let end = err.iter().position(|&b| b == 0).unwrap_or(err.len());
             bail!(

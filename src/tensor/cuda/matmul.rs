@@ -107,6 +107,24 @@ pub fn best<X: GpuFloat>() -> Version {
     }
 }
 
+/// The version tensor matmuls use, when one was chosen (`None`: [`best`]).
+static PREFERRED: std::sync::Mutex<Option<Version>> = std::sync::Mutex::new(None);
+
+/// Makes tensor matmuls use `v` where it supports the storage type (`None`: back to [`best`]).
+/// For benchmarks: `train_bench --matmul cublas` times the same model on cuBLAS.
+pub fn set_preferred(v: Option<Version>) {
+    *PREFERRED.lock().unwrap() = v;
+}
+
+/// The version tensor matmuls of storage `X` run: the one set by [`set_preferred`] if it
+/// supports `X`, else [`best`].
+pub fn preferred<X: GpuFloat>() -> Version {
+    match *PREFERRED.lock().unwrap() {
+        Some(v) if v.supports(X::PRECISION) => v,
+        _ => best::<X>(),
+    }
+}
+
 /// A matrix operand of [`gemm`]: where it is, and whether it is stored transposed (A stored
 /// `[k,m]` rather than `[m,k]`, B stored `[n,k]` rather than `[k,n]`).
 #[derive(Clone, Copy, Debug)]
