@@ -25,6 +25,7 @@
 pub mod dedup;
 pub mod filters;
 pub mod html;
+pub mod jsonl;
 pub mod lang;
 pub mod normalize;
 pub mod pii;
