@@ -1,7 +1,9 @@
 //! Reading the inputs: files and directories (walked recursively, in sorted order so every run
 //! sees the documents in the same order), one document per text/HTML/code file, one per line of
-//! a `.jsonl` file. Binary files (a NUL byte), empty files and unknown types are skipped and counted.
+//! a `.jsonl` file (lines split by [`jsonl`](super::jsonl)). Binary files (a NUL byte), empty
+//! files and unknown types are skipped and counted.
 
+use super::jsonl::{Lines, Record};
 use anyhow::{Context, Result, bail};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -96,16 +98,11 @@ pub struct ReadStats {
     pub blank_lines: usize,
 }
 
-/// A JSONL record: only `text` is required.
-#[derive(serde::Deserialize)]
-struct Record {
-    text: String,
-}
-
 /// Streams documents from a list of files, a batch at a time.
 pub struct Reader {
     files: std::vec::IntoIter<PathBuf>,
-    jsonl: Option<(BufReader<File>, String, usize)>,
+    /// The `.jsonl` file being read, and its name.
+    jsonl: Option<(Lines<BufReader<File>>, String)>,
     skip_bad_lines: bool,
     pub stats: ReadStats,
     /// Bytes of input files opened so far (for progress).
@@ -169,7 +166,7 @@ impl Reader {
                     continue;
                 }
                 self.stats.files_read += 1;
-                self.jsonl = Some((f, source, 0));
+                self.jsonl = Some((Lines::new(f), source));
                 continue;
             }
             let mut bytes = Vec::new();
@@ -198,25 +195,19 @@ impl Reader {
 
     /// The next document of the open `.jsonl` file, if any.
     fn next_jsonl_line(&mut self) -> Result<Option<RawDoc>> {
-        let Some((reader, source, line_no)) = self.jsonl.as_mut() else {
+        let Some((lines, source)) = self.jsonl.as_mut() else {
             return Ok(None);
         };
-        let mut line = Vec::new();
         loop {
-            line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
+            let next = lines
+                .next_line()
                 .with_context(|| format!("reading {source}"))?;
-            if n == 0 {
+            let Some((line_no, line)) = next else {
+                self.stats.blank_lines += lines.blank;
                 self.jsonl = None;
                 return Ok(None);
-            }
-            *line_no += 1;
-            if line.iter().all(u8::is_ascii_whitespace) {
-                self.stats.blank_lines += 1;
-                continue;
-            }
-            let (text, invalid_utf8) = super::normalize::decode(&line);
+            };
+            let (text, invalid_utf8) = super::normalize::decode(line);
             match serde_json::from_str::<Record>(&text) {
                 Ok(rec) => {
                     return Ok(Some(RawDoc {

@@ -14,6 +14,33 @@ pub struct StepCount {
     pub bytes_out: u64,
 }
 
+impl StepCount {
+    /// The row of step `step`: `docs_in` documents came in, `out` went out.
+    pub fn new(step: &str, docs_in: usize, out: StepCounter) -> Self {
+        StepCount {
+            step: step.to_string(),
+            docs_in,
+            docs_out: out.docs,
+            bytes_out: out.bytes,
+        }
+    }
+}
+
+/// Documents and their bytes, counted as a step lets them through.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepCounter {
+    pub docs: usize,
+    pub bytes: u64,
+}
+
+impl StepCounter {
+    /// Count one document of `bytes` bytes.
+    pub fn add(&mut self, bytes: usize) {
+        self.docs += 1;
+        self.bytes += bytes as u64;
+    }
+}
+
 /// Everything counted during a run. Written as JSON by `--report`, printed as a table.
 #[derive(Serialize, Debug, Clone, Default)]
 pub struct Report {
@@ -43,10 +70,6 @@ pub struct Report {
 }
 
 impl Report {
-    pub(crate) fn remove(&mut self, reason: &str) {
-        *self.removed.entry(reason.to_string()).or_insert(0) += 1;
-    }
-
     /// The summary table printed at the end of a run.
     pub fn table(&self) -> String {
         use std::fmt::Write;

@@ -7,7 +7,6 @@
 //! (B, T+1) windows of tokens from the shards with a [`Loader`] whose position can be saved and
 //! restored, so a resumed run sees exactly the batches it would have seen.
 
-pub mod jsonl;
 pub mod loader;
 pub mod shard;
 pub mod write;

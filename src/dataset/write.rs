@@ -109,7 +109,7 @@ pub fn tokenize_jsonl(
     // First pass: count documents, so that a small corpus still gets one validation document.
     let mut n_docs = 0u64;
     for path in inputs {
-        super::jsonl::for_each_doc(path, |_| {
+        crate::data::jsonl::for_each_doc(path, |_| {
             n_docs += 1;
             Ok(true)
         })?;
@@ -172,7 +172,7 @@ pub fn tokenize_jsonl(
         Ok(())
     };
     for path in inputs {
-        super::jsonl::for_each_doc(path, |text| {
+        crate::data::jsonl::for_each_doc(path, |text| {
             if index + batch.len() as u64 >= n_docs {
                 return Ok(false);
             }

@@ -29,9 +29,9 @@ pub fn count_files(
     let mut counter = StreamCounter::new(split, specials);
     let mut stats = CorpusStats::default();
     for path in inputs {
-        if crate::dataset::jsonl::is_jsonl(path) {
+        if crate::data::jsonl::is_jsonl(path) {
             let (mut size, mut first) = (0, true);
-            crate::dataset::jsonl::for_each_doc(path, |t| {
+            crate::data::jsonl::for_each_doc(path, |t| {
                 if !first {
                     counter.push(joiner);
                 }

@@ -1,0 +1,163 @@
+//! Pass 2 (steps 5–6 and the first half of 7): strip the boilerplate lines from web pages, apply
+//! the quality filters, and add the MinHash signature of every document kept to the LSH index.
+//! Which documents are near-duplicates is only known once every signature is in the index; so
+//! the survivors go to spool file 2, to be read again by pass 3.
+
+use super::files::{Doc, JsonlWriter, Removals, SpoolReader};
+use super::{BOILERPLATE_EXAMPLES, CleanConfig};
+use crate::data::Format;
+use crate::data::dedup::lines::Boilerplate;
+use crate::data::dedup::minhash::{Lsh, MinHasher};
+use crate::data::filters;
+use crate::data::report::StepCounter;
+use anyhow::Result;
+use rayon::prelude::*;
+use std::path::Path;
+
+/// What pass 2 counted.
+#[derive(Default)]
+pub(super) struct Counts {
+    /// Documents not empty once their boilerplate lines are stripped (step 5).
+    pub after_boilerplate: StepCounter,
+    /// Documents that passed the quality filters (step 6).
+    pub kept: StepCounter,
+    /// Boilerplate lines stripped, over all documents.
+    pub lines_removed: usize,
+    /// The first distinct boilerplate lines stripped, at most [`BOILERPLATE_EXAMPLES`].
+    pub examples: Vec<String>,
+    /// Documents the C4 rules rewrote (by dropping lines).
+    pub c4_rewritten: usize,
+}
+
+/// The kept documents: their signatures in an LSH index, their ids in spool order.
+pub(super) struct Index {
+    pub lsh: Lsh,
+    pub ids: Vec<String>,
+}
+
+/// Run pass 2 from spool file `input` to spool file `output`. Returns the counts and the index.
+pub(super) fn run(
+    cfg: &CleanConfig,
+    boilerplate: &Boilerplate,
+    input: &Path,
+    output: &Path,
+    removals: &mut Removals,
+) -> Result<(Counts, Index)> {
+    let hasher = MinHasher::new(cfg.minhash);
+    let mut input = SpoolReader::open(input)?;
+    let mut pass = Pass {
+        hasher: &hasher,
+        index: Index {
+            lsh: Lsh::new(&cfg.minhash),
+            ids: Vec::new(),
+        },
+        spool: JsonlWriter::create(output)?,
+        counts: Counts::default(),
+    };
+    loop {
+        let docs = input.next_batch(cfg.batch_docs, cfg.batch_bytes)?;
+        if docs.is_empty() {
+            break;
+        }
+        let judged: Vec<_> = docs
+            .into_par_iter()
+            .map(|d| judge(d, boilerplate, cfg, &hasher))
+            .collect();
+        for j in judged {
+            pass.take(j, removals)?;
+        }
+    }
+    pass.spool.finish()?;
+    Ok((pass.counts, pass.index))
+}
+
+/// Whether a document stays.
+enum Verdict {
+    Removed(&'static str),
+    /// Kept, with its MinHash signature.
+    Kept(Vec<u32>),
+}
+
+/// Steps 5–6 and the signature for one document; run in parallel.
+struct Judged {
+    doc: Doc,
+    verdict: Verdict,
+    /// The boilerplate lines stripped from it.
+    stripped: Vec<String>,
+    /// Whether the C4 rules rewrote it.
+    rewritten: bool,
+}
+
+fn judge(mut doc: Doc, bp: &Boilerplate, cfg: &CleanConfig, mh: &MinHasher) -> Judged {
+    let mut stripped = Vec::new();
+    if doc.format == Format::Html {
+        let (t, lines) = bp.strip_lines(&doc.text);
+        stripped = lines.into_iter().map(str::to_string).collect();
+        if let Some(t) = t {
+            doc.text = t;
+        }
+        if doc.text.is_empty() {
+            let verdict = Verdict::Removed("empty_after_boilerplate");
+            return Judged {
+                doc,
+                verdict,
+                stripped,
+                rewritten: false,
+            };
+        }
+    }
+    let (verdict, rewritten) = match filters::apply(&doc.text, doc.lang, doc.format, &cfg.filters) {
+        Err(reason) => (Verdict::Removed(reason), false),
+        Ok(rewritten) => {
+            let rw = rewritten.is_some();
+            if let Some(t) = rewritten {
+                doc.text = t;
+            }
+            (Verdict::Kept(mh.signature(&doc.text, doc.lang)), rw)
+        }
+    };
+    Judged {
+        doc,
+        verdict,
+        stripped,
+        rewritten,
+    }
+}
+
+/// The state of pass 2 that sees the documents one at a time, in spool order.
+struct Pass<'a> {
+    hasher: &'a MinHasher,
+    index: Index,
+    spool: JsonlWriter,
+    counts: Counts,
+}
+
+impl Pass<'_> {
+    /// Count what `j` lost, then remove it or index and spool it.
+    fn take(&mut self, j: Judged, removals: &mut Removals) -> Result<()> {
+        let c = &mut self.counts;
+        c.lines_removed += j.stripped.len();
+        for line in j.stripped {
+            if c.examples.len() < BOILERPLATE_EXAMPLES && !c.examples.contains(&line) {
+                c.examples.push(line);
+            }
+        }
+        c.c4_rewritten += usize::from(j.rewritten);
+        let doc = j.doc;
+        match j.verdict {
+            Verdict::Removed(reason) => {
+                if reason != "empty_after_boilerplate" {
+                    c.after_boilerplate.add(doc.text.len());
+                }
+                removals.remove(&doc, reason, None)
+            }
+            Verdict::Kept(sig) => {
+                c.after_boilerplate.add(doc.text.len());
+                c.kept.add(doc.text.len());
+                self.index.lsh.add(self.hasher, sig);
+                self.index.ids.push(doc.id.clone());
+                self.spool.write(&doc)
+            }
+        }
+    }
+}
