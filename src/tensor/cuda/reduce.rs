@@ -18,10 +18,13 @@ pub struct Axis {
 }
 
 impl Axis {
-    /// The view of `shape` around axis `a` (as `crate::tensor::shape::split_at_axis`).
+    /// The view of `shape` around axis `a`.
     pub fn of(shape: &[usize], a: usize) -> Axis {
-        let (outer, n, inner) = crate::tensor::shape::split_at_axis(shape, a);
-        Axis { outer, n, inner }
+        Axis {
+            outer: shape[..a].iter().product(),
+            n: shape[a],
+            inner: shape[a + 1..].iter().product(),
+        }
     }
 
     fn len(&self) -> usize {
