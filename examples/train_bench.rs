@@ -1,7 +1,9 @@
 //! Times full training steps (forward, backward, clip + AdamW) of a GPT-2 on random tokens and
-//! prints one JSON line. On the CPU, `benches/compare/train_vs_torch.sh` runs it beside the same
-//! model in PyTorch; on the GPU (`--device cuda`, our kernels), `scripts/gpu-check.sh` runs it
-//! beside `benches/compare/train_torch_gpu.py`.
+//! prints one JSON line. The step is the trainer's, on the one tensor engine, on either device.
+//! On the CPU, `benches/compare/train_vs_torch.sh` runs it beside the same model in PyTorch; on
+//! the GPU (`--device cuda`, our kernels), `scripts/gpu-check.sh` runs it beside
+//! `benches/compare/train_torch_gpu.py`. With `PRETRAIN_GPU_EMU=1` and no GPU, `--device cuda`
+//! runs on the CPU emulator (toy sizes only: the times are the emulator's).
 //!
 //! cargo run --release --example train_bench -- L D H T B V STEPS
 //! (layers, width, heads, sequence length, batch, vocabulary, timed steps; defaults: 4 256 4 256 8 8192 5)
@@ -12,8 +14,11 @@
 
 use pretrain::model::config::GptConfig;
 use pretrain::model::gpt::Gpt;
+use pretrain::tensor::cuda::matmul::{self, Version};
+use pretrain::tensor::devices::{self, DeviceArg};
+use pretrain::tensor::{DType, Device, Tensor};
 use pretrain::train::optim::{AdamW, AdamWConfig};
-use pretrain::train::trainer::{flops_per_token, measured_peak_gflops};
+use pretrain::train::trainer::flops_per_token;
 use std::time::Instant;
 
 /// The command line: positional sizes and `--name value` options.
@@ -78,13 +83,10 @@ fn main() {
         vocab_size: v,
     };
     let model = Gpt::new(config, 1);
-    let (name, median, peak_gflops) = match a.device.as_str() {
-        "cpu" => {
-            let median = cpu_steps(&model, b, t, steps);
-            ("pretrain".to_string(), median, measured_peak_gflops())
-        }
-        other => panic!("train_bench: --device {other:?} (cpu or cuda)"),
-    };
+    let (device, dtype, name) = placement(&a);
+    let warmup = if device == Device::Cpu { 1 } else { 3 };
+    let median = timed_steps(&model, (device, dtype), (b, t), (warmup, steps));
+    let peak_gflops = devices::peak_gflops(device, dtype);
     let tps = (b * t) as f64 / median;
     let mfu = tps * flops_per_token(&config, t) / (peak_gflops * 1e9);
     println!(
@@ -109,25 +111,73 @@ fn token_stream(v: usize) -> impl FnMut(usize) -> Vec<u32> {
     }
 }
 
-/// Median seconds per CPU step.
-fn cpu_steps(model: &Gpt, b: usize, t: usize, steps: usize) -> f64 {
-    let params: Vec<_> = model.params().into_iter().map(|(_, p)| p.clone()).collect();
-    let refs: Vec<_> = params.iter().collect();
-    let mut opt = AdamW::new(AdamWConfig::default(), &refs, &refs);
+/// Where to run (`--device`, `--precision`, `--matmul`), and the name the JSON line gives it.
+fn placement(a: &Args) -> (Device, DType, String) {
+    if a.device == "cpu" {
+        return (Device::Cpu, DType::F32, "pretrain".into());
+    }
+    assert_eq!(a.device, "cuda", "train_bench: --device cpu|cuda");
+    let device = devices::select(DeviceArg::Cuda);
+    if device == Device::Cpu {
+        eprintln!("train_bench: no GPU (set PRETRAIN_GPU_EMU=1 for the emulator)");
+        std::process::exit(1);
+    }
+    let dtype = match a.precision.as_str() {
+        "fp32" => DType::F32,
+        "bf16" => DType::BF16,
+        p => panic!("train_bench: --precision {p:?} (fp32 or bf16)"),
+    };
+    let version = match a.matmul.as_deref() {
+        None => None,
+        Some(m) => Some(
+            *Version::all()
+                .iter()
+                .find(|v| v.name() == m)
+                .unwrap_or_else(|| panic!("train_bench: --matmul {m:?} (v1..v4, cublas)")),
+        ),
+    };
+    matmul::set_preferred(version);
+    let used = match dtype {
+        DType::BF16 => matmul::preferred::<half::bf16>(),
+        _ => matmul::preferred::<f32>(),
+    };
+    let prec = if dtype == DType::BF16 { "bf16" } else { "fp32" };
+    let name = format!("pretrain-cuda {prec} {used:?} on {}", devices::describe(device));
+    (device, dtype, name)
+}
+
+/// Median seconds per training step of `model` placed on `(device, dtype)`, on batches of
+/// `(b, t)` random tokens, after `warmup` untimed steps. `PROFILE=1` prints where the time goes.
+fn timed_steps(
+    model: &Gpt,
+    (device, dtype): (Device, DType),
+    (b, t): (usize, usize),
+    (warmup, steps): (usize, usize),
+) -> f64 {
+    let placed = model.to(device, dtype);
+    let params: Vec<Tensor> = placed.params().into_iter().map(|(_, p)| p.clone()).collect();
+    let values: Vec<Tensor> = model.params().into_iter().map(|(_, p)| p.clone()).collect();
+    let refs: Vec<&Tensor> = params.iter().collect();
+    let vrefs: Vec<&Tensor> = values.iter().collect();
+    let mut opt = AdamW::new(AdamWConfig::default(), &refs, &vrefs);
     let mut tokens = token_stream(model.config.vocab_size);
-    // PROFILE=1 prints where the time goes, per op (forward and backward).
     let profile = std::env::var("PROFILE").is_ok_and(|v| v == "1");
-    pretrain::tensor::profile::enable(profile);
     let mut times = Vec::new();
-    for step in 0..steps + 1 {
+    for step in 0..warmup + steps {
+        pretrain::tensor::profile::enable(profile && step >= warmup);
         let (ids, targets) = (tokens(b * t), tokens(b * t));
         let t0 = Instant::now();
-        let loss = model.loss(&ids, &targets, b, t);
+        let loss = placed.loss(&ids, &targets, b, t);
         loss.backward();
         opt.update(&refs, 1e-4, 1.0);
         params.iter().for_each(|p| p.zero_grad());
-        if step > 0 {
-            times.push(t0.elapsed().as_secs_f64()); // step 0 warms up caches and allocations
+        devices::synchronize(device);
+        let secs = t0.elapsed().as_secs_f64();
+        if device != Device::Cpu {
+            eprintln!("step {step}: loss {:.4}, {:.1} ms", loss.item(), secs * 1e3);
+        }
+        if step >= warmup {
+            times.push(secs); // the warm-up steps fill caches and the allocator, compile kernels
         }
     }
     if profile {

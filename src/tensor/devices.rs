@@ -44,6 +44,15 @@ pub fn peak_gflops(device: Device, dtype: DType) -> f64 {
     }
 }
 
+/// Waits until all work queued on `device` is done (nothing to wait for on the CPU).
+pub fn synchronize(device: Device) {
+    if let Device::Cuda(i) = device
+        && let Ok(g) = cuda::device::get(i)
+    {
+        g.sync().unwrap_or_else(|e| panic!("{device}: {e:#}"));
+    }
+}
+
 /// GPU memory in use, its peak and what is reserved (`None` on the CPU).
 pub fn memory(device: Device) -> Option<MemoryStats> {
     match device {
