@@ -127,22 +127,22 @@ fn placement(a: &Args) -> (Device, DType, String) {
         "bf16" => DType::BF16,
         p => panic!("train_bench: --precision {p:?} (fp32 or bf16)"),
     };
-    let version = match a.matmul.as_deref() {
-        None => None,
-        Some(m) => Some(
-            *Version::all()
-                .iter()
-                .find(|v| v.name() == m)
-                .unwrap_or_else(|| panic!("train_bench: --matmul {m:?} (v1..v4, cublas)")),
-        ),
-    };
+    let version = a.matmul.as_deref().map(|m| {
+        *Version::all()
+            .iter()
+            .find(|v| v.name() == m)
+            .unwrap_or_else(|| panic!("train_bench: --matmul {m:?} (v1..v4, cublas)"))
+    });
     matmul::set_preferred(version);
     let used = match dtype {
         DType::BF16 => matmul::preferred::<half::bf16>(),
         _ => matmul::preferred::<f32>(),
     };
     let prec = if dtype == DType::BF16 { "bf16" } else { "fp32" };
-    let name = format!("pretrain-cuda {prec} {used:?} on {}", devices::describe(device));
+    let name = format!(
+        "pretrain-cuda {prec} {used:?} on {}",
+        devices::describe(device)
+    );
     (device, dtype, name)
 }
 
@@ -155,7 +155,11 @@ fn timed_steps(
     (warmup, steps): (usize, usize),
 ) -> f64 {
     let placed = model.to(device, dtype);
-    let params: Vec<Tensor> = placed.params().into_iter().map(|(_, p)| p.clone()).collect();
+    let params: Vec<Tensor> = placed
+        .params()
+        .into_iter()
+        .map(|(_, p)| p.clone())
+        .collect();
     let values: Vec<Tensor> = model.params().into_iter().map(|(_, p)| p.clone()).collect();
     let refs: Vec<&Tensor> = params.iter().collect();
     let vrefs: Vec<&Tensor> = values.iter().collect();

@@ -6,6 +6,8 @@
 
 #[path = "kernels/cuda_rows.rs"]
 mod cuda_rows;
+#[path = "kernels/reference.rs"]
+mod reference;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -20,8 +22,9 @@ use std::time::{Duration, Instant};
 ///
 /// Columns: kernel, version, shape, best time in ms, GFLOP/s (GB/s for memory-bound ops, TFLOP/s
 /// for GPU rows), percent of the best version of the same kernel (GPU rows: of cuBLAS on the
-/// same shape), and the max relative error (max |c - ref| / max |ref| over up to 4096 sampled
-/// entries, f64 reference).
+/// same shape), the max relative error (max |c - ref| / max |ref| over up to 4096 sampled
+/// entries, against a plain f64 reference that shares no code with the kernel) and the row's
+/// tolerance. Exits with status 1 when a row's error is above its tolerance.
 ///
 /// Kernels: matmul (C = A·B), matmul_nt (A·Bᵀ, B stored n×k), matmul_tn (Aᵀ·B, A stored k×m).
 /// Versions: v1–v5 (src/tensor/cpu/matmul/) and gemm, the entry point the tensor engine calls.
@@ -107,9 +110,18 @@ struct Row {
     /// matmuls: `gflops` holds the rate in this unit.
     unit: &'static str,
     max_rel_err: f64,
+    /// The largest `max_rel_err` this row accepts (see [`F32_TOL`], `cuda_rows::BF16_TOL`);
+    /// NaN for a row that could not run (its note says why).
+    tolerance: f64,
     threads: usize,
     note: String,
 }
+
+/// Tolerance of an f32 result against the f64 reference. Measured on these rows: 1e-7 to 5e-7
+/// (f32 keeps 24 bits, 6e-8 relative per rounding; a k-term sum in random order grows about
+/// √k roundings). 1e-5 leaves a margin of 20 over the worst measured, and is still far below
+/// what a wrong index or a missed tile edge gives (1e-2 and up).
+const F32_TOL: f64 = 1e-5;
 
 /// A registry entry: a kernel/version pair and the function that measures it.
 struct Entry {
@@ -129,8 +141,8 @@ fn registry() -> Vec<Entry> {
 }
 
 /// The memory-bound ops of a training step on an `[M, N]` activation (M and N from `--shape`),
-/// each timed in f32 and checked against the same kernel run in f64. GB/s counts the bytes each
-/// op must read and write once.
+/// each timed in f32 and checked against its formula in f64 (`reference.rs`). GB/s counts the
+/// bytes each op must read and write once.
 fn op_entries() -> Vec<Entry> {
     ["softmax", "layernorm", "gelu", "cross_entropy"]
         .into_iter()
@@ -161,6 +173,18 @@ fn run_op<T: Float>(kernel: &str, x: &[T], targets: &[u32], cols: usize, y: &mut
     }
 }
 
+/// The f64 reference of op `kernel` on `x` (`[rows, cols]`): per element, or per row for
+/// cross-entropy (the row's log-sum-exp).
+fn reference_op(kernel: &str, x: &[f64], cols: usize) -> Vec<f64> {
+    match kernel {
+        "softmax" => reference::softmax(x, cols),
+        "layernorm" => reference::layernorm(x, cols, 1e-5),
+        "gelu" => reference::gelu(x),
+        "cross_entropy" => reference::row_logsumexp(x, cols),
+        other => unreachable!("no op {other}"),
+    }
+}
+
 fn measure_op(s: &Setup, kernel: &str) -> Row {
     let (rows, cols) = (s.shape.m, s.shape.n);
     let mut rng = Rng(0x5eed ^ (rows * 131 + cols) as u64);
@@ -169,19 +193,15 @@ fn measure_op(s: &Setup, kernel: &str) -> Row {
         .collect();
     let x = rng.vec(rows * cols);
     let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    let (mut y, mut y64) = (vec![0.0f32; rows * cols], vec![0.0f64; rows * cols]);
+    let mut y = vec![0.0f32; rows * cols];
     let (secs, cpu_secs) = time_best(s.budget, || run_op(kernel, &x, &targets, cols, &mut y));
-    run_op(kernel, &x64, &targets, cols, &mut y64);
+    let want = reference_op(kernel, &x64, cols);
     // Bytes that must move: read the input, write the output (cross-entropy writes per row).
-    let (bytes, outputs) = match kernel {
-        "cross_entropy" => (4 * rows * (cols + 1), rows),
-        _ => (8 * rows * cols, rows * cols),
+    let bytes = match kernel {
+        "cross_entropy" => 4 * rows * (cols + 1),
+        _ => 8 * rows * cols,
     };
-    let max_ref = y64[..outputs].iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let max_err = y[..outputs]
-        .iter()
-        .zip(&y64)
-        .fold(0.0f64, |m, (&a, &b)| m.max((a as f64 - b).abs()));
+    let got: Vec<f64> = y[..want.len()].iter().map(|&v| v as f64).collect();
     Row {
         kernel: kernel.into(),
         version: "cpu".into(),
@@ -190,13 +210,25 @@ fn measure_op(s: &Setup, kernel: &str) -> Row {
         gflops: bytes as f64 / secs / 1e9,
         cpu_ms: cpu_secs * 1e3,
         unit: "GB/s",
-        max_rel_err: if max_ref > 0.0 {
-            max_err / max_ref
-        } else {
-            max_err
-        },
+        max_rel_err: rel_error(&got, &want),
+        tolerance: F32_TOL,
         threads: rayon::current_num_threads(),
-        note: "[M, N] of --shape; f32 vs f64".into(),
+        note: "[M, N] of --shape".into(),
+    }
+}
+
+/// `max |got − want| / max |want|` (`max |got − want|` when the reference is all zeros).
+fn rel_error(got: &[f64], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len(), "rel_error: lengths differ");
+    let max_ref = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let max_err = got
+        .iter()
+        .zip(want)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    if max_ref > 0.0 {
+        max_err / max_ref
+    } else {
+        max_err
     }
 }
 
@@ -282,6 +314,7 @@ fn measure_matmul(
         cpu_ms: cpu_secs * 1e3,
         unit: "GFLOP/s",
         max_rel_err: err,
+        tolerance: F32_TOL,
         threads,
         note,
     }
@@ -377,8 +410,8 @@ impl Rng {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<13} {:<7} {:<16} {:>10} {:>12} {:>7} {:>11}  note",
-        "kernel", "version", "shape", "ms", "GFLOP/s", "% best", "max_rel_err"
+        "{:<13} {:<7} {:<16} {:>10} {:>12} {:>7} {:>11} {:>7}  note",
+        "kernel", "version", "shape", "ms", "GFLOP/s", "% best", "max_rel_err", "tol"
     );
     let best = best_per_kernel(rows);
     for (r, b) in rows.iter().zip(best) {
@@ -388,7 +421,7 @@ fn print_table(rows: &[Row]) {
             _ => format!("{:.1}", r.gflops),
         };
         println!(
-            "{:<13} {:<7} {:<16} {:>10.3} {:>12} {:>6.1}% {:>11.2e}  {}",
+            "{:<13} {:<7} {:<16} {:>10.3} {:>12} {:>6.1}% {:>11.2e} {:>7.1e}  {}",
             r.kernel,
             r.version,
             r.shape,
@@ -396,6 +429,7 @@ fn print_table(rows: &[Row]) {
             rate,
             100.0 * r.gflops / b,
             r.max_rel_err,
+            r.tolerance,
             r.note
         );
     }
@@ -500,15 +534,99 @@ fn main() -> std::process::ExitCode {
                 println!("{}", serde_json::to_string(r)?);
             }
         } else {
-            print_table(&rows);
-            match &gpu {
-                Err(why) => println!("no CUDA rows: {why}"),
-                Ok(g) => println!(
-                    "CUDA rows: {}, % best = % of cuBLAS on the same shape and precision (of our best where cuBLAS did not run)",
-                    g.describe()
-                ),
-            }
+            print_report(&rows, &gpu);
         }
-        Ok(())
+        check_tolerances(&rows)
     })
+}
+
+/// The table, and the line saying where the CUDA rows ran (or why there are none).
+fn print_report(rows: &[Row], gpu: &Result<std::sync::Arc<Gpu>, String>) {
+    print_table(rows);
+    match gpu {
+        Err(why) => println!("no CUDA rows: {why}"),
+        Ok(g) => println!(
+            "CUDA rows: {}, % best = % of cuBLAS on the same shape and precision (of our best where cuBLAS did not run)",
+            g.describe()
+        ),
+    }
+}
+
+/// Fails, naming each, when a row that ran has an error above its tolerance.
+fn check_tolerances(rows: &[Row]) -> anyhow::Result<()> {
+    let bad: Vec<String> = rows
+        .iter()
+        .filter(|r| {
+            r.tolerance.is_finite() && (r.max_rel_err.is_nan() || r.max_rel_err > r.tolerance)
+        })
+        .map(|r| {
+            format!(
+                "{} {} {}: max_rel_err {:.2e} > {:.1e}",
+                r.kernel, r.version, r.shape, r.max_rel_err, r.tolerance
+            )
+        })
+        .collect();
+    if !bad.is_empty() {
+        bail!(
+            "{} row(s) above their tolerance: {}",
+            bad.len(),
+            bad.join("; ")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(err: f64, tol: f64) -> Row {
+        Row {
+            kernel: "k".into(),
+            version: "v".into(),
+            shape: "1x1x1".into(),
+            ms: 1.0,
+            gflops: 1.0,
+            cpu_ms: 1.0,
+            unit: "GFLOP/s",
+            max_rel_err: err,
+            tolerance: tol,
+            threads: 1,
+            note: String::new(),
+        }
+    }
+
+    #[test]
+    fn rows_above_their_tolerance_fail_the_run() {
+        assert!(check_tolerances(&[row(1e-7, F32_TOL)]).is_ok());
+        let e = check_tolerances(&[row(1e-7, F32_TOL), row(2e-5, F32_TOL)]).unwrap_err();
+        assert!(
+            e.to_string().contains("1 row(s) above their tolerance"),
+            "{e}"
+        );
+        assert!(
+            check_tolerances(&[row(f64::NAN, F32_TOL)]).is_err(),
+            "a NaN error fails"
+        );
+        assert!(
+            check_tolerances(&[row(f64::NAN, f64::NAN)]).is_ok(),
+            "a skipped row passes"
+        );
+    }
+
+    #[test]
+    fn references_agree_with_the_cpu_kernels() {
+        let x: Vec<f64> = (0..48)
+            .map(|i| ((i * 37 % 23) as f64 - 11.0) / 7.0)
+            .collect();
+        let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        let targets = [0u32, 1, 2, 3];
+        for kernel in ["softmax", "layernorm", "gelu", "cross_entropy"] {
+            let mut y = vec![0.0f32; 48];
+            run_op(kernel, &x32, &targets, 12, &mut y);
+            let want = reference_op(kernel, &x, 12);
+            let got: Vec<f64> = y[..want.len()].iter().map(|&v| v as f64).collect();
+            assert!(rel_error(&got, &want) < F32_TOL, "{kernel}");
+        }
+    }
 }
