@@ -377,3 +377,47 @@ fn trainer_on_the_gpu_checkpoints_and_resumes_bit_for_bit() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn training_steps_reuse_the_allocators_blocks() {
+    // A handle of this test's own on the GPU (device 1: its own allocator), so no other
+    // test's tensors move its counters.
+    let Some(_lock) = gpu("training_steps_reuse_the_allocators_blocks") else {
+        return;
+    };
+    use pretrain::tensor::cuda::{Gpu, device};
+    let shared = device::get(0).unwrap();
+    let own = if shared.is_emulated() {
+        Gpu::emulated().unwrap()
+    } else {
+        Gpu::open(0).unwrap()
+    };
+    device::install(1, own.clone());
+    let dev = Device::Cuda(1);
+    let cpu_model = Gpt::new(config(16), 3);
+    let model = cpu_model.to(dev, DType::F32);
+    let params: Vec<Tensor> = model.params().into_iter().map(|(_, p)| p.clone()).collect();
+    let refs: Vec<&Tensor> = params.iter().collect();
+    let mut opt = AdamW::new(AdamWConfig::default(), &refs, &refs);
+    let data = corpus(2000, 300);
+    let mut rng = Rng::new(9);
+    let mut step = || {
+        let (x, y) = batch(&data, 2, 16, &mut rng);
+        model.loss(&x, &y, 2, 16).backward();
+        opt.update(&refs, LR, CLIP);
+        params.iter().for_each(|p| p.zero_grad());
+    };
+    step();
+    step();
+    let warm = own.memory();
+    for _ in 0..3 {
+        step();
+    }
+    let after = own.memory();
+    assert_eq!(
+        after.driver_allocs, warm.driver_allocs,
+        "steps after the first two asked the driver for memory: {warm:?} → {after:?}"
+    );
+    assert_eq!(after.in_use, warm.in_use, "memory in use grows step to step");
+    assert!(after.peak >= after.in_use && after.reserved >= after.peak);
+}
