@@ -30,6 +30,7 @@ fn fused_matches_composed_forward() {
         let x = qkv(bh, t, d, 100 + i as u64);
         let fused = Tensor::causal_attention(&x[0], &x[1], &x[2]).to_vec();
         let want = composed(&x[0], &x[1], &x[2]).to_vec();
+        assert_eq!(fused.len(), want.len(), "bh={bh} t={t} d={d}: lengths");
         for (a, b) in fused.iter().zip(&want) {
             // f32 with different summation orders: 1e-5 relative to values of order 1.
             assert!(
@@ -76,6 +77,7 @@ fn fused_gradients_match_composed_gradients_on_views() {
         base.grad().unwrap().to_vec()
     };
     let (a, b) = (grads(true), grads(false));
+    assert_eq!(a.len(), b.len(), "gradient lengths");
     for (x, y) in a.iter().zip(&b) {
         assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{x} vs {y}");
     }

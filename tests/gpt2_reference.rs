@@ -81,6 +81,7 @@ fn logits_loss_and_gradients_match_pytorch() {
         let logits = m.forward(&e.inputs, e.b, e.t);
         let want = get("logits");
         let got = logits.to_vec();
+        assert_eq!(got.len(), want.data.len(), "{attention:?}: logits length");
         let err = got
             .iter()
             .zip(&want.data)
@@ -102,6 +103,7 @@ fn logits_loss_and_gradients_match_pytorch() {
         for (name, p) in m.params() {
             let want = get(&format!("grad.{name}"));
             let got = p.grad().unwrap().to_vec();
+            assert_eq!(got.len(), want.data.len(), "{attention:?}: grad of {name} length");
             let err = got
                 .iter()
                 .zip(&want.data)
