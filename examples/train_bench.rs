@@ -89,8 +89,12 @@ fn main() {
     let peak_gflops = devices::peak_gflops(device, dtype);
     let tps = (b * t) as f64 / median;
     let mfu = tps * flops_per_token(&config, t) / (peak_gflops * 1e9);
+    // On a GPU: the most memory tensors held at once, from the caching allocator.
+    let peak = devices::memory(device)
+        .map(|m| format!(",\"peak_mib\":{:.1}", m.peak as f64 / 1048576.0))
+        .unwrap_or_default();
     println!(
-        "{{\"impl\":\"{name}\",\"config\":\"L{l} d{d} h{h} T{t} B{b} V{v}\",\"params\":{},\"ms_per_step\":{:.1},\"tokens_per_sec\":{tps:.0},\"mfu\":{mfu:.3}}}",
+        "{{\"impl\":\"{name}\",\"config\":\"L{l} d{d} h{h} T{t} B{b} V{v}\",\"params\":{},\"ms_per_step\":{:.1},\"tokens_per_sec\":{tps:.0},\"mfu\":{mfu:.3}{peak}}}",
         config.num_params(),
         median * 1e3
     );

@@ -63,7 +63,7 @@ class GPT(nn.Module):
 
 
 def peak_flops(name, bf16):
-    """Datasheet dense peak, as src/tensor/cuda/trainer.rs::peak_gflops."""
+    """Datasheet dense peak, as src/tensor/cuda/device.rs::peak_gflops."""
     table = [("H200", 989e12, 67e12), ("H100", 989e12, 67e12), ("A100", 312e12, 19.5e12),
              ("L4", 121e12, 30.3e12), ("4090", 165e12, 82.6e12)]
     for key, b, f in table:
@@ -130,6 +130,7 @@ def main():
         "config": f"L{l} d{d} h{h} T{t} B{b} V{v}", "params": params,
         "ms_per_step": round(med * 1e3, 1), "tokens_per_sec": round(tps),
         "mfu": round(tps * flops_per_token / peak_flops(name, bf16), 3),
+        "peak_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1),
     }))
 
 
