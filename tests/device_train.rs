@@ -418,6 +418,9 @@ fn training_steps_reuse_the_allocators_blocks() {
         after.driver_allocs, warm.driver_allocs,
         "steps after the first two asked the driver for memory: {warm:?} → {after:?}"
     );
-    assert_eq!(after.in_use, warm.in_use, "memory in use grows step to step");
+    assert_eq!(
+        after.in_use, warm.in_use,
+        "memory in use grows step to step"
+    );
     assert!(after.peak >= after.in_use && after.reserved >= after.peak);
 }

@@ -103,7 +103,11 @@ fn logits_loss_and_gradients_match_pytorch() {
         for (name, p) in m.params() {
             let want = get(&format!("grad.{name}"));
             let got = p.grad().unwrap().to_vec();
-            assert_eq!(got.len(), want.data.len(), "{attention:?}: grad of {name} length");
+            assert_eq!(
+                got.len(),
+                want.data.len(),
+                "{attention:?}: grad of {name} length"
+            );
             let err = got
                 .iter()
                 .zip(&want.data)

@@ -90,7 +90,7 @@ impl Gpt {
     pub fn from_named(config: GptConfig, named: Vec<NamedTensor>) -> Gpt {
         let expected = gpt2_param_shapes(&config);
         assert_eq!(named.len(), expected.len(), "Gpt::from_named: tensor count");
-        let mut it = named.into_iter().zip(expected).map(|(t, (name, shape))| {
+        let tensors = named.into_iter().zip(expected).map(|(t, (name, shape))| {
             assert!(
                 t.name == name && t.shape == shape,
                 "Gpt::from_named: got {} {:?}, expected {name} {shape:?}",
@@ -99,9 +99,18 @@ impl Gpt {
             );
             Tensor::from_vec(t.data, &t.shape).requires_grad_()
         });
-        let mut next = || it.next().expect("counted above");
-        let wte = next();
-        let wpe = next();
+        Gpt::from_tensors(config, tensors, Attention::Fused)
+    }
+
+    /// The model whose parameters are `tensors`, in [`gpt2_param_shapes`] order.
+    fn from_tensors(
+        config: GptConfig,
+        tensors: impl IntoIterator<Item = Tensor>,
+        attention: Attention,
+    ) -> Gpt {
+        let mut it = tensors.into_iter();
+        let mut next = || it.next().expect("one tensor per parameter");
+        let (wte, wpe) = (next(), next());
         let blocks = (0..config.n_layer)
             .map(|_| Block {
                 ln_1_w: next(),
@@ -118,8 +127,7 @@ impl Gpt {
                 mlp_proj_b: next(),
             })
             .collect();
-        let ln_f_w = next();
-        let ln_f_b = next();
+        let (ln_f_w, ln_f_b) = (next(), next());
         Gpt {
             config,
             wte,
@@ -127,7 +135,7 @@ impl Gpt {
             blocks,
             ln_f_w,
             ln_f_b,
-            attention: Attention::Fused,
+            attention,
         }
     }
 
@@ -170,43 +178,16 @@ impl Gpt {
             .collect()
     }
 
-    /// The same model with every parameter on `device` in `dtype` (a fresh leaf that requires
-    /// grad; the values are copied, or rounded for bf16).
+    /// The same model with every parameter on `device` in `dtype`: fresh leaves that require
+    /// grad, holding copies of the values (rounded for bf16). Like `Tensor::to`, a parameter
+    /// already on `device` in `dtype` is not copied: the two models then share it.
     pub fn to(&self, device: Device, dtype: DType) -> Gpt {
-        let named = self
+        let moved = self
             .params()
             .into_iter()
             .map(|(_, p)| p.detach().to(device).to_dtype(dtype).requires_grad_());
-        let mut params: Vec<Tensor> = named.collect();
-        params.reverse();
-        let mut next = || params.pop().expect("one tensor per parameter");
-        let wte = next();
-        let wpe = next();
-        let blocks = (0..self.config.n_layer)
-            .map(|_| Block {
-                ln_1_w: next(),
-                ln_1_b: next(),
-                attn_w: next(),
-                attn_b: next(),
-                attn_proj_w: next(),
-                attn_proj_b: next(),
-                ln_2_w: next(),
-                ln_2_b: next(),
-                fc_w: next(),
-                fc_b: next(),
-                mlp_proj_w: next(),
-                mlp_proj_b: next(),
-            })
-            .collect();
-        Gpt {
-            config: self.config,
-            wte,
-            wpe,
-            blocks,
-            ln_f_w: next(),
-            ln_f_b: next(),
-            attention: self.attention,
-        }
+        let moved: Vec<Tensor> = moved.collect();
+        Gpt::from_tensors(self.config, moved, self.attention)
     }
 
     /// Where the parameters live, and their dtype.
