@@ -34,9 +34,30 @@ fn new<T: Element>(data: Vec<T>, shape: &[usize]) -> Tensor {
 
 /// Reads a contiguous tensor's elements (the tensor must be contiguous).
 fn read<T: Element, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> R {
-    debug_assert!(t.is_contiguous());
-    let g = t.0.storage.read().unwrap();
-    f(&T::slice(&g)[t.offset()..t.offset() + t.numel()])
+    f(Host::of(t).get::<T>())
+}
+
+/// A contiguous host tensor's elements, readable while this lives (it holds the storage's
+/// read lock), so that a kernel can take several inputs without nested closures.
+struct Host<'a> {
+    guard: std::sync::RwLockReadGuard<'a, Storage>,
+    start: usize,
+    len: usize,
+}
+
+impl<'a> Host<'a> {
+    fn of(t: &'a Tensor) -> Host<'a> {
+        debug_assert!(t.is_contiguous());
+        Host {
+            guard: t.0.storage.read().unwrap(),
+            start: t.offset(),
+            len: t.numel(),
+        }
+    }
+
+    fn get<T: Element>(&self) -> &[T] {
+        &T::slice(&self.guard)[self.start..self.start + self.len]
+    }
 }
 
 // ---- creation and copies ------------------------------------------------------------------
@@ -182,38 +203,34 @@ pub(super) fn unary_backward(op: Unary, x: &Tensor, y: &Tensor, g: &Tensor) -> T
     fn go<T: Element>(op: Unary, x: &Tensor, y: &Tensor, g: &Tensor) -> Tensor {
         let (x, y, g) = (contiguous(x), contiguous(y), contiguous(g));
         let mut out = pool::take::<T>(x.numel());
-        read(&x, |xs: &[T]| {
-            read(&y, |ys: &[T]| {
-                read(&g, |gs: &[T]| {
-                    let o = &mut out;
-                    let half = T::from_f64(0.5);
-                    match op {
-                        Unary::Neg => zip3(xs, ys, gs, o, |_, _, g| -g),
-                        Unary::Exp => zip3(xs, ys, gs, o, |_, y, g| g * y),
-                        Unary::Log => zip3(xs, ys, gs, o, |x, _, g| g / x),
-                        Unary::Sqrt => zip3(xs, ys, gs, o, |_, y, g| g * half / y),
-                        Unary::Tanh => zip3(xs, ys, gs, o, |_, y, g| g * (T::ONE - y * y)),
-                        Unary::Relu => zip3(
-                            xs,
-                            ys,
-                            gs,
-                            o,
-                            |x, _, g| if x > T::ZERO { g } else { T::ZERO },
-                        ),
-                        Unary::Powf(p) => {
-                            let (p, q) = (T::from_f64(p), T::from_f64(p - 1.0));
-                            zip3(xs, ys, gs, o, |x, _, g| g * p * x.powf(q))
-                        }
-                        Unary::AddScalar(_) => o.copy_from_slice(gs),
-                        Unary::MulScalar(c) => {
-                            let c = T::from_f64(c);
-                            zip3(xs, ys, gs, o, |_, _, g| g * c)
-                        }
-                        Unary::Gelu => cpu::gelu::gelu_backward(xs, gs, o),
-                    }
-                })
-            })
-        });
+        let (hxs, hys, hgs) = (Host::of(&x), Host::of(&y), Host::of(&g));
+        let (xs, ys, gs) = (hxs.get::<T>(), hys.get::<T>(), hgs.get::<T>());
+        let o = &mut out;
+        let half = T::from_f64(0.5);
+        match op {
+            Unary::Neg => zip3(xs, ys, gs, o, |_, _, g| -g),
+            Unary::Exp => zip3(xs, ys, gs, o, |_, y, g| g * y),
+            Unary::Log => zip3(xs, ys, gs, o, |x, _, g| g / x),
+            Unary::Sqrt => zip3(xs, ys, gs, o, |_, y, g| g * half / y),
+            Unary::Tanh => zip3(xs, ys, gs, o, |_, y, g| g * (T::ONE - y * y)),
+            Unary::Relu => zip3(
+                xs,
+                ys,
+                gs,
+                o,
+                |x, _, g| if x > T::ZERO { g } else { T::ZERO },
+            ),
+            Unary::Powf(p) => {
+                let (p, q) = (T::from_f64(p), T::from_f64(p - 1.0));
+                zip3(xs, ys, gs, o, |x, _, g| g * p * x.powf(q))
+            }
+            Unary::AddScalar(_) => o.copy_from_slice(gs),
+            Unary::MulScalar(c) => {
+                let c = T::from_f64(c);
+                zip3(xs, ys, gs, o, |_, _, g| g * c)
+            }
+            Unary::Gelu => cpu::gelu::gelu_backward(xs, gs, o),
+        }
         new(out, x.shape())
     }
     dispatch!(op.backward_name(), x.dtype(), go(op, x, y, g))
@@ -272,16 +289,9 @@ pub(super) fn add_into(dst: &Tensor, src: &Tensor, region: Option<(usize, usize)
 /// `x` where `mask == 0`, `value` where `mask != 0` (mask broadcasts to x's shape).
 pub(super) fn masked_fill(x: &Tensor, mask: &Tensor, value: f64) -> Tensor {
     fn go<T: Element>(x: &Tensor, mask: &Tensor, value: f64) -> Tensor {
-        let shape = broadcast_shapes("masked_fill", x.shape(), mask.shape());
-        assert_eq!(
-            shape,
-            x.shape(),
-            "masked_fill: mask {:?} does not broadcast to {:?}",
-            mask.shape(),
-            x.shape()
-        );
-        let sm = broadcast_strides(mask.shape(), mask.strides(), &shape);
-        let mut out = pool::take::<T>(numel(&shape));
+        let shape = x.shape();
+        let sm = broadcast_strides(mask.shape(), mask.strides(), shape);
+        let mut out = pool::take::<T>(numel(shape));
         let gx = x.0.storage.read().unwrap();
         let gm = mask.0.storage.read().unwrap();
         let vx = View {
@@ -296,13 +306,13 @@ pub(super) fn masked_fill(x: &Tensor, mask: &Tensor, value: f64) -> Tensor {
         };
         let v = T::from_f64(value);
         map2(
-            &shape,
+            shape,
             vx,
             vm,
             &mut out,
             |a, m| if m != T::ZERO { v } else { a },
         );
-        new(out, &shape)
+        new(out, shape)
     }
     dispatch!("masked_fill", x.dtype(), go(x, mask, value))
 }
@@ -311,11 +321,6 @@ pub(super) fn masked_fill(x: &Tensor, mask: &Tensor, value: f64) -> Tensor {
 pub(super) fn causal_fill(x: &Tensor, value: f64) -> Tensor {
     fn go<T: Element>(x: &Tensor, value: f64) -> Tensor {
         let nd = x.ndim();
-        assert!(
-            nd >= 2,
-            "causal_mask: needs at least 2 axes, got shape {:?}",
-            x.shape()
-        );
         let (t, s) = (x.shape()[nd - 2], x.shape()[nd - 1]);
         let mut out = pool::take::<T>(x.numel());
         read(&contiguous(x), |v: &[T]| out.copy_from_slice(v));
@@ -365,13 +370,9 @@ pub(super) fn max_axis_backward(x: &Tensor, y: &Tensor, g: &Tensor, a: usize) ->
         let (x, y, g) = (contiguous(x), contiguous(y), contiguous(g));
         let (outer, n, inner) = split_at_axis(x.shape(), a);
         let mut dx = pool::take::<T>(x.numel());
-        read(&x, |xs: &[T]| {
-            read(&y, |ys: &[T]| {
-                read(&g, |gs: &[T]| {
-                    cpu::reduce::max_axis_backward(xs, ys, gs, outer, n, inner, &mut dx)
-                })
-            })
-        });
+        let (hxs, hys, hgs) = (Host::of(&x), Host::of(&y), Host::of(&g));
+        let (xs, ys, gs) = (hxs.get::<T>(), hys.get::<T>(), hgs.get::<T>());
+        cpu::reduce::max_axis_backward(xs, ys, gs, outer, n, inner, &mut dx);
         new(dx, x.shape())
     }
     dispatch!("max_axis_backward", x.dtype(), go(x, y, g, a))
@@ -455,12 +456,6 @@ pub(super) fn matmul(a: &Tensor, b: &Tensor) -> Tensor {
         drop((ga, gb));
         new(out, &out_shape)
     }
-    assert!(
-        a.ndim() >= 2 && b.ndim() >= 2 && a.shape()[a.ndim() - 1] == b.shape()[b.ndim() - 2],
-        "matmul: shapes {:?} and {:?} do not multiply",
-        a.shape(),
-        b.shape()
-    );
     dispatch!("matmul", a.dtype(), go(a, b))
 }
 
@@ -502,15 +497,13 @@ pub(super) fn softmax_backward(y: &Tensor, g: &Tensor, log: bool) -> Tensor {
         let (y, g) = (contiguous(y), contiguous(g));
         let cols = y.shape().last().copied().unwrap_or(1);
         let mut dx = pool::take::<T>(y.numel());
-        read(&y, |ys: &[T]| {
-            read(&g, |gs: &[T]| {
-                if log {
-                    cpu::softmax::log_softmax_backward(ys, gs, &mut dx, cols)
-                } else {
-                    cpu::softmax::softmax_backward(ys, gs, &mut dx, cols)
-                }
-            })
-        });
+        let (hys, hgs) = (Host::of(&y), Host::of(&g));
+        let (ys, gs) = (hys.get::<T>(), hgs.get::<T>());
+        if log {
+            cpu::softmax::log_softmax_backward(ys, gs, &mut dx, cols)
+        } else {
+            cpu::softmax::softmax_backward(ys, gs, &mut dx, cols)
+        }
         new(dx, y.shape())
     }
     dispatch!("softmax_backward", y.dtype(), go(y, g, log))
@@ -524,17 +517,7 @@ pub(super) fn causal_softmax(x: &Tensor, scale: f64) -> Tensor {
             return x.clone();
         }
         let nd = x.ndim();
-        assert!(
-            nd >= 2,
-            "causal_softmax: needs at least 2 axes, got shape {:?}",
-            x.shape()
-        );
         let (t, s) = (x.shape()[nd - 2], x.shape()[nd - 1]);
-        assert!(
-            s >= t,
-            "causal_softmax: {t} queries but only {s} keys in shape {:?}",
-            x.shape()
-        );
         let mut out = pool::take::<T>(x.numel());
         let sc = T::from_f64(scale);
         read(&x, |xs: &[T]| {
@@ -553,11 +536,9 @@ pub(super) fn causal_softmax_backward(y: &Tensor, g: &Tensor, scale: f64) -> Ten
         let (t, s) = (y.shape()[nd - 2], y.shape()[nd - 1]);
         let mut dx = pool::take::<T>(y.numel());
         let sc = T::from_f64(scale);
-        read(&y, |ys: &[T]| {
-            read(&g, |gs: &[T]| {
-                cpu::softmax::causal_softmax_backward(ys, gs, &mut dx, t, s, sc)
-            })
-        });
+        let (hys, hgs) = (Host::of(&y), Host::of(&g));
+        let (ys, gs) = (hys.get::<T>(), hgs.get::<T>());
+        cpu::softmax::causal_softmax_backward(ys, gs, &mut dx, t, s, sc);
         new(dx, y.shape())
     }
     dispatch!("causal_softmax_backward", y.dtype(), go(y, g, scale))
@@ -571,24 +552,12 @@ pub(super) fn layernorm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> (Tensor
         let rows = x.numel() / cols.max(1);
         let mut y = pool::take::<T>(x.numel());
         let (mut mean, mut rstd) = (pool::take::<T>(rows), pool::take::<T>(rows));
-        read(&x, |xs: &[T]| {
-            read(&w, |ws: &[T]| {
-                read(&b, |bs: &[T]| {
-                    let e = T::from_f64(eps);
-                    cpu::layernorm::layernorm(xs, ws, bs, e, cols, &mut y, &mut mean, &mut rstd)
-                })
-            })
-        });
+        let (hxs, hws, hbs) = (Host::of(&x), Host::of(&w), Host::of(&b));
+        let (xs, ws, bs) = (hxs.get::<T>(), hws.get::<T>(), hbs.get::<T>());
+        let e = T::from_f64(eps);
+        cpu::layernorm::layernorm(xs, ws, bs, e, cols, &mut y, &mut mean, &mut rstd);
         (new(y, x.shape()), new(mean, &[rows]), new(rstd, &[rows]))
     }
-    let c = x.shape().last().copied().unwrap_or(1);
-    assert!(
-        w.shape() == [c] && b.shape() == [c],
-        "layer_norm: input {:?} needs weight and bias of shape [{c}], got {:?} and {:?}",
-        x.shape(),
-        w.shape(),
-        b.shape()
-    );
     dispatch!("layernorm", x.dtype(), go(x, w, b, eps))
 }
 
@@ -611,19 +580,21 @@ pub(super) fn layernorm_backward(
         let cols = x.shape().last().copied().unwrap_or(1);
         let mut dx = pool::take::<T>(x.numel());
         let (mut dw, mut db) = (pool::take::<T>(cols), pool::take::<T>(cols));
-        read(&x, |xs: &[T]| {
-            read(&w, |ws: &[T]| {
-                read(mean, |ms: &[T]| {
-                    read(rstd, |rs: &[T]| {
-                        read(&g, |gs: &[T]| {
-                            cpu::layernorm::layernorm_backward(
-                                xs, ws, ms, rs, gs, cols, &mut dx, &mut dw, &mut db,
-                            )
-                        })
-                    })
-                })
-            })
-        });
+        let (hxs, hws, hms, hrs, hgs) = (
+            Host::of(&x),
+            Host::of(&w),
+            Host::of(mean),
+            Host::of(rstd),
+            Host::of(&g),
+        );
+        let (xs, ws, ms, rs, gs) = (
+            hxs.get::<T>(),
+            hws.get::<T>(),
+            hms.get::<T>(),
+            hrs.get::<T>(),
+            hgs.get::<T>(),
+        );
+        cpu::layernorm::layernorm_backward(xs, ws, ms, rs, gs, cols, &mut dx, &mut dw, &mut db);
         (new(dx, x.shape()), new(dw, &[cols]), new(db, &[cols]))
     }
     dispatch!("layernorm_backward", x.dtype(), go(x, w, mean, rstd, g))
@@ -642,17 +613,6 @@ pub(super) fn embedding(w: &Tensor, ids: &[u32], shape: &[usize]) -> Tensor {
         s.push(dim);
         new(out, &s)
     }
-    assert!(
-        w.ndim() == 2,
-        "embedding: table must be 2-d, got shape {:?}",
-        w.shape()
-    );
-    assert_eq!(
-        numel(shape),
-        ids.len(),
-        "embedding: {} ids for shape {shape:?}",
-        ids.len()
-    );
     dispatch!("embedding", w.dtype(), go(w, ids, shape))
 }
 
@@ -693,13 +653,9 @@ pub(super) fn cross_entropy_backward(x: &Tensor, lse: &Tensor, t: Targets, g: &T
         let cols = x.shape()[1];
         let scale = T::from_f64(g.item_f64() / t.count().max(1) as f64);
         let mut dx = pool::take::<T>(x.numel());
-        read(&x, |xs: &[T]| {
-            read(lse, |ls: &[T]| {
-                cpu::cross_entropy::cross_entropy_backward(
-                    xs, ls, t.ids, t.ignore, cols, scale, &mut dx,
-                )
-            })
-        });
+        let (hxs, hls) = (Host::of(&x), Host::of(lse));
+        let (xs, ls) = (hxs.get::<T>(), hls.get::<T>());
+        cpu::cross_entropy::cross_entropy_backward(xs, ls, t.ids, t.ignore, cols, scale, &mut dx);
         new(dx, x.shape())
     }
     dispatch!("cross_entropy_backward", x.dtype(), go(x, lse, t, g))
@@ -787,21 +743,23 @@ pub(super) fn causal_attention_backward(s: AttentionSaved, g: &Tensor, h: Heads)
         };
         let (y, gy) = (heads_apart(s.y), heads_apart(g));
         let mut dqkv = pool::take::<T>(3 * n);
-        read(&parts, |p: &[T]| {
-            read(&y, |ys: &[T]| {
-                read(&gy, |gs: &[T]| {
-                    read(s.lse, |ls: &[T]| {
-                        let (dq, rest) = dqkv.split_at_mut(n);
-                        let (dk, dv) = rest.split_at_mut(n);
-                        let (q, k, v) = (&p[..n], &p[n..2 * n], &p[2 * n..]);
-                        let sc = T::from_f64(1.0 / (d as f64).sqrt());
-                        cpu::attention::causal_attention_backward(
-                            q, k, v, ys, ls, gs, dq, dk, dv, t, d, sc,
-                        )
-                    })
-                })
-            })
-        });
+        let (hp, hys, hgs, hls) = (
+            Host::of(&parts),
+            Host::of(&y),
+            Host::of(&gy),
+            Host::of(s.lse),
+        );
+        let (p, ys, gs, ls) = (
+            hp.get::<T>(),
+            hys.get::<T>(),
+            hgs.get::<T>(),
+            hls.get::<T>(),
+        );
+        let (dq, rest) = dqkv.split_at_mut(n);
+        let (dk, dv) = rest.split_at_mut(n);
+        let (q, k, v) = (&p[..n], &p[n..2 * n], &p[2 * n..]);
+        let sc = T::from_f64(1.0 / (d as f64).sqrt());
+        cpu::attention::causal_attention_backward(q, k, v, ys, ls, gs, dq, dk, dv, t, d, sc);
         // [3, B, H, T, D] → [B, T, 3, H, D] = [B, T, 3C]
         let d3 = new(dqkv, &[3, h.b, h.n_head, t, d]);
         let st = d3.strides().to_vec();
