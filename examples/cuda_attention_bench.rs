@@ -1,6 +1,6 @@
-//! Times the CUDA attention (each version) and the fused classifier at GPT-2 124M's shapes
-//! (B=8, T=1024, 12 heads of 64; 8,192 rows of 50,257 classes), on random inputs, after a
-//! warm-up, with the GPU synchronised around the timed loop. Needs a GPU; `scripts/gpu-check.sh`
+//! Times the CUDA attention (each version) and the cross-entropy over the logits at GPT-2 124M's
+//! shapes (B=8, T=1024, 12 heads of 64; 8,192 rows of 50,257 classes), on random inputs, after
+//! a warm-up, with the GPU synchronised around the timed loop. Needs a GPU; `scripts/gpu-check.sh`
 //! runs it:
 //!
 //! ```sh
@@ -10,12 +10,16 @@
 use half::bf16;
 use pretrain::tensor::Rng;
 use pretrain::tensor::cuda::attention::{
-    AttentionBackward, Classes, Heads, Version, attention_backward_version,
-    attention_forward_version, attention_scratch_len, classifier_forward_backward,
+    AttentionBackward, Heads, Version, attention_backward_version, attention_forward_version,
+    attention_scratch_len,
+};
+use pretrain::tensor::cuda::cross_entropy::{
+    Logits, cross_entropy_backward, cross_entropy_forward,
 };
 use pretrain::tensor::cuda::{Buffer, Gpu, GpuFloat};
+use std::sync::Arc;
 
-fn random<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng, n: usize) -> Buffer<X> {
+fn random<X: GpuFloat>(gpu: &Arc<Gpu>, rng: &mut Rng, n: usize) -> Buffer<X> {
     let v: Vec<X> = (0..n).map(|_| X::from_f32(rng.normal() as f32)).collect();
     Buffer::from_host(gpu, &v).unwrap()
 }
@@ -32,7 +36,7 @@ fn time_ms(gpu: &Gpu, reps: usize, mut f: impl FnMut()) -> f64 {
     start.elapsed().as_secs_f64() * 1e3 / reps as f64
 }
 
-fn time_attention<X: GpuFloat>(gpu: &Gpu, version: Version) {
+fn time_attention<X: GpuFloat>(gpu: &Arc<Gpu>, version: Version) {
     let (b, t, nh, hs) = (8, 1024, 12, 64);
     let c = nh * hs;
     let mut rng = Rng::new(1);
@@ -69,32 +73,39 @@ fn time_attention<X: GpuFloat>(gpu: &Gpu, version: Version) {
     );
 }
 
-fn time_classifier<X: GpuFloat>(gpu: &Gpu) {
-    let (n, v, vp) = (8 * 1024, 50257, 50304);
+/// Cross-entropy forward (loss and log-sum-exp per row) and backward (the logits' gradient,
+/// written in place over the logits, as the tensor engine does).
+fn time_cross_entropy<X: GpuFloat>(gpu: &Arc<Gpu>) {
+    let (rows, cols) = (8 * 1024, 50257);
     let mut rng = Rng::new(2);
-    let logits = random::<X>(gpu, &mut rng, n * vp);
-    let losses = Buffer::<f32>::zeros(gpu, n).unwrap();
-    let t: Vec<i32> = (0..n)
-        .map(|_| (rng.uniform() * v as f64) as i32 % v as i32)
-        .collect();
+    let logits = random::<X>(gpu, &mut rng, rows * cols);
+    let losses = Buffer::<f32>::zeros(gpu, rows).unwrap();
+    let lse = Buffer::<f32>::zeros(gpu, rows).unwrap();
+    let dloss = Buffer::from_host(gpu, &[1.0f32]).unwrap();
+    let t: Vec<i32> = (0..rows).map(|_| rng.below(cols as u64) as i32).collect();
     let targets = Buffer::from_host(gpu, &t).unwrap();
-    let ms = time_ms(gpu, 10, || {
-        classifier_forward_backward(
-            gpu,
-            logits.ptr(),
-            losses.ptr(),
-            targets.ptr(),
-            Classes { n, v, vp },
-            1.0 / n as f32,
-        )
-        .unwrap()
+    let x = Logits {
+        logits: logits.ptr(),
+        targets: targets.ptr(),
+        rows,
+        cols,
+    };
+    let fwd = time_ms(gpu, 10, || {
+        cross_entropy_forward(gpu, losses.ptr(), lse.ptr(), x).unwrap()
     });
-    // Read twice, written once.
-    let bytes = 3.0 * (n * vp * std::mem::size_of::<X>()) as f64;
+    let scale = 1.0 / rows as f32;
+    let bwd = time_ms(gpu, 10, || {
+        cross_entropy_backward(gpu, x.logits, x, lse.ptr(), dloss.ptr(), scale).unwrap()
+    });
+    // The forward reads the logits once; the backward reads them and writes the gradient.
+    let bytes = (rows * cols * std::mem::size_of::<X>()) as f64;
     eprintln!(
-        "classifier {} n={n} v={v} vp={vp}: {ms:.3} ms ({:.0} GB/s)",
+        "cross_entropy {} rows={rows} cols={cols}: forward {fwd:.3} ms ({:.0} GB/s), \
+         backward {bwd:.3} ms ({:.0} GB/s), forward+backward {:.3} ms",
         X::PRECISION.name(),
-        bytes / ms * 1e-6
+        bytes / fwd * 1e-6,
+        2.0 * bytes / bwd * 1e-6,
+        fwd + bwd
     );
 }
 
@@ -110,6 +121,6 @@ fn main() {
     time_attention::<f32>(&gpu, Version::V1Scalar);
     time_attention::<bf16>(&gpu, Version::V1Scalar);
     time_attention::<bf16>(&gpu, Version::V2TensorCore);
-    time_classifier::<f32>(&gpu);
-    time_classifier::<bf16>(&gpu);
+    time_cross_entropy::<f32>(&gpu);
+    time_cross_entropy::<bf16>(&gpu);
 }

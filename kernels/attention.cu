@@ -30,7 +30,6 @@
 //   attention_backward_dq:         grid B*NH*ceil(T/16), smem 4*(2*16*hs + 2*32*ks)
 //   with ks = hs + 1 for even hs, hs for odd (an odd row stride: lanes reading "their" row of a
 //   tile hit 32 different banks). Above 48 KiB the host raises the function's smem limit.
-// Measured: not yet (no GPU lent so far).
 #include "common.cuh"
 
 // NVRTC has no <math.h> macros.

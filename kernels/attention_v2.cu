@@ -25,7 +25,6 @@
 //   attention_backward_dkdv_v2:  512*hs + 49664                            (80.5 KiB at hs=64)
 //   attention_backward_dq_v2:    512*hs + 40960                            (72 KiB at hs=64)
 //   ptxas (sm_90): forward 80 registers, dkdv 254 (dk and dv fragments for hs up to 128), dq 168.
-// Measured: not yet (no GPU lent so far).
 #include "common.cuh"
 
 #ifdef PRETRAIN_BF16

@@ -13,8 +13,8 @@
 // The mean loss is then sum_to_scalar(losses, scale = 1 / count) (reduce.cu).
 // CPU counterpart: src/tensor/cpu/cross_entropy.rs (same formulas and the same order of the
 // backward's operations; the CPU says "ignored" with an ignore index and asserts t < cols).
-// kernels/classifier.cu fuses both passes and overwrites the logits in place; these two keep
-// the logits for the backward pass, as the tensor engine's tape needs.
+// Two kernels rather than one fused pass that overwrites the logits: the logits stay for the
+// backward pass, as the tensor engine's tape needs.
 // Idea: forward: one block per row; each thread keeps an online (max, Σ exp(x − max)) over its
 // columns, merged across the warp with shuffles and across warps through shared memory, in a
 // fixed order (deterministic). Backward: one block per row, threads along the columns.

@@ -2,7 +2,7 @@
 // of their gradients.
 //
 // embedding_forward:   out[r, :] = table[ids[r], :]   (an id outside 0..vocab writes a row of
-//                      NaN, so a bad id shows in the loss, as in encoder.cu)
+//                      NaN, so a bad id shows in the loss)
 // embedding_backward:  dtable[id, :] = Σ_{r : ids[r] = id} g[r, :]   (fp32 sums, rounded once)
 //                      for the ids that occur; the host zeroes the rest of dtable first.
 // CPU counterpart: src/tensor/cpu/embedding.rs (embedding, embedding_backward).

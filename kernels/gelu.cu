@@ -7,7 +7,6 @@
 // Idea: one thread per 16 bytes (Vec<PACK>, see pack.cuh) in a grid-stride loop; arithmetic in
 // fp32, one rounding on store. Memory-bound: 2 (forward) or 3 (backward) tensors through HBM.
 // Launch: grid = min(ceil(n / PACK / 256), 32 * SMs), block = 256.
-// measured: not yet (no GPU lent so far).
 #include "pack.cuh"
 
 constexpr float GELU_S = 0.7978845608028654f;  // √(2/π)

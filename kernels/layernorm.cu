@@ -15,7 +15,6 @@
 // deterministic multi-block column sum of colsum.cuh (no float atomics).
 // Launch: forward and dinp: block 256 (8 rows), grid ceil(N / 8); params: block 1024,
 // grid (ceil(C / 32), row chunks chosen by the launcher).
-// measured: not yet (no GPU lent so far).
 #include "colsum.cuh"
 #include "pack.cuh"
 

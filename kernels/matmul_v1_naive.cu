@@ -11,7 +11,6 @@
 // are coalesced; the A element they share is one broadcast load.
 //
 // Launch: block = 256 threads seen as 8 rows x 32 columns of C; grid = (ceil(m/8), ceil(n/32)).
-// Measured: not yet (no GPU lent so far).
 //
 // Also here: bias_broadcast, which the cuBLAS path uses to put the bias into C before calling
 // cuBLAS with beta = 1 (cuBLAS has no bias of its own in plain GEMM).

@@ -16,7 +16,6 @@
 //
 // Launch: block = 1024 threads (32 x 32, thread t -> row t/32, column t%32 of the tile);
 // grid = (ceil(m/32), ceil(n/32)).
-// Measured: not yet (no GPU lent so far).
 #include "common.cuh"
 
 #define TILE 32

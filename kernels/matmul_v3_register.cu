@@ -20,7 +20,6 @@
 //
 // Launch: block = 256 threads (tx = t % 16 across columns, ty = t / 16 across rows);
 // grid = (ceil(m/128), ceil(n/128)).
-// Measured: not yet (no GPU lent so far).
 #include "common.cuh"
 
 #define BM 128

@@ -36,7 +36,6 @@
 // Launch: block = 256 threads (8 warps), at most 128 registers each so that 2 blocks fit an SM;
 // grid = (ceil(m/128), ceil(n/128)); dynamic shared memory SMEM_BYTES = 61440 (above the default
 // 48 KB limit: the host raises the kernel's limit first).
-// Measured: not yet (no GPU lent so far).
 #include "common.cuh"
 
 #ifdef PRETRAIN_BF16

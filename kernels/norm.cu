@@ -9,7 +9,6 @@
 // float atomics, so for a given grid the result is the same every run (deterministic).
 // Launch: grid = min(ceil(n / PACK / 256), 4 * SMs, NORM_MAX_BLOCKS), block = 256 (a multiple
 // of 32, for block_sum).
-// measured: not yet (no GPU lent so far).
 #include "pack.cuh"
 
 constexpr int NORM_MAX_BLOCKS = 1024;

@@ -29,6 +29,7 @@ use pretrain::tensor::cuda::strided::contiguous_strides;
 use pretrain::tensor::cuda::{Axis, Buffer, DevPtr, Gpu, GpuFloat, Precision, Rows, Strided};
 use pretrain::tensor::shape::{broadcast_shapes, broadcast_strides};
 use pretrain::tensor::{Rng, Tensor};
+use std::sync::Arc;
 
 /// The tolerance for outputs stored as `X`: `fp32` in fp32, 1e-2 in bf16 (see the top).
 fn tol<X: GpuFloat>(fp32: f64) -> f64 {
@@ -47,20 +48,20 @@ fn rand_x<X: GpuFloat>(rng: &mut Rng, n: usize, lo: f64, hi: f64) -> (Vec<X>, Ve
     (x, f)
 }
 
-fn up<X: GpuFloat>(gpu: &Gpu, x: &[X]) -> Buffer<X> {
+fn up<X: GpuFloat>(gpu: &Arc<Gpu>, x: &[X]) -> Buffer<X> {
     Buffer::from_host(gpu, x).unwrap()
 }
 
-fn ints(gpu: &Gpu, x: &[i32]) -> Buffer<i32> {
+fn ints(gpu: &Arc<Gpu>, x: &[i32]) -> Buffer<i32> {
     Buffer::from_host(gpu, x).unwrap()
 }
 
-fn nan<X: GpuFloat>(gpu: &Gpu, n: usize) -> Buffer<X> {
+fn nan<X: GpuFloat>(gpu: &Arc<Gpu>, n: usize) -> Buffer<X> {
     up(gpu, &vec![X::from_f32(f32::NAN); n])
 }
 
-fn down<X: GpuFloat>(gpu: &Gpu, b: &Buffer<X>) -> Vec<f64> {
-    b.to_host(gpu)
+fn down<X: GpuFloat>(b: &Buffer<X>) -> Vec<f64> {
+    b.to_host()
         .unwrap()
         .iter()
         .map(|v| v.to_f32() as f64)
@@ -98,7 +99,7 @@ fn at<X>(p: DevPtr<X>, offset: usize) -> DevPtr<X> {
 
 /// `contiguous()` of transposed, permuted, broadcast and narrowed views, `cat` by copies into
 /// windows, and a transposed gradient added into a window, against the CPU.
-fn strided_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
+fn strided_case<X: GpuFloat>(gpu: &Arc<Gpu>, rng: &mut Rng) {
     let p = X::PRECISION.name();
     let (data, f) = rand_x::<X>(rng, 3 * 4 * 5, -3.0, 3.0);
     let base = Tensor::from_vec(f, &[3, 4, 5]);
@@ -119,7 +120,7 @@ fn strided_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
         ew::copy_strided(gpu, out.ptr(), at(buf.ptr(), v.offset()), &layout).unwrap();
         assert_close(
             &format!("copy_strided {name} {p}"),
-            &down(gpu, &out),
+            &down(&out),
             &want(&v.contiguous()),
             0.0,
         );
@@ -145,7 +146,7 @@ fn strided_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
         ew::copy_strided(gpu, window, at(b.ptr(), t.offset()), &layout).unwrap();
         start += t.shape()[1];
     }
-    assert_close(&format!("cat {p}"), &down(gpu, &out), &want(&cat), 0.0);
+    assert_close(&format!("cat {p}"), &down(&out), &want(&cat), 0.0);
 
     // dst[:, 1..4, :] += src, src a transposed [3, 3, 5] view: the CPU's add_into.
     let (d0, df) = rand_x::<X>(rng, 3 * 6 * 5, -1.0, 1.0);
@@ -159,7 +160,7 @@ fn strided_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
     backend::add_into(&dst, &src, Some((1, 1)));
     assert_close(
         &format!("add_strided {p}"),
-        &down(gpu, &dbuf),
+        &down(&dbuf),
         &want(&dst),
         tol::<X>(0.0),
     );
@@ -239,7 +240,7 @@ fn strided_launchers_check_the_layouts() {
 
 // ---- element-wise ops ---------------------------------------------------------------------
 
-fn unary_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
+fn unary_case<X: GpuFloat>(gpu: &Arc<Gpu>, rng: &mut Rng) {
     let p = X::PRECISION.name();
     let ops = [
         (Unary::Neg, -3.0, 3.0),
@@ -264,7 +265,7 @@ fn unary_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
             ew::unary_forward(gpu, kop, yb.ptr(), xb.ptr()).unwrap();
             assert_close(
                 &what("unary_forward"),
-                &down(gpu, &yb),
+                &down(&yb),
                 &want(&y_cpu),
                 tol::<X>(1e-5),
             );
@@ -278,7 +279,7 @@ fn unary_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
             ew::unary_backward(gpu, kop, dxb.ptr(), xb.ptr(), yb.ptr(), gb.ptr()).unwrap();
             assert_close(
                 &what("unary_backward"),
-                &down(gpu, &dxb),
+                &down(&dxb),
                 &want(&dx_cpu),
                 tol::<X>(1e-5),
             );
@@ -296,7 +297,7 @@ fn unary_ops_match_the_cpu() {
     unary_case::<bf16>(&gpu, &mut rng);
 }
 
-fn binary_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
+fn binary_case<X: GpuFloat>(gpu: &Arc<Gpu>, rng: &mut Rng) {
     let p = X::PRECISION.name();
     // (a's shape, b's shape, whether a is a transposed view)
     let cases: [(&[usize], &[usize], bool); 4] = [
@@ -340,12 +341,7 @@ fn binary_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
             )
             .unwrap();
             let cpu = backend::binary(op, &at_, &bt);
-            assert_close(
-                &what(op.name()),
-                &down(gpu, &out),
-                &want(&cpu),
-                tol::<X>(0.0),
-            );
+            assert_close(&what(op.name()), &down(&out), &want(&cpu), tol::<X>(0.0));
         }
 
         // masked_fill with b's layout as the mask (0 or 1), when it broadcasts to a's shape.
@@ -358,7 +354,7 @@ fn binary_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
             let out = nan::<X>(gpu, n);
             ew::masked_fill(gpu, out.ptr(), ab.ptr(), mb.ptr(), &layout, -4096.0).unwrap();
             let cpu = backend::masked_fill(&at_, &mt, -4096.0);
-            assert_close(&what("masked_fill"), &down(gpu, &out), &want(&cpu), 0.0);
+            assert_close(&what("masked_fill"), &down(&out), &want(&cpu), 0.0);
         }
     }
     for dims in [[2, 3, 5], [1, 4, 4], [3, 1, 1]] {
@@ -368,9 +364,9 @@ fn binary_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
         let (xb, out) = (up(gpu, &x), nan::<X>(gpu, n));
         ew::causal_fill(gpu, out.ptr(), xb.ptr(), dims[1], dims[2], -8.0).unwrap();
         let what = format!("causal_fill {dims:?} {p}");
-        assert_close(&what, &down(gpu, &out), &want(&cpu), 0.0);
+        assert_close(&what, &down(&out), &want(&cpu), 0.0);
         ew::causal_fill(gpu, xb.ptr(), xb.ptr(), dims[1], dims[2], -8.0).unwrap();
-        assert_close(&(what + " in place"), &down(gpu, &xb), &want(&cpu), 0.0);
+        assert_close(&(what + " in place"), &down(&xb), &want(&cpu), 0.0);
     }
 }
 
@@ -386,7 +382,7 @@ fn binary_ops_and_masks_match_the_cpu() {
 
 // ---- reductions ---------------------------------------------------------------------------
 
-fn reduce_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
+fn reduce_case<X: GpuFloat>(gpu: &Arc<Gpu>, rng: &mut Rng) {
     let p = X::PRECISION.name();
     // Every kernel: rows by warps ([3, 7] axis 1), a long row by a block ([2, 8200] axis 1),
     // column sums over many blocks ([70, 5] axis 0), one thread per lane (the others).
@@ -415,30 +411,20 @@ fn reduce_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
                 let out = nan::<X>(gpu, lanes);
                 reduce::sum_axis(gpu, out.ptr(), xb.ptr(), axis).unwrap();
                 let cpu = backend::sum_axis(&xt, a);
-                assert_close(
-                    &what("sum_axis"),
-                    &down(gpu, &out),
-                    &want(&cpu),
-                    tol::<X>(1e-5),
-                );
+                assert_close(&what("sum_axis"), &down(&out), &want(&cpu), tol::<X>(1e-5));
             }
             let y = nan::<X>(gpu, lanes);
             reduce::max_axis(gpu, y.ptr(), xb.ptr(), axis).unwrap();
             let ycpu = backend::max_axis(&xt, a);
             let what = |s: &str| what(s) + if ties { " ties" } else { "" };
-            assert_close(&what("max_axis"), &down(gpu, &y), &want(&ycpu), 0.0);
+            assert_close(&what("max_axis"), &down(&y), &want(&ycpu), 0.0);
 
             let (g, gf) = rand_x::<X>(rng, lanes, -1.0, 1.0);
             let gt = Tensor::from_vec(gf, ycpu.shape());
             let (gb, dx) = (up(gpu, &g), nan::<X>(gpu, n));
             reduce::max_axis_backward(gpu, dx.ptr(), xb.ptr(), y.ptr(), gb.ptr(), axis).unwrap();
             let cpu = backend::max_axis_backward(&xt, &ycpu, &gt, a);
-            assert_close(
-                &what("max_axis_backward"),
-                &down(gpu, &dx),
-                &want(&cpu),
-                0.0,
-            );
+            assert_close(&what("max_axis_backward"), &down(&dx), &want(&cpu), 0.0);
         }
     }
 }
@@ -463,7 +449,7 @@ fn reductions_match_the_cpu() {
         let want = [sum * scale as f64];
         // Relative to Σ|x|·scale, the size of the terms (the sum itself may cancel).
         let size: f64 = x.iter().map(|&v| v.abs() as f64).sum::<f64>() * scale as f64;
-        let got = down(&gpu, &out)[0];
+        let got = down(&out)[0];
         assert!(
             (got - want[0]).abs() <= 1e-6 * size,
             "{what}: {got} vs {want:?}"
@@ -473,7 +459,7 @@ fn reductions_match_the_cpu() {
 
 // ---- softmax ------------------------------------------------------------------------------
 
-fn softmax_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
+fn softmax_case<X: GpuFloat>(gpu: &Arc<Gpu>, rng: &mut Rng) {
     let p = X::PRECISION.name();
     for shape in [[3, 7], [2, 33], [4, 130]] {
         let n = shape[0] * shape[1];
@@ -484,7 +470,7 @@ fn softmax_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
             let cpu = backend::softmax(&Tensor::from_vec(xf, &shape), log);
             let (xb, yb) = (up(gpu, &x), nan::<X>(gpu, n));
             sm::softmax_forward(gpu, yb.ptr(), xb.ptr(), rows, log).unwrap();
-            let y = down(gpu, &yb);
+            let y = down(&yb);
             assert_close(&what("softmax_forward"), &y, &want(&cpu), tol::<X>(1e-5));
 
             // Backward from the GPU's own y, on both sides; in place (dx = g).
@@ -495,7 +481,7 @@ fn softmax_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
             sm::softmax_backward(gpu, gb.ptr(), yb.ptr(), gb.ptr(), rows, log).unwrap();
             assert_close(
                 &what("softmax_backward"),
-                &down(gpu, &gb),
+                &down(&gb),
                 &want(&cpu),
                 tol::<X>(1e-5),
             );
@@ -510,7 +496,7 @@ fn softmax_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
         let cpu = backend::causal_softmax(&Tensor::from_vec(xf, &dims), scale as f64);
         let (xb, yb) = (up(gpu, &x), nan::<X>(gpu, n));
         sm::causal_softmax_forward(gpu, yb.ptr(), xb.ptr(), shape, scale).unwrap();
-        let y = down(gpu, &yb);
+        let y = down(&yb);
         assert_close(
             &what("causal_softmax_forward"),
             &y,
@@ -525,7 +511,7 @@ fn softmax_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
         sm::causal_softmax_backward(gpu, dx.ptr(), yb.ptr(), gb.ptr(), shape, scale).unwrap();
         assert_close(
             &what("causal_softmax_backward"),
-            &down(gpu, &dx),
+            &down(&dx),
             &want(&cpu),
             tol::<X>(1e-5),
         );
@@ -544,7 +530,7 @@ fn softmax_matches_the_cpu() {
 
 // ---- embedding ----------------------------------------------------------------------------
 
-fn embedding_case<X: GpuFloat>(gpu: &std::sync::Arc<Gpu>, rng: &mut Rng) {
+fn embedding_case<X: GpuFloat>(gpu: &Arc<Gpu>, rng: &mut Rng) {
     let p = X::PRECISION.name();
     for (rows, dim, vocab) in [(1, 1, 1), (7, 3, 5), (40, 33, 6), (9, 300, 11)] {
         let what = |s: &str| format!("{s} rows={rows} dim={dim} vocab={vocab} {p}");
@@ -558,12 +544,7 @@ fn embedding_case<X: GpuFloat>(gpu: &std::sync::Arc<Gpu>, rng: &mut Rng) {
         let ids_i32: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
         let (wb, idb, out) = (up(gpu, &w), ints(gpu, &ids_i32), nan::<X>(gpu, rows * dim));
         emb::embedding_forward(gpu, out.ptr(), wb.ptr(), idb.ptr(), dim).unwrap();
-        assert_close(
-            &what("embedding_forward"),
-            &down(gpu, &out),
-            &want(&cpu),
-            0.0,
-        );
+        assert_close(&what("embedding_forward"), &down(&out), &want(&cpu), 0.0);
 
         let (g, gf) = rand_x::<X>(rng, rows * dim, -1.0, 1.0);
         let cpu = backend::embedding_backward(&Tensor::from_vec(gf, &[rows, dim]), &ids, vocab);
@@ -572,7 +553,7 @@ fn embedding_case<X: GpuFloat>(gpu: &std::sync::Arc<Gpu>, rng: &mut Rng) {
         emb::embedding_backward(gpu, dw.ptr(), gb.ptr(), &buckets, dim).unwrap();
         assert_close(
             &what("embedding_backward"),
-            &down(gpu, &dw),
+            &down(&dw),
             &want(&cpu),
             tol::<X>(1e-5),
         );
@@ -594,25 +575,20 @@ fn embedding_matches_the_cpu() {
     let ids = ints(&gpu, &[0, 7, 2]);
     let out = Buffer::<f32>::zeros(&gpu, 3 * dim).unwrap();
     emb::embedding_forward(&gpu, out.ptr(), w.ptr(), ids.ptr(), dim).unwrap();
-    let got = out.to_host(&gpu).unwrap();
+    let got = out.to_host().unwrap();
     assert!(got[..dim].iter().all(|&v| v == 1.0) && got[dim..2 * dim].iter().all(|v| v.is_nan()));
     let buckets = EmbeddingBuckets::new(&[0, 7, 2], vocab)
         .upload(&gpu)
         .unwrap();
     let dw = nan::<f32>(&gpu, vocab * dim);
     emb::embedding_backward(&gpu, dw.ptr(), up(&gpu, &[1.0f32; 12]).ptr(), &buckets, dim).unwrap();
-    let rows: Vec<f32> = dw
-        .to_host(&gpu)
-        .unwrap()
-        .chunks(dim)
-        .map(|r| r[0])
-        .collect();
+    let rows: Vec<f32> = dw.to_host().unwrap().chunks(dim).map(|r| r[0]).collect();
     assert_eq!(rows, [1.0, 0.0, 1.0]);
 }
 
 // ---- cross-entropy ------------------------------------------------------------------------
 
-fn cross_entropy_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
+fn cross_entropy_case<X: GpuFloat>(gpu: &Arc<Gpu>, rng: &mut Rng) {
     let p = X::PRECISION.name();
     const IGNORE: u32 = u32::MAX;
     for (rows, cols) in [(1, 1), (6, 7), (9, 300)] {
@@ -646,20 +622,20 @@ fn cross_entropy_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng) {
         };
         let (losses, lse_d) = (nan::<f32>(gpu, rows), nan::<f32>(gpu, rows));
         ce::cross_entropy_forward(gpu, losses.ptr(), lse_d.ptr(), logits).unwrap();
-        assert_close(&what("lse"), &down(gpu, &lse_d), &want(&lse), 1e-5);
+        assert_close(&what("lse"), &down(&lse_d), &want(&lse), 1e-5);
         let mean = nan::<f32>(gpu, 1);
         let scale = 1.0 / count.max(1) as f32;
         reduce::sum_to_scalar(gpu, mean.ptr(), losses.ptr(), scale).unwrap();
-        assert_close(&what("mean loss"), &down(gpu, &mean), &want(&loss), 1e-5);
+        assert_close(&what("mean loss"), &down(&mean), &want(&loss), 1e-5);
 
         let dloss = up(gpu, &[0.7f32]);
         let dx = nan::<X>(gpu, rows * cols);
         ce::cross_entropy_backward(gpu, dx.ptr(), logits, lse_d.ptr(), dloss.ptr(), scale).unwrap();
-        let dx_got = down(gpu, &dx);
+        let dx_got = down(&dx);
         assert_close(&what("dlogits"), &dx_got, &want(&dx_cpu), tol::<X>(1e-5));
         // In place over the logits: the same bits.
         ce::cross_entropy_backward(gpu, xb.ptr(), logits, lse_d.ptr(), dloss.ptr(), scale).unwrap();
-        assert_eq!(down(gpu, &xb), dx_got, "{}", what("in place"));
+        assert_eq!(down(&xb), dx_got, "{}", what("in place"));
     }
 }
 
@@ -708,10 +684,10 @@ fn generic_reductions_are_deterministic() {
         ce::cross_entropy_backward(&gpu, dx.ptr(), logits, lse.ptr(), dloss.ptr(), 0.01).unwrap();
         let bits = |v: Vec<bf16>| v.iter().map(|x| x.to_bits() as u32).collect::<Vec<u32>>();
         [
-            bits(dw.to_host(&gpu).unwrap()),
-            bits(cols.to_host(&gpu).unwrap()),
-            vec![mean.to_host(&gpu).unwrap()[0].to_bits()],
-            bits(dx.to_host(&gpu).unwrap()),
+            bits(dw.to_host().unwrap()),
+            bits(cols.to_host().unwrap()),
+            vec![mean.to_host().unwrap()[0].to_bits()],
+            bits(dx.to_host().unwrap()),
         ]
     };
     let first = run();

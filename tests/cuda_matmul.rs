@@ -15,6 +15,7 @@
 
 use half::bf16;
 use pretrain::tensor::cuda::device::for_tests;
+use std::sync::Arc;
 
 /// Every version the device has: all of them on a GPU; ours only on the CPU emulator (no cuBLAS).
 fn versions(gpu: &Gpu) -> Vec<Version> {
@@ -102,7 +103,7 @@ fn tolerance(p: Precision, k: usize) -> f64 {
 
 /// Runs version `v` on one case and checks every element.
 fn check_one<X: GpuFloat>(
-    gpu: &Gpu,
+    gpu: &Arc<Gpu>,
     v: Version,
     (m, k, n): (usize, usize, usize),
     case: &Case<X>,
@@ -142,7 +143,7 @@ fn check_one<X: GpuFloat>(
     };
     matmul::gemm(gpu, v, &g).unwrap_or_else(|e| panic!("{what}: {e:#}"));
     gpu.sync().unwrap_or_else(|e| panic!("{what}: {e:#}"));
-    let got = c.to_host(gpu).unwrap();
+    let got = c.to_host().unwrap();
     // (reference, |terms|) per element of C.
     let want: Vec<(f64, f64)> = (0..m * n)
         .map(|idx| {
@@ -172,7 +173,7 @@ fn check_one<X: GpuFloat>(
 }
 
 /// Every version for storage X, on every shape, layout, accumulate and bias setting.
-fn check_all<X: GpuFloat>(gpu: &Gpu, versions: &[Version]) {
+fn check_all<X: GpuFloat>(gpu: &Arc<Gpu>, versions: &[Version]) {
     let mut rng = Rng::new(0x6d61_746d);
     for &(m, k, n) in SHAPES {
         let case = Case::<X>::new(&mut rng, m, k, n);
@@ -208,7 +209,7 @@ fn bf16_versions_match_the_f64_reference() {
 
 /// Views that start one element into their buffer are not 16-byte aligned: the vector loads
 /// and stores of v3 and v4 must fall back to element-by-element copies and still be right.
-fn misaligned<X: GpuFloat>(gpu: &Gpu) {
+fn misaligned<X: GpuFloat>(gpu: &Arc<Gpu>) {
     let mut rng = Rng::new(99);
     let (m, k, n) = (72, 80, 64); // multiples of 8, so only the addresses are misaligned
     let case = Case::<X>::new(&mut rng, m, k, n);
@@ -238,7 +239,7 @@ fn misaligned<X: GpuFloat>(gpu: &Gpu) {
             accumulate: true,
         };
         matmul::gemm(gpu, v, &g).unwrap();
-        let got = c.to_host(gpu).unwrap();
+        let got = c.to_host().unwrap();
         assert_eq!(got[0].to_f32(), 0.0, "{} wrote before C", v.name());
         for (idx, w) in want.iter().enumerate() {
             let g = got[idx + 1].to_f32() as f64;

@@ -11,11 +11,11 @@ use half::bf16;
 use pretrain::tensor::Rng;
 use pretrain::tensor::cpu;
 use pretrain::tensor::cuda::device::for_tests;
-use pretrain::tensor::cuda::ops::{
-    self, AdamwArgs, EncoderShape, LayerNormGrads, LayerNormShape, RowStats,
-};
-use pretrain::tensor::cuda::{Buffer, DevPtr, Gpu, GpuFloat, Precision};
+use pretrain::tensor::cuda::ops::{self, AdamwArgs, LayerNormGrads, LayerNormShape, RowStats};
+use pretrain::tensor::cuda::reduce;
+use pretrain::tensor::cuda::{Axis, Buffer, DevPtr, Gpu, GpuFloat, Precision};
 use pretrain::train::optim::AdamWConfig;
+use std::sync::Arc;
 
 fn random(rng: &mut Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.normal() as f32).collect()
@@ -35,10 +35,25 @@ fn cast_round_trip_matches_half() {
         let back = Buffer::<f32>::zeros(&gpu, n).unwrap();
         ops::cast_to_floatx(&gpu, mid.ptr(), src.ptr()).unwrap();
         ops::cast_to_float::<bf16>(&gpu, back.ptr(), mid.ptr()).unwrap();
-        let got = back.to_host(&gpu).unwrap();
+        let got = back.to_host().unwrap();
         for (i, (&g, &v)) in got.iter().zip(&x).enumerate() {
             assert_eq!(g, bf16::from_f32(v).to_f32(), "n {n} element {i}");
         }
+    }
+}
+
+/// `Buffer::zeros` clears the block it gets, though the caching allocator hands freed blocks
+/// out again as the last user left them.
+#[test]
+fn zeros_clear_a_used_block() {
+    let Some(gpu) = for_tests("zeros_clear_a_used_block") else {
+        return;
+    };
+    for n in [1, 777, 100_003] {
+        drop(Buffer::from_host(&gpu, &vec![7i32; n]).unwrap());
+        // The block just freed, unless a test running beside this one took it first.
+        let zeros = Buffer::<i32>::zeros(&gpu, n).unwrap();
+        assert!(zeros.to_host().unwrap().iter().all(|&v| v == 0), "n {n}");
     }
 }
 
@@ -81,7 +96,7 @@ struct Dev<X> {
 }
 
 impl<X: GpuFloat> Dev<X> {
-    fn new(gpu: &Gpu, data: &[X], off: usize) -> Dev<X> {
+    fn new(gpu: &Arc<Gpu>, data: &[X], off: usize) -> Dev<X> {
         let mut all = vec![X::from_f32(-7.0); off];
         all.extend_from_slice(data);
         Dev {
@@ -90,15 +105,15 @@ impl<X: GpuFloat> Dev<X> {
             len: data.len(),
         }
     }
-    fn nan(gpu: &Gpu, n: usize, off: usize) -> Dev<X> {
+    fn nan(gpu: &Arc<Gpu>, n: usize, off: usize) -> Dev<X> {
         Dev::new(gpu, &vec![X::from_f32(f32::NAN); n], off)
     }
     fn ptr(&self) -> DevPtr<X> {
         self.buf.ptr().slice(self.off, self.len)
     }
     /// The contents as f64; checks that the padding in front was left alone.
-    fn get(&self, gpu: &Gpu) -> Vec<f64> {
-        let all = self.buf.to_host(gpu).unwrap();
+    fn get(&self) -> Vec<f64> {
+        let all = self.buf.to_host().unwrap();
         for v in &all[..self.off] {
             assert_eq!(v.to_f32(), -7.0, "a kernel wrote before its range");
         }
@@ -110,7 +125,7 @@ fn f64s(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| x as f64).collect()
 }
 
-fn elementwise_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng, n: usize, off: usize) {
+fn elementwise_case<X: GpuFloat>(gpu: &Arc<Gpu>, rng: &mut Rng, n: usize, off: usize) {
     let t = tol::<X>();
     let what = |op: &str| format!("{op} {} n={n} off={off}", X::PRECISION.name());
     let (x, xf) = rand_x::<X>(rng, n, 0.0, 2.0);
@@ -121,32 +136,20 @@ fn elementwise_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng, n: usize, off: usize)
     ops::gelu_forward(gpu, out.ptr(), xd.ptr()).unwrap();
     let mut want = vec![0.0; n];
     cpu::gelu::gelu(&xf, &mut want);
-    assert_close(&what("gelu_forward"), &out.get(gpu), &want, t);
+    assert_close(&what("gelu_forward"), &out.get(), &want, t);
 
     let dinp = Dev::<X>::nan(gpu, n, off);
     ops::gelu_backward(gpu, dinp.ptr(), xd.ptr(), gd.ptr()).unwrap();
     cpu::gelu::gelu_backward(&xf, &gf, &mut want);
-    assert_close(&what("gelu_backward"), &dinp.get(gpu), &want, t);
+    assert_close(&what("gelu_backward"), &dinp.get(), &want, t);
     // In place: dinp is dout.
     let inplace = Dev::new(gpu, &g, off);
     ops::gelu_backward(gpu, inplace.ptr(), xd.ptr(), inplace.ptr()).unwrap();
-    assert_close(&what("gelu_backward in place"), &inplace.get(gpu), &want, t);
+    assert_close(&what("gelu_backward in place"), &inplace.get(), &want, t);
 
-    let out = Dev::<X>::nan(gpu, n, off);
-    ops::residual_forward(gpu, out.ptr(), xd.ptr(), gd.ptr()).unwrap();
-    let sum: Vec<f64> = xf.iter().zip(&gf).map(|(a, b)| a + b).collect();
-    assert_close(&what("residual_forward"), &out.get(gpu), &sum, t);
-
-    let dst = Dev::new(gpu, &x, off);
-    ops::add_into(gpu, dst.ptr(), gd.ptr()).unwrap();
-    assert_close(&what("add_into"), &dst.get(gpu), &sum, t);
-
-    ops::scale(gpu, dst.ptr(), -0.375).unwrap();
-    let scaled: Vec<f64> = sum.iter().map(|v| v * -0.375).collect();
-    assert_close(&what("scale"), &dst.get(gpu), &scaled, 2.0 * t);
-
+    let dst = Dev::<X>::nan(gpu, n, off);
     ops::fill(gpu, dst.ptr(), 2.5).unwrap();
-    assert!(dst.get(gpu).iter().all(|&v| v == 2.5), "{}", what("fill"));
+    assert!(dst.get().iter().all(|&v| v == 2.5), "{}", what("fill"));
 }
 
 #[test]
@@ -163,137 +166,6 @@ fn elementwise_ops_match_the_cpu() {
     }
 }
 
-/// Sizes (b, t, c, vocab, rows of wpe): odd widths, a single column, and many repeats of few
-/// tokens (so several positions add into the same row of dwte).
-const ENCODER_SIZES: [(usize, usize, usize, usize, usize); 6] = [
-    (1, 1, 1, 1, 1),
-    (2, 3, 7, 5, 4),
-    (3, 5, 33, 11, 8),
-    (2, 4, 768, 50, 6),
-    (1, 3, 769, 7, 3),
-    (4, 65, 8, 3, 65),
-];
-
-fn encoder_case<X: GpuFloat>(
-    gpu: &Gpu,
-    rng: &mut Rng,
-    (b, t, c, v, max_t): (usize, usize, usize, usize, usize),
-) {
-    let what = |op: &str| format!("{op} {} b={b} t={t} c={c} v={v}", X::PRECISION.name());
-    let tokens: Vec<i32> = (0..b * t).map(|_| rng.below(v as u64) as i32).collect();
-    let (wte, wtef) = rand_x::<X>(rng, v * c, 0.0, 1.0);
-    let (wpe, wpef) = rand_x::<X>(rng, max_t * c, 0.0, 1.0);
-    let tok = Buffer::from_host(gpu, &tokens).unwrap();
-    let (wte_d, wpe_d) = (Dev::new(gpu, &wte, 0), Dev::new(gpu, &wpe, 0));
-    let out = Dev::<X>::nan(gpu, b * t * c, 0);
-    let shape = EncoderShape { b, t, c };
-    ops::encoder_forward(gpu, out.ptr(), tok.ptr(), wte_d.ptr(), wpe_d.ptr(), shape).unwrap();
-    let mut want = vec![0.0; b * t * c];
-    for (bt, &id) in tokens.iter().enumerate() {
-        for j in 0..c {
-            want[bt * c + j] = wtef[id as usize * c + j] + wpef[(bt % t) * c + j];
-        }
-    }
-    assert_close(&what("encoder_forward"), &out.get(gpu), &want, tol::<X>());
-
-    // Backward, twice, into random gradients: the scratch must come back to zero in between.
-    let (dwte, mut dwte_want) = rand_x::<X>(rng, v * c, 0.0, 1.0);
-    let (dwpe, mut dwpe_want) = rand_x::<X>(rng, max_t * c, 0.0, 1.0);
-    let (dwte_d, dwpe_d) = (Dev::new(gpu, &dwte, 0), Dev::new(gpu, &dwpe, 0));
-    let scratch = Buffer::<f32>::zeros(gpu, ops::encoder_scratch_len(v, c)).unwrap();
-    for _ in 0..2 {
-        let (dout, doutf) = rand_x::<X>(rng, b * t * c, 0.0, 1.0);
-        let dout_d = Dev::new(gpu, &dout, 0);
-        ops::encoder_backward(
-            gpu,
-            dwte_d.ptr(),
-            dwpe_d.ptr(),
-            dout_d.ptr(),
-            tok.ptr(),
-            shape,
-            scratch.ptr(),
-        )
-        .unwrap();
-        for (bt, &id) in tokens.iter().enumerate() {
-            for j in 0..c {
-                dwte_want[id as usize * c + j] += doutf[bt * c + j];
-                dwpe_want[(bt % t) * c + j] += doutf[bt * c + j];
-            }
-        }
-    }
-    // Two rounded += per element in bf16.
-    assert_close(
-        &what("encoder_backward dwte"),
-        &dwte_d.get(gpu),
-        &dwte_want,
-        2.0 * tol::<X>(),
-    );
-    assert_close(
-        &what("encoder_backward dwpe"),
-        &dwpe_d.get(gpu),
-        &dwpe_want,
-        2.0 * tol::<X>(),
-    );
-    assert!(
-        scratch.to_host(gpu).unwrap().iter().all(|&s| s == 0.0),
-        "{}",
-        what("scratch left non-zero")
-    );
-}
-
-#[test]
-fn encoder_matches_the_cpu() {
-    let Some(gpu) = for_tests("encoder_matches_the_cpu") else {
-        return;
-    };
-    let mut rng = Rng::new(12);
-    for size in ENCODER_SIZES {
-        encoder_case::<f32>(&gpu, &mut rng, size);
-        encoder_case::<bf16>(&gpu, &mut rng, size);
-    }
-}
-
-/// A token outside the vocabulary gives NaN rows forward and is skipped backward.
-#[test]
-fn encoder_marks_bad_tokens_with_nan() {
-    let Some(gpu) = for_tests("encoder_marks_bad_tokens_with_nan") else {
-        return;
-    };
-    let (t, c, v) = (4, 8, 3);
-    let tokens = Buffer::from_host(&gpu, &[0i32, -1, 3, 2]).unwrap();
-    let wte = Buffer::from_host(&gpu, &vec![1.0f32; v * c]).unwrap();
-    let wpe = Buffer::from_host(&gpu, &vec![0.5f32; t * c]).unwrap();
-    let out = Buffer::<f32>::zeros(&gpu, t * c).unwrap();
-    let shape = EncoderShape { b: 1, t, c };
-    ops::encoder_forward(&gpu, out.ptr(), tokens.ptr(), wte.ptr(), wpe.ptr(), shape).unwrap();
-    let got = out.to_host(&gpu).unwrap();
-    for (pos, row) in got.chunks(c).enumerate() {
-        let bad = pos == 1 || pos == 2;
-        assert!(
-            row.iter().all(|&x| if bad { x.is_nan() } else { x == 1.5 }),
-            "row {pos}: {row:?}"
-        );
-    }
-    let dwte = Buffer::<f32>::zeros(&gpu, v * c).unwrap();
-    let dwpe = Buffer::<f32>::zeros(&gpu, t * c).unwrap();
-    let dout = Buffer::from_host(&gpu, &vec![1.0f32; t * c]).unwrap();
-    let scratch = Buffer::<f32>::zeros(&gpu, ops::encoder_scratch_len(v, c)).unwrap();
-    ops::encoder_backward(
-        &gpu,
-        dwte.ptr(),
-        dwpe.ptr(),
-        dout.ptr(),
-        tokens.ptr(),
-        shape,
-        scratch.ptr(),
-    )
-    .unwrap();
-    let dwte = dwte.to_host(&gpu).unwrap();
-    let rows: Vec<f32> = dwte.chunks(c).map(|r| r[0]).collect();
-    assert_eq!(rows, [1.0, 0.0, 1.0]);
-    assert!(dwpe.to_host(&gpu).unwrap().iter().all(|&x| x == 1.0));
-}
-
 /// Sizes (rows, columns): a single column, odd widths (one-element path) and multiples of 8
 /// (16-byte path), up to GPT-2's 768 and beyond.
 const LAYERNORM_SIZES: [(usize, usize); 9] = [
@@ -308,7 +180,7 @@ const LAYERNORM_SIZES: [(usize, usize); 9] = [
     (300, 64),
 ];
 
-fn layernorm_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng, (n, c): (usize, usize), off: usize) {
+fn layernorm_case<X: GpuFloat>(gpu: &Arc<Gpu>, rng: &mut Rng, (n, c): (usize, usize), off: usize) {
     let t = tol::<X>();
     let what = |op: &str| format!("{op} {} n={n} c={c} off={off}", X::PRECISION.name());
     let (x, xf) = rand_x::<X>(rng, n * c, 0.5, 2.0);
@@ -332,10 +204,10 @@ fn layernorm_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng, (n, c): (usize, usize),
     ops::layernorm_forward(gpu, out.ptr(), stats, xd.ptr(), wd.ptr(), bd.ptr(), shape).unwrap();
     let (mut y, mut m, mut r) = (vec![0.0; n * c], vec![0.0; n], vec![0.0; n]);
     cpu::layernorm::layernorm(&xf, &wf, &bf, eps as f64, c, &mut y, &mut m, &mut r);
-    assert_close(&what("layernorm_forward out"), &out.get(gpu), &y, t);
+    assert_close(&what("layernorm_forward out"), &out.get(), &y, t);
     // The statistics are fp32 in both modes.
-    assert_close(&what("layernorm_forward mean"), &mean.get(gpu), &m, 1e-5);
-    assert_close(&what("layernorm_forward rstd"), &rstd.get(gpu), &r, 1e-5);
+    assert_close(&what("layernorm_forward mean"), &mean.get(), &m, 1e-5);
+    assert_close(&what("layernorm_forward rstd"), &rstd.get(), &r, 1e-5);
 
     let (g, gf) = rand_x::<X>(rng, n * c, 0.0, 1.0);
     let (dx0, dx0f) = rand_x::<X>(rng, n * c, 0.0, 1.0);
@@ -358,19 +230,19 @@ fn layernorm_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng, (n, c): (usize, usize),
     let add = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x + y).collect::<Vec<f64>>();
     assert_close(
         &what("layernorm_backward dinp"),
-        &dxd.get(gpu),
+        &dxd.get(),
         &add(&dx0f, &dx),
         t,
     );
     assert_close(
         &what("layernorm_backward dweight"),
-        &dwd.get(gpu),
+        &dwd.get(),
         &add(&dw0f, &dw),
         t,
     );
     assert_close(
         &what("layernorm_backward dbias"),
-        &dbd.get(gpu),
+        &dbd.get(),
         &add(&db0f, &db),
         t,
     );
@@ -390,36 +262,8 @@ fn layernorm_matches_the_cpu() {
     }
 }
 
-fn bias_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng, n: usize, oc: usize) {
-    let (g, gf) = rand_x::<X>(rng, n * oc, 0.0, 1.0);
-    let (d0, mut want) = rand_x::<X>(rng, oc, 0.0, 1.0);
-    let (gd, dd) = (Dev::new(gpu, &g, 0), Dev::new(gpu, &d0, 0));
-    ops::bias_backward(gpu, dd.ptr(), gd.ptr(), n, oc).unwrap();
-    for r in 0..n {
-        for j in 0..oc {
-            want[j] += gf[r * oc + j];
-        }
-    }
-    let what = format!("bias_backward {} n={n} oc={oc}", X::PRECISION.name());
-    assert_close(&what, &dd.get(gpu), &want, tol::<X>());
-}
-
-#[test]
-fn bias_backward_matches_column_sums() {
-    let Some(gpu) = for_tests("bias_backward_matches_column_sums") else {
-        return;
-    };
-    let mut rng = Rng::new(14);
-    for n in [1, 3, 65, 1000] {
-        for oc in [1, 7, 33, 768, 769] {
-            bias_case::<f32>(&gpu, &mut rng, n, oc);
-            bias_case::<bf16>(&gpu, &mut rng, n, oc);
-        }
-    }
-}
-
-/// The column sums (bias and LayerNorm parameter gradients) and the gradient norm give the same
-/// bits every time.
+/// The column sums (LayerNorm parameter gradients, and `sum_axis` over many rows: a bias
+/// gradient) give the same bits every time.
 #[test]
 fn reductions_are_deterministic() {
     let Some(gpu) = for_tests("reductions_are_deterministic") else {
@@ -442,7 +286,7 @@ fn reductions_are_deterministic() {
         let dinp = Buffer::<bf16>::zeros(&gpu, n * c).unwrap();
         let dw = Buffer::<bf16>::zeros(&gpu, c).unwrap();
         let db = Buffer::<bf16>::zeros(&gpu, c).unwrap();
-        let dbias = Buffer::<bf16>::zeros(&gpu, c).unwrap();
+        let colsum = Buffer::<bf16>::zeros(&gpu, c).unwrap();
         let grads = LayerNormGrads {
             dinp: dinp.ptr(),
             dweight: dw.ptr(),
@@ -454,16 +298,15 @@ fn reductions_are_deterministic() {
         };
         let shape = LayerNormShape { n, c, eps: 1e-5 };
         ops::layernorm_backward(&gpu, grads, g.ptr(), x.ptr(), w.ptr(), stats, shape).unwrap();
-        ops::bias_backward(&gpu, dbias.ptr(), g.ptr(), n, c).unwrap();
-        let bits: Vec<Vec<u16>> = [&dw, &db, &dbias]
+        let rows = Axis {
+            outer: 1,
+            n,
+            inner: c,
+        };
+        reduce::sum_axis(&gpu, colsum.ptr(), g.ptr(), rows).unwrap();
+        let bits: Vec<Vec<u16>> = [&dw, &db, &colsum]
             .iter()
-            .map(|b| {
-                b.to_host(&gpu)
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect()
-            })
+            .map(|b| b.to_host().unwrap().iter().map(|v| v.to_bits()).collect())
             .collect();
         match &first {
             None => first = Some(bits),
@@ -475,7 +318,7 @@ fn reductions_are_deterministic() {
 /// Three AdamW steps on the GPU against `adamw_step` on the CPU, with and without decay and
 /// with a clipping factor: master weights and moments within 1e-5 relative (fp32 arithmetic on
 /// both sides, in the same order), and `params` exactly the master weights rounded to `X`.
-fn adamw_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng, n: usize, decay: bool) {
+fn adamw_case<X: GpuFloat>(gpu: &Arc<Gpu>, rng: &mut Rng, n: usize, decay: bool) {
     let cfg = AdamWConfig::default();
     let (lr, grad_scale) = (1e-2f32, 0.5f32);
     let p0: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
@@ -524,21 +367,11 @@ fn adamw_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng, n: usize, decay: bool) {
         pretrain::tensor::cpu::adamw::adamw(&hc, &mut cp, &gf, &mut cm, &mut cv);
     }
     let what = |t: &str| format!("adamw {t} {} n={n} decay={decay}", X::PRECISION.name());
-    let got = master.to_host(gpu).unwrap();
+    let got = master.to_host().unwrap();
     assert_close(&what("master"), &f64s(&got), &f64s(&cp), 1e-5);
-    assert_close(
-        &what("m"),
-        &f64s(&m.to_host(gpu).unwrap()),
-        &f64s(&cm),
-        1e-5,
-    );
-    assert_close(
-        &what("v"),
-        &f64s(&v.to_host(gpu).unwrap()),
-        &f64s(&cv),
-        1e-5,
-    );
-    let p = params.to_host(gpu).unwrap();
+    assert_close(&what("m"), &f64s(&m.to_host().unwrap()), &f64s(&cm), 1e-5);
+    assert_close(&what("v"), &f64s(&v.to_host().unwrap()), &f64s(&cv), 1e-5);
+    let p = params.to_host().unwrap();
     for (i, (q, w)) in p.iter().zip(&got).enumerate() {
         assert_eq!(
             q.to_f32(),
@@ -564,7 +397,7 @@ fn adamw_matches_the_cpu() {
 }
 
 /// Two tensors added into one running sum that starts at 1.5.
-fn norm_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng, n: usize, off: usize) {
+fn norm_case<X: GpuFloat>(gpu: &Arc<Gpu>, rng: &mut Rng, n: usize, off: usize) {
     let (a, af) = rand_x::<X>(rng, n, 0.0, 1.0);
     let (b, bf) = rand_x::<X>(rng, n + 3, 0.0, 2.0);
     let (ad, bd) = (Dev::new(gpu, &a, off), Dev::new(gpu, &b, off));
@@ -572,7 +405,7 @@ fn norm_case<X: GpuFloat>(gpu: &Gpu, rng: &mut Rng, n: usize, off: usize) {
     ops::grad_norm_squared(gpu, out.ptr(), ad.ptr()).unwrap();
     ops::grad_norm_squared(gpu, out.ptr(), bd.ptr()).unwrap();
     let want = 1.5 + af.iter().chain(&bf).map(|x| x * x).sum::<f64>();
-    let got = out.to_host(gpu).unwrap()[0] as f64;
+    let got = out.to_host().unwrap()[0] as f64;
     let what = format!("grad_norm_squared {} n={n} off={off}", X::PRECISION.name());
     assert_close(&what, &[got], &[want], 1e-5);
 }

@@ -212,7 +212,7 @@ fn run<X: GpuFloat>(bench: &Bench, budget: Duration, case: Case, v: Version) -> 
     };
     let mut got = Vec::new();
     for &r in &rows {
-        let row = inputs.c.range_to_host(gpu, r * n, n)?;
+        let row = inputs.c.range_to_host(r * n, n)?;
         got.push(row.iter().map(|x| x.to_f32()).collect::<Vec<f32>>());
     }
     gpu.sync()?;

@@ -14,7 +14,6 @@
 //! [`MemoryStats`] counts the bytes held by live blocks (`in_use`), its high-water mark (`peak`,
 //! what `train` reports) and everything taken from the driver (`reserved` = in use + cached).
 
-use super::buffer::HostMem;
 use super::device::Gpu;
 use anyhow::{Result, anyhow};
 use cudarc::driver::CudaSlice;
@@ -22,9 +21,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Memory taken from the driver (or, on the emulator, from the host allocator).
-pub(crate) enum Raw {
+enum Raw {
     Cuda(CudaSlice<u8>),
-    Host(HostMem<u8>),
+    Host(HostMem),
 }
 
 impl Raw {
@@ -207,6 +206,42 @@ fn driver_alloc(gpu: &Gpu, bytes: usize) -> Result<Raw> {
     }
     let slice = gpu.cuda()?.stream.alloc_zeros::<u8>(bytes)?;
     Ok(Raw::Cuda(slice))
+}
+
+/// The emulator's "device memory": a zeroed host allocation aligned like `cudaMalloc`'s (256
+/// bytes), so the kernels' aligned vector loads behave as on a GPU.
+struct HostMem {
+    ptr: *mut u8,
+    bytes: usize,
+}
+
+// SAFETY: HostMem owns its allocation exclusively, like a Vec<u8>.
+unsafe impl Send for HostMem {}
+// SAFETY: HostMem itself never reads or writes its bytes; the emulator does, through addresses
+// handed to launches, which the launchers' callers sequence, as on a GPU stream.
+unsafe impl Sync for HostMem {}
+
+impl HostMem {
+    fn layout(bytes: usize) -> std::alloc::Layout {
+        std::alloc::Layout::from_size_align(bytes, 256).unwrap()
+    }
+
+    fn zeros(bytes: usize) -> HostMem {
+        let layout = Self::layout(bytes);
+        // SAFETY: the layout has a non-zero size (a size class is at least 512 bytes).
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        if ptr.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        HostMem { ptr, bytes }
+    }
+}
+
+impl Drop for HostMem {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `zeros` with this same layout.
+        unsafe { std::alloc::dealloc(self.ptr, Self::layout(self.bytes)) }
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,5 @@
 //! Launchers for the fused causal attention (`kernels/attention.cu`: v1, scalar fp32;
-//! `kernels/attention_v2.cu`: v2, tensor cores, bf16; both forward and backward) and the fused
-//! classifier (`kernels/classifier.cu`): softmax, cross-entropy and its gradient in one pass
-//! over the logits.
+//! `kernels/attention_v2.cu`: v2, tensor cores, bf16; both forward and backward).
 //!
 //! Layouts follow GPT-2 (see `crate::model::gpt`): `qkv` is the `c_attn` output `[B, T, 3C]`
 //! (q | k | v along the last axis, head `h` in columns `h*hs .. (h+1)*hs` of each third,
@@ -22,8 +20,6 @@ const V2_BK: usize = 64;
 const ATT_THREADS: u32 = 128;
 /// The largest head size the kernels handle (32 lanes × 4 dimensions each).
 pub const MAX_HEAD_SIZE: usize = 128;
-/// Threads per classifier block (one block per row).
-const CLS_THREADS: u32 = 512;
 
 /// The odd row stride of tiles that each lane reads along its own row (bank-conflict free).
 fn odd_stride(hs: usize) -> usize {
@@ -293,55 +289,5 @@ pub fn attention_backward_version<X: GpuFloat>(
             )
         }?;
     }
-    Ok(())
-}
-
-/// The shape of the fused classifier: `n` rows of `vp` logits, of which the first `v` are real
-/// classes and the rest padding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Classes {
-    pub n: usize,
-    pub v: usize,
-    pub vp: usize,
-}
-
-/// The fused classifier: for each of the `n` rows of `logits` (`[n, vp]`, `v` real classes),
-/// `losses[r] = logsumexp(logits[r, ..v]) − logits[r, target]`, and `logits` is overwritten
-/// with `dloss · (softmax − onehot(target))`, zero in the padding columns `v..vp`.
-/// `targets[r] < 0` means ignored: loss 0 and a zero row of gradients. `dloss` is
-/// `1 / (number of counted targets)` for the mean loss. (A target `>= v` gives a NaN loss.)
-/// The CPU's `cross_entropy_ignore(targets, Some(ignore))` takes `u32` targets and an ignore
-/// index instead: map `t == ignore` to `-1` and every other `t` to `t as i32`.
-pub fn classifier_forward_backward<X: GpuFloat>(
-    gpu: &Gpu,
-    logits: DevPtr<X>,
-    losses: DevPtr<f32>,
-    targets: DevPtr<i32>,
-    shape: Classes,
-    dloss: f32,
-) -> Result<()> {
-    let Classes { n, v, vp } = shape;
-    ensure!(
-        v > 0 && v <= vp && vp <= i32::MAX as usize && n <= i32::MAX as usize,
-        "classifier_forward_backward: need 0 < v <= vp, got v={v} vp={vp}"
-    );
-    if n == 0 {
-        return Ok(());
-    }
-    logits.expect("classifier_forward_backward: logits", n * vp);
-    losses.expect("classifier_forward_backward: losses", n);
-    targets.expect("classifier_forward_backward: targets", n);
-    let (ni, vi, vpi) = (n as i32, v as i32, vp as i32);
-    // SAFETY: sizes checked above; block r reads targets[r] and reads and writes row r of
-    // `logits` (vp elements) and losses[r] only.
-    unsafe {
-        gpu.launch(
-            "classifier.cu",
-            X::PRECISION,
-            "classifier_forward_backward",
-            launch_config(n as u32, CLS_THREADS, 0),
-            &kargs![logits, losses, targets, ni, vi, vpi, dloss],
-        )
-    }?;
     Ok(())
 }

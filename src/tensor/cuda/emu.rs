@@ -124,7 +124,7 @@ impl Emulator {
         let _one = LAUNCH.lock().unwrap_or_else(|p| p.into_inner());
         let started = std::time::Instant::now();
         // SAFETY: every pointer argument is an address inside a live host allocation of an
-        // emulated `Buffer` (the launchers check the lengths); `slots` holds each scalar
+        // emulated allocator block (the launchers check the lengths); `slots` holds each scalar
         // argument's value in its first bytes (little-endian), as the kernel's parameter reads
         // it, and a `Strided` is read in place, as the `repr(C)` struct it is; `slots` and
         // `args` outlive the call; the library checks count, types and the struct's size

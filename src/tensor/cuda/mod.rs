@@ -9,11 +9,12 @@
 //!   panics without it), caches compiled modules per process, launches kernels, and picks CPU or
 //!   GPU for `--device cpu|cuda|auto`. [`emu`] stands in for a GPU in tests: the same launches
 //!   run on the CPU emulator of `tools/cuda-emu`.
-//! - [`buffer`]: device memory ([`Buffer`]) and the checked views ([`DevPtr`]) kernels take.
+//! - [`alloc`]: the caching allocator every piece of GPU memory comes from; [`buffer`]: typed
+//!   buffers over its blocks ([`Buffer`]) and the checked views ([`DevPtr`]) kernels take.
 //! - [`matmul`]: the matmul progression (naive, tiled, register-blocked, tensor cores) and cuBLAS.
-//! - [`ops`]: one host launcher per kernel (sizes checked, launch shape chosen): embedding,
-//!   layernorm, GELU, residual, bias gradient, AdamW, gradient norm, casts.
-//! - [`attention`]: the fused causal attention (forward, backward) and the fused classifier.
+//! - [`ops`]: one host launcher per kernel (sizes checked, launch shape chosen): layernorm,
+//!   GELU, fill, AdamW, gradient norm, casts.
+//! - [`attention`]: the fused causal attention (forward, backward).
 //! - The generic ops of the tensor engine, each checked against its CPU arm: [`strided`]
 //!   (layouts of strided operands, one by-value kernel argument), [`elementwise`] (strided
 //!   copies and adds, unary, broadcasting binary, masks), [`reduce`] (sums and maxima over an

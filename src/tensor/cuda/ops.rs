@@ -74,105 +74,6 @@ pub(crate) fn packed_grid<X: GpuFloat>(gpu: &Gpu, n: usize) -> u32 {
     gpu.grid_for(n.div_ceil(16 / std::mem::size_of::<X>()), 256)
 }
 
-/// The shape of the GPT-2 input embedding: `b` sequences of `t` tokens, `c` channels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EncoderShape {
-    pub b: usize,
-    pub t: usize,
-    pub c: usize,
-}
-
-/// `out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]` (`kernels/encoder.cu`). `wte` is `[V, C]` with
-/// V = wte.len / c; `wpe` has at least `t` rows. A token outside `0..V` gives a row of NaN.
-pub fn encoder_forward<X: GpuFloat>(
-    gpu: &Gpu,
-    out: DevPtr<X>,
-    tokens: DevPtr<i32>,
-    wte: DevPtr<X>,
-    wpe: DevPtr<X>,
-    shape: EncoderShape,
-) -> Result<()> {
-    let EncoderShape { b, t, c } = shape;
-    assert!(c > 0, "encoder_forward: c = 0");
-    let n = b * t * c;
-    out.expect("encoder_forward: out", n);
-    tokens.expect("encoder_forward: tokens", b * t);
-    wpe.expect("encoder_forward: wpe", t * c);
-    let v = wte.len / c;
-    if n == 0 {
-        return Ok(());
-    }
-    let (bi, ti, ci, vi) = (int(b, "b"), int(t, "t"), int(c, "c"), int(v, "vocab"));
-    // SAFETY: out holds b·t·c elements, tokens b·t, wpe t·c, and wte v·c (checked above); the
-    // kernel reads wte only at rows of tokens that are within 0..v.
-    unsafe {
-        gpu.launch(
-            "encoder.cu",
-            X::PRECISION,
-            "encoder_forward",
-            launch_config(packed_grid::<X>(gpu, n), 256, 0),
-            &kargs![out, tokens, wte, wpe, bi, ti, ci, vi],
-        )
-    }?;
-    Ok(())
-}
-
-/// Elements of the fp32 scratch [`encoder_backward`] needs: one per entry of `wte` (`[V, C]`).
-/// Allocate it zeroed once; every call leaves it zero again.
-pub fn encoder_scratch_len(v: usize, c: usize) -> usize {
-    v * c
-}
-
-/// `dwte[tokens[b,t],:] += dout[b,t,:]` and `dwpe[t,:] += Σ_b dout[b,t,:]` (`kernels/encoder.cu`).
-/// `scratch`: [`encoder_scratch_len`] fp32 values, zero on entry, left zero on return.
-/// dwpe is deterministic; dwte is summed with fp32 atomics, so its last bits may vary between
-/// runs. Tokens outside `0..V` are skipped.
-pub fn encoder_backward<X: GpuFloat>(
-    gpu: &Gpu,
-    dwte: DevPtr<X>,
-    dwpe: DevPtr<X>,
-    dout: DevPtr<X>,
-    tokens: DevPtr<i32>,
-    shape: EncoderShape,
-    scratch: DevPtr<f32>,
-) -> Result<()> {
-    let EncoderShape { b, t, c } = shape;
-    assert!(c > 0, "encoder_backward: c = 0");
-    let v = dwte.len / c;
-    dwpe.expect("encoder_backward: dwpe", t * c);
-    dout.expect("encoder_backward: dout", b * t * c);
-    tokens.expect("encoder_backward: tokens", b * t);
-    scratch.expect("encoder_backward: scratch", encoder_scratch_len(v, c));
-    if b * t == 0 {
-        return Ok(());
-    }
-    let (bi, ti, ci, vi) = (int(b, "b"), int(t, "t"), int(c, "c"), int(v, "vocab"));
-
-    // SAFETY: dwpe holds t·c, dout b·t·c, tokens b·t, scratch v·c elements (checked above); the
-    // kernel touches scratch only at rows of tokens within 0..v.
-    unsafe {
-        gpu.launch(
-            "encoder.cu",
-            X::PRECISION,
-            "encoder_backward_scatter",
-            launch_config(gpu.grid_for(t * c, 256), 256, 0),
-            &kargs![dwpe, scratch, dout, tokens, bi, ti, ci, vi],
-        )
-    }?;
-
-    // SAFETY: dwte and scratch hold v·c elements, tokens b·t; rows outside 0..v are skipped.
-    unsafe {
-        gpu.launch(
-            "encoder.cu",
-            X::PRECISION,
-            "encoder_backward_gather",
-            launch_config(gpu.grid_for(b * t * c, 256), 256, 0),
-            &kargs![dwte, scratch, tokens, bi, ti, ci, vi],
-        )
-    }?;
-    Ok(())
-}
-
 /// The shape of a LayerNorm: `n` rows of `c` values, and the `eps` added to the variance
 /// (GPT-2: 1e-5; the backward pass does not use it: it reads the saved `rstd`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -340,77 +241,11 @@ pub fn gelu_backward<X: GpuFloat>(
     unsafe { elementwise::<X>(gpu, "gelu.cu", "gelu_backward", n, &kargs![dinp, inp, dout]) }
 }
 
-/// `out = a + b` over `a.len` elements (`kernels/residual.cu`); `out` may be `a` or `b`.
-pub fn residual_forward<X: GpuFloat>(
-    gpu: &Gpu,
-    out: DevPtr<X>,
-    a: DevPtr<X>,
-    b: DevPtr<X>,
-) -> Result<()> {
-    let n = a.len;
-    out.expect("residual_forward: out", n);
-    b.expect("residual_forward: b", n);
-    // SAFETY: all three hold n elements (checked above).
-    unsafe {
-        elementwise::<X>(
-            gpu,
-            "residual.cu",
-            "residual_forward",
-            n,
-            &kargs![out, a, b],
-        )
-    }
-}
-
-/// `dst += src` over `src.len` elements (`kernels/residual.cu`), summed in fp32, rounded once.
-pub fn add_into<X: GpuFloat>(gpu: &Gpu, dst: DevPtr<X>, src: DevPtr<X>) -> Result<()> {
-    let n = src.len;
-    dst.expect("add_into: dst", n);
-    // SAFETY: both hold n elements (checked above).
-    unsafe { elementwise::<X>(gpu, "residual.cu", "add_into", n, &kargs![dst, src]) }
-}
-
-/// `dst *= s` over all of `dst` (`kernels/residual.cu`).
-pub fn scale<X: GpuFloat>(gpu: &Gpu, dst: DevPtr<X>, s: f32) -> Result<()> {
-    let n = dst.len;
-    // SAFETY: n is dst's own length.
-    unsafe { elementwise::<X>(gpu, "residual.cu", "scale", n, &kargs![dst, s]) }
-}
-
-/// `dst = value` over all of `dst` (`kernels/residual.cu`).
+/// `dst = value` over all of `dst` (`kernels/fill.cu`).
 pub fn fill<X: GpuFloat>(gpu: &Gpu, dst: DevPtr<X>, value: f32) -> Result<()> {
     let n = dst.len;
     // SAFETY: n is dst's own length.
-    unsafe { elementwise::<X>(gpu, "residual.cu", "fill", n, &kargs![dst, value]) }
-}
-
-/// `dbias[j] += Σ_rows dout[row, j]` for `dout` of `n` rows × `oc` (`kernels/bias.cu`).
-/// Deterministic (for a given GPU: the row chunks depend on its number of SMs).
-pub fn bias_backward<X: GpuFloat>(
-    gpu: &Gpu,
-    dbias: DevPtr<X>,
-    dout: DevPtr<X>,
-    n: usize,
-    oc: usize,
-) -> Result<()> {
-    dbias.expect("bias_backward: dbias", oc);
-    dout.expect("bias_backward: dout", n * oc);
-    if oc == 0 {
-        return Ok(());
-    }
-    let (ni, oci) = (int(n, "n"), int(oc, "oc"));
-    // SAFETY: sizes checked above; one block per 32 columns and row chunk, columns past oc and
-    // rows past n do nothing.
-    unsafe {
-        gpu.launch(
-            "bias.cu",
-            X::PRECISION,
-            "bias_backward",
-            colsum_config(gpu, n, oc),
-            &kargs![dbias, dout, ni, oci],
-        )
-    }?;
-    Ok(())
+    unsafe { elementwise::<X>(gpu, "fill.cu", "fill", n, &kargs![dst, value]) }
 }
 
 /// The hyper-parameters of one AdamW step on one tensor (see `src/train/optim.rs`).
