@@ -102,17 +102,8 @@ fn main() {
 
 /// Random token ids below `v`, from a fixed seed.
 fn token_stream(v: usize) -> impl FnMut(usize) -> Vec<u32> {
-    let mut x = 12345u64;
-    move |n| {
-        (0..n)
-            .map(|_| {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (x >> 33) as u32 % v as u32
-            })
-            .collect()
-    }
+    let mut rng = pretrain::tensor::Rng::new(12345);
+    move |n| (0..n).map(|_| rng.below(v as u64) as u32).collect()
 }
 
 /// Where to run (`--device`, `--precision`, `--matmul`), and the name the JSON line gives it.

@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 touch src/tokenizer/unicode_tables.rs
-UPDATE_UNICODE_TABLES=1 cargo test --release --test tokenizer_unicode
+UPDATE_UNICODE_TABLES=1 cargo test --release tokenizer_unicode::

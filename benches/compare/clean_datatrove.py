@@ -15,7 +15,7 @@ Setup (once):  python3 -m venv benches/compare/.venv
 Run:           benches/compare/.venv/bin/python benches/compare/clean_datatrove.py
 Fixture:       ... clean_datatrove.py --write-fixture tests/fixtures/clean/datatrove_verdicts.jsonl
                (datatrove's verdicts on 100 real and 17 synthetic documents, checked by
-               `cargo test --test clean_datatrove` without Python)
+               `cargo test clean_datatrove::` without Python)
 """
 import glob, json, os, subprocess, sys, tempfile, time
 
@@ -230,7 +230,7 @@ def synthetic():
 
 def write_fixture(path, docs, n_real=100):
     """Every k-th real document plus the synthetic ones, with datatrove's verdict and, for kept
-    documents, the text after C4's line rules. `tests/clean_datatrove.rs` checks ours against it."""
+    documents, the text after C4's line rules. `tests/suite/clean_datatrove.rs` checks ours against it."""
     tok = Whitespace()
     rules = [GopherRepetitionFilter(language=tok), GopherQualityFilter(language=tok),
              C4QualityFilter(language=tok), FineWebQualityFilter(language=tok)]

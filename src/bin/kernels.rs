@@ -12,6 +12,7 @@ mod reference;
 use anyhow::{Context, bail};
 use clap::Parser;
 use pretrain::cli::{self, Common};
+use pretrain::tensor::Rng;
 use pretrain::tensor::cpu::matmul::v4_simd::Isa;
 use pretrain::tensor::cpu::matmul::{self, GemmFn, Layout};
 use pretrain::tensor::cpu::{self, float::Float};
@@ -187,11 +188,11 @@ fn reference_op(kernel: &str, x: &[f64], cols: usize) -> Vec<f64> {
 
 fn measure_op(s: &Setup, kernel: &str) -> Row {
     let (rows, cols) = (s.shape.m, s.shape.n);
-    let mut rng = Rng(0x5eed ^ (rows * 131 + cols) as u64);
+    let mut rng = Rng::new(0x5eed ^ (rows * 131 + cols) as u64);
     let targets: Vec<u32> = (0..rows)
-        .map(|_| (rng.next() % cols as u64) as u32)
+        .map(|_| (rng.next_u64() % cols as u64) as u32)
         .collect();
-    let x = rng.vec(rows * cols);
+    let x = uniform_vec(&mut rng, rows * cols);
     let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
     let mut y = vec![0.0f32; rows * cols];
     let (secs, cpu_secs) = time_best(s.budget, || run_op(kernel, &x, &targets, cols, &mut y));
@@ -294,9 +295,9 @@ fn measure_matmul(
         note = Isa::Avx2.name().into();
     }
     let Shape { m, k, n } = shape;
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (m * 31 + k * 17 + n) as u64);
-    let a = rng.vec(m * k);
-    let b = rng.vec(k * n);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ (m * 31 + k * 17 + n) as u64);
+    let a = uniform_vec(&mut rng, m * k);
+    let b = uniform_vec(&mut rng, k * n);
     let mut c = vec![0.0f32; m * n];
     let (secs, cpu_secs) = time_best(s.budget, || f(m, k, n, &a, ta, &b, tb, &mut c, false));
     let err = matmul_error(shape, &a, ta, &b, tb, &c);
@@ -325,13 +326,13 @@ fn matmul_error(shape: Shape, a: &[f32], ta: Layout, b: &[f32], tb: Layout, c: &
     let Shape { m, k, n } = shape;
     let total = m * n;
     let samples = total.min(4096);
-    let mut rng = Rng(5);
+    let mut rng = Rng::new(5);
     let (mut max_err, mut max_ref) = (0.0f64, 0.0f64);
     for s in 0..samples {
         let idx = if samples == total {
             s
         } else {
-            (rng.next() % total as u64) as usize
+            (rng.next_u64() % total as u64) as usize
         };
         let (i, j) = (idx / n, idx % n);
         let mut want = 0.0f64;
@@ -391,21 +392,9 @@ fn process_cpu_seconds() -> Option<f64> {
     Some(ns as f64 * 1e-9)
 }
 
-/// A small seeded generator (xorshift64*) for inputs uniform in [-1, 1).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn vec(&mut self, len: usize) -> Vec<f32> {
-        (0..len)
-            .map(|_| (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
-            .collect()
-    }
+/// `len` values uniform in [-1, 1) from the engine's seeded generator.
+fn uniform_vec(rng: &mut Rng, len: usize) -> Vec<f32> {
+    (0..len).map(|_| 2.0 * rng.uniform() as f32 - 1.0).collect()
 }
 
 fn print_table(rows: &[Row]) {

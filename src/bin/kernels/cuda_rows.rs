@@ -9,10 +9,11 @@
 //! same (rounded) inputs, but over sampled *rows*: 8 rows of C (first, last, evenly between) are
 //! copied back, and up to 4096 of their entries checked (C of the lm head is 1.6 GB in fp32).
 
-use super::{Entry, F32_TOL, Rng, Row, Setup, Shape};
+use super::{Entry, F32_TOL, Row, Setup, Shape, uniform_vec};
 use anyhow::Result;
 use cudarc::driver::sys::CUevent_flags;
 use half::bf16;
+use pretrain::tensor::Rng;
 use pretrain::tensor::cuda::matmul::{self, Version};
 use pretrain::tensor::cuda::{Buffer, Gpu, GpuFloat, Precision, ptxas, sources};
 use std::any::Any;
@@ -165,11 +166,11 @@ fn run<X: GpuFloat>(bench: &Bench, budget: Duration, case: Case, v: Version) -> 
     let fresh = !matches!(slot.as_ref().and_then(|i| i.downcast_ref::<Inputs<X>>()), Some(i) if i.key == key);
     if fresh {
         *slot = None; // free the previous case's buffers first
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (m * 31 + k * 17 + n) as u64);
+        let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ (m * 31 + k * 17 + n) as u64);
         let round =
             |v: Vec<f32>| -> Vec<f32> { v.into_iter().map(|x| X::from_f32(x).to_f32()).collect() };
-        let a_host = round(rng.vec(m * k));
-        let b_host = round(rng.vec(k * n));
+        let a_host = round(uniform_vec(&mut rng, m * k));
+        let b_host = round(uniform_vec(&mut rng, k * n));
         let to_x = |v: &[f32]| -> Vec<X> { v.iter().map(|&x| X::from_f32(x)).collect() };
         let inputs = Inputs::<X> {
             key,
@@ -265,13 +266,13 @@ fn sampled_error(case: Case, a: &[f32], b: &[f32], rows: &[usize], got: &[Vec<f3
     let Shape { m, k, n } = case.shape;
     let total = rows.len() * n;
     let samples = total.min(4096);
-    let mut rng = Rng(5);
+    let mut rng = Rng::new(5);
     let (mut max_err, mut max_ref) = (0.0f64, 0.0f64);
     for s in 0..samples {
         let idx = if samples == total {
             s
         } else {
-            (rng.next() % total as u64) as usize
+            (rng.next_u64() % total as u64) as usize
         };
         let (q, j) = (idx / n, idx % n);
         let i = rows[q];

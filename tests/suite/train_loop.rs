@@ -20,15 +20,12 @@ fn tmp(tag: &str) -> PathBuf {
 
 /// Shards of a learnable sequence: a repeating pattern with a little noise.
 fn shards(dir: &Path, vocab: usize) {
-    let mut x = 7u64;
+    let mut rng = pretrain::tensor::Rng::new(7);
     let mut tokens = Vec::new();
     for i in 0..6000u64 {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let noise = (x >> 60) == 0;
+        let noise = rng.uniform() < 1.0 / 16.0;
         tokens.push(if noise {
-            (x >> 33) as u32 % vocab as u32
+            rng.below(vocab as u64) as u32
         } else {
             (i % 13) as u32 * 3 % vocab as u32
         });

@@ -1,20 +1,24 @@
-//! Helpers shared by the tokenizer and dataset tests.
-#![allow(dead_code)]
+//! Helpers shared by the test modules: the random generator, texts, fixtures, temp folders.
 
 use std::path::PathBuf;
 
-/// A small deterministic RNG (xorshift64*), so tests need no extra crate.
-pub struct Rng(pub u64);
+/// The one random generator of the tests and tools: the engine's seeded xoshiro256**.
+pub use pretrain::tensor::Rng;
 
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545F4914F6CDD1D)
+/// What tests draw from an [`Rng`] beyond its own methods.
+pub trait Draw {
+    /// Uniform in `0..n`.
+    fn index(&mut self, n: usize) -> usize;
+    /// `n` values uniform in [-1, 1).
+    fn uniform_vec(&mut self, n: usize) -> Vec<f32>;
+}
+
+impl Draw for Rng {
+    fn index(&mut self, n: usize) -> usize {
+        self.below(n as u64) as usize
     }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+    fn uniform_vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| 2.0 * self.uniform() as f32 - 1.0).collect()
     }
 }
 
@@ -107,15 +111,15 @@ const POOL: &[&str] = &[
 
 /// A random string from [`POOL`] plus random code points from the whole Unicode range.
 pub fn random_text(rng: &mut Rng, max_parts: usize) -> String {
-    let n = rng.below(max_parts + 1);
+    let n = rng.index(max_parts + 1);
     let mut s = String::new();
     for _ in 0..n {
-        if rng.below(6) == 0 {
+        if rng.index(6) == 0 {
             let c = loop {
-                let cp = if rng.below(2) == 0 {
-                    rng.below(0x3000)
+                let cp = if rng.index(2) == 0 {
+                    rng.index(0x3000)
                 } else {
-                    rng.below(0x110000)
+                    rng.index(0x110000)
                 } as u32;
                 if let Some(c) = char::from_u32(cp) {
                     break c;
@@ -123,7 +127,7 @@ pub fn random_text(rng: &mut Rng, max_parts: usize) -> String {
             };
             s.push(c);
         } else {
-            s.push_str(POOL[rng.below(POOL.len())]);
+            s.push_str(POOL[rng.index(POOL.len())]);
         }
     }
     s

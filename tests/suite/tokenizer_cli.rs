@@ -1,7 +1,6 @@
 //! The two binaries on real and bad input: exact output format, exit code 2 and one-line errors.
 
-mod common;
-use common::{fixture, temp_dir};
+use crate::common::{fixture, temp_dir};
 use std::io::Write;
 use std::process::{Command, Stdio};
 

@@ -1,8 +1,7 @@
 //! Our encoder must give exactly tiktoken's ids for r50k_base (GPT-2) and cl100k_base (GPT-4).
 //! The oracle is `tiktoken-rs`; the rank files are vendored in `tests/fixtures/tokenizer/`.
 
-mod common;
-use common::{Rng, corpus_texts, fixture, random_text, sample_text};
+use crate::common::{Rng, corpus_texts, fixture, random_text, sample_text};
 use pretrain::tokenizer::{Specials, Split, Tokenizer, formats};
 use std::sync::OnceLock;
 
@@ -57,7 +56,7 @@ fn same_ids_as_tiktoken_on_sample_text() {
 
 #[test]
 fn same_ids_as_tiktoken_on_random_text() {
-    let mut rng = Rng(12345);
+    let mut rng = Rng::new(12345);
     for _ in 0..3000 {
         check(&random_text(&mut rng, 40));
     }
@@ -106,7 +105,7 @@ fn special_tokens_allowed_refused_or_text() {
 
 #[test]
 fn roundtrip_any_text() {
-    let mut rng = Rng(777);
+    let mut rng = Rng::new(777);
     for t in [r50k(), cl100k()] {
         for _ in 0..2000 {
             let text = random_text(&mut rng, 40);
@@ -168,7 +167,7 @@ fn same_ids_as_tiktoken_on_bundled_corpus() {
 #[test]
 fn stream_decoder_equals_decode() {
     use pretrain::tokenizer::StreamDecoder;
-    let mut rng = Rng(31);
+    let mut rng = Rng::new(31);
     for t in [r50k(), cl100k()] {
         for _ in 0..500 {
             let text = random_text(&mut rng, 30) + "中文分词🙂";
@@ -209,7 +208,7 @@ fn reads_gpt2_style_tokenizer_json() {
         "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
         "model": {"type": "BPE", "vocab": vocab, "merges": merges}
     });
-    let path = common::temp_dir("gpt2_tokenizer_json").join("tokenizer.json");
+    let path = crate::common::temp_dir("gpt2_tokenizer_json").join("tokenizer.json");
     std::fs::write(&path, serde_json::to_string(&doc).unwrap()).unwrap();
     let t = formats::load(&path, None).unwrap();
     assert_eq!(t.split(), Split::Gpt2);

@@ -5,27 +5,9 @@
 //! about `k · u · Σ_p |a_ip·b_pj|` (u = 2⁻²⁴, any summation order). We require
 //! `|c - ref| ≤ 2·k·u · Σ_p |a_ip·b_pj| + 1e-30` for every entry, i.e. within the textbook bound.
 
+use crate::common::{Draw, Rng};
 use pretrain::tensor::cpu::matmul::v4_simd::{Isa, gemm_v4_isa};
 use pretrain::tensor::cpu::matmul::{GemmFn, Layout, VERSIONS, gemm};
-
-/// A small seeded generator (xorshift64*), so the tests need no extra crate.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    /// Uniform in [-1, 1).
-    fn f32(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    fn vec(&mut self, len: usize) -> Vec<f32> {
-        (0..len).map(|_| self.f32()).collect()
-    }
-}
 
 /// (A, B) stored with the given layouts, and the f64 reference product with its error scale.
 fn reference(
@@ -67,9 +49,9 @@ const LAYOUTS: [(Layout, Layout); 4] = [
 
 fn check(rng: &mut Rng, m: usize, k: usize, n: usize, versions: &[&str]) {
     for (ta, tb) in LAYOUTS {
-        let a = rng.vec(m * k);
-        let b = rng.vec(k * n);
-        let c0 = rng.vec(m * n);
+        let a = rng.uniform_vec(m * k);
+        let b = rng.uniform_vec(k * n);
+        let c0 = rng.uniform_vec(m * n);
         let (prod, scale) = reference(m, k, n, &a, ta, &b, tb);
         let tol = 2.0 * k.max(1) as f64 * f32::EPSILON as f64 / 2.0;
         // Every listed version, plus the `gemm` entry point (with its m == 1 / n == 1 path).
@@ -107,7 +89,7 @@ const ALL: [&str; 5] = ["v1", "v2", "v3", "v4", "v5"];
 
 #[test]
 fn small_and_odd_shapes_every_version() {
-    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut rng = Rng::new(0x1234_5678_9abc_def1);
     let sizes = [1, 2, 7, 33];
     for &m in &sizes {
         for &k in &sizes {
@@ -120,7 +102,7 @@ fn small_and_odd_shapes_every_version() {
 
 #[test]
 fn non_multiples_of_every_tile() {
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     // 127 and 65/129 cross the 6-, 8-, 16- and 64-wide tiles; 1 is a matrix-vector product.
     for (m, k, n) in [
         (127, 33, 65),
@@ -137,7 +119,7 @@ fn non_multiples_of_every_tile() {
 fn larger_than_one_cache_block() {
     // k > KC, n > NC and m > MC for every micro-kernel, so every blocking loop runs twice or
     // more, plus both of v5's ways of splitting work (tall and short-wide).
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     for (m, k, n) in [(200, 700, 1100), (3, 500, 2100)] {
         check(&mut rng, m, k, n, &["v3", "v4", "v5"]);
     }
@@ -151,7 +133,7 @@ fn v5_parallel_paths_on_three_threads() {
         .num_threads(3)
         .build()
         .unwrap();
-    let mut rng = Rng(99);
+    let mut rng = Rng::new(99);
     pool.install(|| {
         for (m, k, n) in [(131, 400, 530), (5, 300, 1500)] {
             check(&mut rng, m, k, n, &["v5"]);
@@ -162,12 +144,12 @@ fn v5_parallel_paths_on_three_threads() {
 #[test]
 fn every_micro_kernel_this_cpu_has() {
     // gemm_v4 uses the best kernel; run the others too (AVX2 on an AVX-512 machine, portable).
-    let mut rng = Rng(5);
+    let mut rng = Rng::new(5);
     for isa in Isa::available() {
         for (m, k, n) in [(7, 33, 17), (127, 400, 530), (1, 5, 70)] {
             for (ta, tb) in LAYOUTS {
-                let a = rng.vec(m * k);
-                let b = rng.vec(k * n);
+                let a = rng.uniform_vec(m * k);
+                let b = rng.uniform_vec(k * n);
                 let (prod, scale) = reference(m, k, n, &a, ta, &b, tb);
                 let mut c = vec![f32::NAN; m * n];
                 gemm_v4_isa(isa, m, k, n, &a, ta, &b, tb, &mut c, false);
@@ -185,7 +167,7 @@ fn every_micro_kernel_this_cpu_has() {
 
 #[test]
 fn zero_sized_dimensions() {
-    let mut rng = Rng(3);
+    let mut rng = Rng::new(3);
     for (m, k, n) in [(0, 5, 3), (4, 0, 3), (4, 5, 0)] {
         check(&mut rng, m, k, n, &ALL);
     }
@@ -193,10 +175,10 @@ fn zero_sized_dimensions() {
 
 #[test]
 fn gemm_entry_point_matches_reference() {
-    let mut rng = Rng(11);
+    let mut rng = Rng::new(11);
     let (m, k, n) = (64, 96, 80);
-    let a = rng.vec(m * k);
-    let b = rng.vec(k * n);
+    let a = rng.uniform_vec(m * k);
+    let b = rng.uniform_vec(k * n);
     let (prod, scale) = reference(m, k, n, &a, Layout::N, &b, Layout::T);
     let mut c = vec![0.0; m * n];
     gemm(m, k, n, &a, Layout::N, &b, Layout::T, &mut c, false);

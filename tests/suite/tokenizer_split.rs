@@ -1,8 +1,7 @@
 //! The hand-written split patterns must cut every input exactly as tiktoken's regex does.
 //! The oracle is `fancy-regex` with tiktoken's pattern strings (what tiktoken itself runs).
 
-mod common;
-use common::{Rng, corpus_texts, random_text, sample_text};
+use crate::common::{Rng, corpus_texts, random_text, sample_text};
 use pretrain::tokenizer::Split;
 
 fn oracle(split: Split, text: &str) -> Vec<String> {
@@ -29,7 +28,7 @@ fn check(split: Split, text: &str) {
 #[test]
 fn patterns_match_tiktoken_strings() {
     // The pattern strings tiktoken-rs uses for r50k_base and cl100k_base.
-    let src = include_str!("fixtures/tokenizer/patterns.txt");
+    let src = include_str!("../fixtures/tokenizer/patterns.txt");
     let mut lines = src.lines().filter(|l| !l.starts_with('#'));
     assert_eq!(lines.next(), Some(Split::Gpt2.pattern()));
     assert_eq!(lines.next(), Some(Split::Gpt4.pattern()));
@@ -37,7 +36,7 @@ fn patterns_match_tiktoken_strings() {
 
 #[test]
 fn splits_random_unicode_like_tiktoken() {
-    let mut rng = Rng(0x9E3779B97F4A7C15);
+    let mut rng = Rng::new(0x9E3779B97F4A7C15);
     for _ in 0..30_000 {
         let text = random_text(&mut rng, 24);
         check(Split::Gpt2, &text);

@@ -1,8 +1,7 @@
 //! Training must produce exactly the merges of a plain reference trainer that recounts every pair
 //! after each merge (slow, obviously right), with the same tie-break rule.
 
-mod common;
-use common::{Rng, random_text, sample_text, temp_dir};
+use crate::common::{Draw, Rng, random_text, sample_text, temp_dir};
 use pretrain::tokenizer::{Specials, Split, TrainOptions, formats, train};
 use std::collections::HashMap;
 
@@ -95,7 +94,7 @@ fn merges_equal_reference_on_sample_text() {
 
 #[test]
 fn merges_equal_reference_on_random_text() {
-    let mut rng = Rng(99);
+    let mut rng = Rng::new(99);
     for round in 0..20 {
         let text: String = (0..30)
             .map(|_| random_text(&mut rng, 12))
@@ -185,7 +184,7 @@ fn trained_tokenizer_roundtrips_and_reloads() {
     let b = formats::load(&dir, Some(Split::Gpt4)).unwrap();
     formats::tiktoken::write(&dir.join("ours.tiktoken"), &tok).unwrap();
     let c = formats::load(&dir.join("ours.tiktoken"), Some(Split::Gpt4)).unwrap();
-    let mut rng = Rng(5);
+    let mut rng = Rng::new(5);
     for _ in 0..500 {
         let s = random_text(&mut rng, 30);
         let ids = tok.encode_ordinary(&s);
@@ -272,10 +271,10 @@ fn stream_counter_equals_whole_text() {
     let text = sample_text().repeat(1500);
     let specials = vec!["<|endoftext|>".to_string()];
     let mut counter = pretrain::tokenizer::train::StreamCounter::new(Split::Gpt4, &specials);
-    let mut rng = Rng(21);
+    let mut rng = Rng::new(21);
     let mut pos = 0;
     while pos < text.len() {
-        let mut end = (pos + 1 + rng.below(300_000)).min(text.len());
+        let mut end = (pos + 1 + rng.index(300_000)).min(text.len());
         while !text.is_char_boundary(end) {
             end += 1;
         }

@@ -1,8 +1,7 @@
 //! Shards: header, round trips, validation errors; the loader: windows, seeds, save/restore;
 //! `tokenize_jsonl`: every document lands in exactly one split, deterministically.
 
-mod common;
-use common::{Rng, fixture, temp_dir};
+use crate::common::{Draw, Rng, fixture, temp_dir};
 use pretrain::dataset::shard::{HEADER_LEN, read_header, write_shard};
 use pretrain::dataset::{Loader, TokenizeOptions, read_shard, tokenize_jsonl};
 use pretrain::tokenizer::{Split, formats};
@@ -10,10 +9,10 @@ use pretrain::tokenizer::{Split, formats};
 #[test]
 fn shard_round_trip_u16_and_u32() {
     let dir = temp_dir("shard_round_trip");
-    let mut rng = Rng(3);
+    let mut rng = Rng::new(3);
     for (vocab, bytes) in [(300usize, 2u32), (65536, 2), (65537, 4), (100277, 4)] {
-        let n = 1 + rng.below(5000);
-        let tokens: Vec<u32> = (0..n).map(|_| rng.below(vocab) as u32).collect();
+        let n = 1 + rng.index(5000);
+        let tokens: Vec<u32> = (0..n).map(|_| rng.index(vocab) as u32).collect();
         let path = dir.join(format!("s{vocab}.bin"));
         write_shard(&path, &tokens, vocab).unwrap();
         let (h, back) = read_shard(&path).unwrap();
@@ -89,8 +88,8 @@ fn sequential_batches_are_consecutive_windows() {
 
 #[test]
 fn random_batches_are_seeded_and_restorable() {
-    let mut rng = Rng(11);
-    let tokens: Vec<u32> = (0..10_000).map(|_| rng.below(500) as u32).collect();
+    let mut rng = Rng::new(11);
+    let tokens: Vec<u32> = (0..10_000).map(|_| rng.index(500) as u32).collect();
     for sequential in [false, true] {
         let mut a = Loader::from_tokens(tokens.clone(), 500, 4, 33, 42, sequential).unwrap();
         let mut b = Loader::from_tokens(tokens.clone(), 500, 4, 33, 42, sequential).unwrap();
@@ -132,7 +131,7 @@ fn tokenize_jsonl_splits_documents_deterministically() {
         split: Split::Gpt2,
         progress: false,
     };
-    let tok = pretrain::tokenizer::train(&common::sample_text(), &opts).unwrap();
+    let tok = pretrain::tokenizer::train(&crate::common::sample_text(), &opts).unwrap();
     formats::save_dir(&tok_dir, &tok).unwrap();
     let input = fixture("tokenizer/docs.jsonl");
     let docs: Vec<String> = std::fs::read_to_string(&input)
