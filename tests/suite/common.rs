@@ -2,6 +2,31 @@
 
 use std::path::PathBuf;
 
+/// True under `CI=true`, where a skipped check is a failure.
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Says why `test` skips; under CI that is a failure instead.
+pub fn skip(test: &str, why: &str) {
+    assert!(!ci(), "{test}: CI=true, and it would skip: {why}");
+    eprintln!("{test}: skipped: {why}");
+}
+
+/// Whether NVRTC can be loaded (printing its version); without it the caller skips (see [`skip`]).
+pub fn nvrtc_or_skip(test: &str) -> bool {
+    match pretrain::tensor::cuda::nvrtc::get() {
+        Ok(n) => {
+            eprintln!("NVRTC {:?} from {}", n.version(), n.path());
+            true
+        }
+        Err(e) => {
+            skip(test, &e);
+            false
+        }
+    }
+}
+
 /// The one random generator of the tests and tools: the engine's seeded xoshiro256**.
 pub use pretrain::tensor::Rng;
 

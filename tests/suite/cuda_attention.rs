@@ -1,10 +1,12 @@
 //! The fused attention kernels (`kernels/attention.cu`, `kernels/attention_v2.cu`) against the
-//! CPU kernels in f64 (`cpu::attention`) on random inputs, odd sizes included. These need a GPU:
-//! without one each test says why it skips and passes.
+//! CPU kernels in f64 (`cpu::attention`) on random inputs, odd sizes included. They run on a GPU,
+//! and without one on the CPU emulator of `tools/cuda-emu`.
 //!
-//! Tolerances, relative to the largest reference value of each output: fp32 1e-5; bf16 1e-2
-//! for the forward, 2e-2 for the gradients (the CPU emulator, `tools/cuda-emu/tests/attention.cpp`,
-//! measures about 3e-7 and 2e-3). The bf16 inputs are rounded to bf16 first, so the reference
+//! Tolerances, relative to the largest reference value of each output: fp32 1e-5; bf16 3.9e-3
+//! for the forward (the output rounded once to bf16: at most 2⁻⁹ ≈ 1.95e-3, doubled) and 7.8e-3
+//! for the gradients, which pass through a second rounded intermediate (v2 rounds P and dS to
+//! bf16 for the tensor cores; the CPU emulator, `tools/cuda-emu/tests/attention.cpp`, measures
+//! about 2e-3). The bf16 inputs are rounded to bf16 first, so the reference
 //! sees exactly what the GPU sees.
 
 use half::bf16;
@@ -114,7 +116,7 @@ fn attention_case<X: GpuFloat>(
     let (b, t, nh, hs) = dims;
     let c = nh * hs;
     let bf = X::PRECISION == pretrain::tensor::cuda::Precision::Bf16;
-    let (tol_fwd, tol_bwd) = if bf { (1e-2, 2e-2) } else { (1e-5, 1e-5) };
+    let (tol_fwd, tol_bwd) = if bf { (3.9e-3, 7.8e-3) } else { (1e-5, 1e-5) };
     let what = format!(
         "{version:?} B={b} T={t} NH={nh} hs={hs} {}",
         X::PRECISION.name()

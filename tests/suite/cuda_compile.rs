@@ -3,28 +3,13 @@
 //! PyPI wheels (`scripts/cuda-toolchain.sh`, which `.ci/run` calls). Without NVRTC the test
 //! says so and passes, except under CI (`CI=true`), where a missing compiler is a failure.
 
+use crate::common::nvrtc_or_skip;
 use pretrain::tensor::cuda::Precision;
 use pretrain::tensor::cuda::{nvrtc, sources};
 
-fn nvrtc_or_skip() -> bool {
-    match nvrtc::get() {
-        Ok(n) => {
-            eprintln!("NVRTC {:?} from {}", n.version(), n.path());
-            true
-        }
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but {e}")
-        }
-        Err(e) => {
-            eprintln!("skipped: {e}");
-            false
-        }
-    }
-}
-
 #[test]
 fn every_kernel_compiles_for_sm80_and_sm90() {
-    if !nvrtc_or_skip() {
+    if !nvrtc_or_skip("every_kernel_compiles_for_sm80_and_sm90") {
         return;
     }
     let mut failures = Vec::new();
@@ -57,7 +42,7 @@ fn every_kernel_compiles_for_sm80_and_sm90() {
 
 #[test]
 fn a_compile_error_names_the_file_and_line() {
-    if !nvrtc_or_skip() {
+    if !nvrtc_or_skip("a_compile_error_names_the_file_and_line") {
         return;
     }
     let n = nvrtc::get().unwrap();
@@ -76,7 +61,7 @@ fn a_compile_error_names_the_file_and_line() {
 
 #[test]
 fn the_resource_report_lists_registers() {
-    if !nvrtc_or_skip() {
+    if !nvrtc_or_skip("the_resource_report_lists_registers") {
         return;
     }
     let c = sources::compile("cast.cu", 90, Precision::Bf16, true).unwrap();

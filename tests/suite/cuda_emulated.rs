@@ -10,10 +10,10 @@ use std::process::Command;
 fn kernels_pass_the_cpu_emulator() {
     let gxx = Command::new("g++").arg("--version").output();
     if gxx.is_err() || !gxx.as_ref().unwrap().status.success() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("CI=true but g++ is not available to build the CUDA emulator tests");
-        }
-        eprintln!("skipped: g++ not found (needed by tools/cuda-emu)");
+        crate::common::skip(
+            "kernels_pass_the_cpu_emulator",
+            "g++ not found (tools/cuda-emu needs it)",
+        );
         return;
     }
     let root = env!("CARGO_MANIFEST_DIR");

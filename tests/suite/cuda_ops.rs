@@ -1,10 +1,11 @@
-//! The CUDA kernels against the CPU on random inputs. These need a GPU: without one each test
-//! prints why it skips and passes (CI has no GPU; `scripts/gpu-check.sh` runs them on one).
+//! The CUDA kernels against the CPU on random inputs. They run on a GPU, and without one on the
+//! CPU emulator of `tools/cuda-emu` (`scripts/gpu-check.sh` runs them on a real one).
 //!
 //! Tolerances: the reference is computed in f64 from the very values the GPU received (rounded
 //! to the storage type first). fp32 results must agree within 1e-5 of the largest |reference|
-//! value of the tensor; bf16 results within 1e-2 (one bf16 rounding of the output is 2⁻⁹
-//! relative; everything inside the kernels is fp32). Outputs that a kernel overwrites start as
+//! value of the tensor; bf16 results within 3.9e-3: one bf16 rounding of the output is at most
+//! 2⁻⁹ ≈ 1.95e-3 of its size and everything inside the kernels is fp32, so two roundings' worth
+//! is a bound with room, not a guess. Outputs that a kernel overwrites start as
 //! NaN, so an element it forgets fails; outputs it adds into (`+=`) start random.
 
 use half::bf16;
@@ -61,7 +62,7 @@ fn zeros_clear_a_used_block() {
 fn tol<X: GpuFloat>() -> f64 {
     match X::PRECISION {
         Precision::F32 => 1e-5,
-        Precision::Bf16 => 1e-2,
+        Precision::Bf16 => 3.9e-3,
     }
 }
 

@@ -10,8 +10,10 @@
 //!
 //! Tolerances (f32): the GPU sums in another order (tiles, warps), so values differ by
 //! rounding only, about 1e-6 relative; the bounds leave a margin of about 100. bf16 keeps 8
-//! bits of mantissa (relative rounding 2⁻⁹ ≈ 2e-3 per value): logits within 5e-2 of the largest,
-//! losses within 2e-2.
+//! bits of mantissa (relative rounding 2⁻⁹ ≈ 2e-3 per value), and in bf16 the weights
+//! themselves are rounded, so the bf16 model is a slightly different model: measured here, its
+//! logits differ by 8.4e-3 of the largest (bound 2e-2), its loss at init by 9e-5 (bound 1e-3),
+//! and its training losses follow the f32 run's within 5.4e-4 over 10 steps (bound 2e-3).
 
 use pretrain::dataset::shard::write_shard;
 use pretrain::model::config::GptConfig;
@@ -148,10 +150,10 @@ fn forward_and_gradients_match_the_cpu() {
 
     let bf = model.to(GPU, DType::BF16);
     let e = rel_err(&no_grad(|| bf.forward(&x, b, t)).to_vec(), &want_logits);
-    assert!(e < 5e-2, "bf16 logits: relative error {e}");
+    assert!(e < 2e-2, "bf16 logits: relative error {e}");
     let l = no_grad(|| bf.loss(&x, &y, b, t)).item();
     assert!(
-        (l - want_loss).abs() < 2e-2 * want_loss,
+        (l - want_loss).abs() < 1e-3 * want_loss,
         "bf16 loss {l} vs {want_loss}"
     );
 }
@@ -244,10 +246,10 @@ fn ten_steps_match_the_cpu_in_f32_and_bf16_follows() {
         far * 10_000 <= total,
         "{far} of {total} weights differ by more than 1e-5"
     );
-    // bf16 follows: each loss within 2e-2 relative (bf16 logits), and it learns.
+    // bf16 follows: each loss within 2e-3 relative of the f32 run's, and it learns.
     for (i, (c, g)) in gpu.iter().zip(&bf).enumerate() {
         assert!(
-            (c.0 - g.0).abs() <= 2e-2 * c.0,
+            (c.0 - g.0).abs() <= 2e-3 * c.0,
             "step {i}: loss f32 {} bf16 {}",
             c.0,
             g.0

@@ -148,7 +148,10 @@ fn same_ids_as_tiktoken_on_bundled_corpus() {
     // Runs where the checkout has the bundled corpus (data/raw, from the clean stage).
     let texts = corpus_texts();
     if texts.is_empty() {
-        eprintln!("data/raw not found: skipping the bundled-corpus comparison");
+        crate::common::skip(
+            "same_ids_as_tiktoken_on_bundled_corpus",
+            "data/raw not found",
+        );
         return;
     }
     for (name, text) in &texts {
