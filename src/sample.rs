@@ -4,7 +4,6 @@
 //! recompute the keys and values of the whole prefix: O(n²) work for n tokens. The cache keeps each
 //! layer's keys and values; a step computes them only for the new token and attends over the rest.
 
-use crate::model::config::LAYER_NORM_EPS;
 use crate::model::gpt::Gpt;
 use crate::tensor::{Rng, Tensor, no_grad};
 
@@ -36,55 +35,50 @@ impl KvCache {
 
 impl Gpt {
     /// Feed `ids` (continuing the cached sequence) and return the logits of the last position.
-    /// The cache must leave room: `cache.len() + ids.len() <= block_size`.
+    /// The cache must leave room: `cache.len() + ids.len() <= block_size`. The blocks are the
+    /// model's own (`Gpt::block`); only attention differs: it reads the cached keys and values.
     pub fn forward_cached(&self, ids: &[u32], cache: &mut KvCache) -> Vec<f32> {
-        let (c, nh) = (self.config.n_embd, self.config.n_head);
         let (n, start) = (ids.len(), cache.len);
         assert!(
             n > 0 && start + n <= self.config.block_size,
             "forward_cached: {start} cached + {n} new tokens exceed block_size {}",
             self.config.block_size
         );
-        let hd = c / nh;
         no_grad(|| {
-            let tok = self.wte.embedding(ids, &[n]);
-            let mut x = &tok + &self.wpe.narrow(0, start, n);
+            let mut x = self.embed(ids, &[n], start);
             for (l, block) in self.blocks.iter().enumerate() {
-                let h = x.layer_norm(&block.ln_1_w, &block.ln_1_b, LAYER_NORM_EPS as f64);
-                let qkv = h.linear(&block.attn_w, Some(&block.attn_b));
-                // [n, 3C] → [3, H, n, D]
-                let qkv = qkv
-                    .reshape(&[n, 3, nh, hd])
-                    .permute(&[1, 2, 0, 3])
-                    .contiguous();
-                let parts = qkv.chunk(3, 0);
-                let q = parts[0].reshape(&[nh, n, hd]);
-                let k_new = parts[1].reshape(&[nh, n, hd]);
-                let v_new = parts[2].reshape(&[nh, n, hd]);
-                let k = match &cache.keys[l] {
-                    Some(old) => Tensor::cat(&[old, &k_new], 1),
-                    None => k_new,
-                };
-                let v = match &cache.values[l] {
-                    Some(old) => Tensor::cat(&[old, &v_new], 1),
-                    None => v_new,
-                };
-                // New query i sits at position start + i: it sees keys 0..=start + i.
-                let scale = 1.0 / (hd as f64).sqrt();
-                let att = q.matmul(&k.t()).causal_softmax(scale);
-                let y = att.matmul(&v).permute(&[1, 0, 2]).reshape(&[n, c]);
-                cache.keys[l] = Some(k);
-                cache.values[l] = Some(v);
-                x = &x + &y.linear(&block.attn_proj_w, Some(&block.attn_proj_b));
-                let h = x.layer_norm(&block.ln_2_w, &block.ln_2_b, LAYER_NORM_EPS as f64);
-                let h = h.linear(&block.fc_w, Some(&block.fc_b)).gelu();
-                x = &x + &h.linear(&block.mlp_proj_w, Some(&block.mlp_proj_b));
+                x = self.block(block, &x, |qkv| self.cached_attention(qkv, cache, l));
             }
             cache.len += n;
-            let last = x.narrow(0, n - 1, 1);
-            let last = last.layer_norm(&self.ln_f_w, &self.ln_f_b, LAYER_NORM_EPS as f64);
+            let last = self.final_norm(&x.narrow(0, n - 1, 1));
             last.matmul(&self.wte.t()).to_vec()
         })
+    }
+
+    /// Attention of the new rows `qkv` (`[n, 3C]`) over the cached keys and values of layer `l`
+    /// and their own; the new keys and values join the cache.
+    fn cached_attention(&self, qkv: &Tensor, cache: &mut KvCache, l: usize) -> Tensor {
+        let (c, nh) = (self.config.n_embd, self.config.n_head);
+        let (n, hd) = (qkv.shape()[0], c / nh);
+        // [n, 3C] → [3, H, n, D]
+        let parts = qkv
+            .reshape(&[n, 3, nh, hd])
+            .permute(&[1, 2, 0, 3])
+            .contiguous()
+            .chunk(3, 0);
+        let q = parts[0].reshape(&[nh, n, hd]);
+        let extend = |old: &Option<Tensor>, new: Tensor| match old {
+            Some(old) => Tensor::cat(&[old, &new], 1),
+            None => new,
+        };
+        let k = extend(&cache.keys[l], parts[1].reshape(&[nh, n, hd]));
+        let v = extend(&cache.values[l], parts[2].reshape(&[nh, n, hd]));
+        // New query i sits at position start + i: it sees keys 0..=start + i.
+        let att = q.matmul(&k.t()).causal_softmax(1.0 / (hd as f64).sqrt());
+        let y = att.matmul(&v).permute(&[1, 0, 2]).reshape(&[n, c]);
+        cache.keys[l] = Some(k);
+        cache.values[l] = Some(v);
+        y
     }
 }
 

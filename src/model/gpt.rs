@@ -198,26 +198,49 @@ impl Gpt {
     /// The final hidden states `[B·T, C]` (after `ln_f`) for token ids `ids` (`B·T` of them,
     /// row-major `[B, T]`).
     fn hidden(&self, ids: &[u32], b: usize, t: usize) -> Tensor {
-        let c = self.config.n_embd;
         assert!(
             t <= self.config.block_size && ids.len() == b * t,
             "Gpt::forward: {} ids for B={b}, T={t} (block_size {})",
             ids.len(),
             self.config.block_size
         );
-        let eps = LAYER_NORM_EPS as f64;
-        let tok = self.wte.embedding(ids, &[b, t]);
-        let pos = self.wpe.narrow(0, 0, t);
-        let mut x = (&tok + &pos).reshape(&[b * t, c]);
+        let mut x = self.embed(ids, &[b, t], 0);
         for block in &self.blocks {
-            let h = x.layer_norm(&block.ln_1_w, &block.ln_1_b, eps);
-            let y = self.attend(&h, block, b, t);
-            x = &x + &y;
-            let h = x.layer_norm(&block.ln_2_w, &block.ln_2_b, eps);
-            let h = h.linear(&block.fc_w, Some(&block.fc_b)).gelu();
-            x = &x + &h.linear(&block.mlp_proj_w, Some(&block.mlp_proj_b));
+            x = self.block(block, &x, |qkv| self.attend(qkv, b, t));
         }
-        x.layer_norm(&self.ln_f_w, &self.ln_f_b, eps)
+        self.final_norm(&x)
+    }
+
+    /// `wte[ids] + wpe[start..start + T]` as `[N, C]` rows, for ids of shape `[.., T]` at
+    /// positions `start..start + T`.
+    pub fn embed(&self, ids: &[u32], shape: &[usize], start: usize) -> Tensor {
+        let t = *shape.last().expect("embed: ids need a shape");
+        let tok = self.wte.embedding(ids, shape);
+        let pos = self.wpe.narrow(0, start, t);
+        (&tok + &pos).reshape(&[ids.len(), self.config.n_embd])
+    }
+
+    /// One transformer block on the rows `x` (`[N, C]`): `x + attn(ln_1(x))`, then
+    /// `x + mlp(ln_2(x))`. `attend` maps the query-key-value projection (`[N, 3C]`) to the
+    /// attention's output (`[N, C]`): the fused op in training, a KV cache when sampling.
+    pub fn block(
+        &self,
+        block: &Block,
+        x: &Tensor,
+        attend: impl FnOnce(&Tensor) -> Tensor,
+    ) -> Tensor {
+        let eps = LAYER_NORM_EPS as f64;
+        let h = x.layer_norm(&block.ln_1_w, &block.ln_1_b, eps);
+        let y = attend(&h.linear(&block.attn_w, Some(&block.attn_b)));
+        let x = x + &y.linear(&block.attn_proj_w, Some(&block.attn_proj_b));
+        let h = x.layer_norm(&block.ln_2_w, &block.ln_2_b, eps);
+        let h = h.linear(&block.fc_w, Some(&block.fc_b)).gelu();
+        &x + &h.linear(&block.mlp_proj_w, Some(&block.mlp_proj_b))
+    }
+
+    /// The last LayerNorm, `ln_f`.
+    pub fn final_norm(&self, x: &Tensor) -> Tensor {
+        x.layer_norm(&self.ln_f_w, &self.ln_f_b, LAYER_NORM_EPS as f64)
     }
 
     /// Logits `[B·T, V]` for token ids `ids` (`B·T` of them, row-major `[B, T]`).
@@ -225,19 +248,15 @@ impl Gpt {
         self.hidden(ids, b, t).matmul(&self.wte.t())
     }
 
-    /// Causal self-attention of one block on `h` (`[B·T, C]`), projected back to `[B·T, C]`.
-    fn attend(&self, h: &Tensor, block: &Block, b: usize, t: usize) -> Tensor {
+    /// Causal self-attention on the query-key-value rows `qkv` (`[B·T, 3C]`): `[B·T, C]`.
+    fn attend(&self, qkv: &Tensor, b: usize, t: usize) -> Tensor {
         let (c, nh) = (self.config.n_embd, self.config.n_head);
-        // [B·T, 3C]: q, k and v side by side, heads of C/nh columns within each.
-        let qkv = h
-            .linear(&block.attn_w, Some(&block.attn_b))
-            .reshape(&[b, t, 3 * c]);
+        let qkv = qkv.reshape(&[b, t, 3 * c]);
         let y = match self.attention {
             Attention::Fused => qkv.causal_self_attention(nh),
             Attention::Composed => composed_attention(&qkv, nh),
         };
         y.reshape(&[b * t, c])
-            .linear(&block.attn_proj_w, Some(&block.attn_proj_b))
     }
 
     /// Mean next-token cross-entropy of `targets` given `ids`: the LM head and the loss as one
