@@ -12,32 +12,43 @@ fn every_kernel_compiles_for_sm80_and_sm90() {
     if !nvrtc_or_skip("every_kernel_compiles_for_sm80_and_sm90") {
         return;
     }
-    let mut failures = Vec::new();
-    let mut built = 0;
-    for src in sources::SOURCES {
-        for arch in [80, 90] {
-            // A file may hold kernels for one precision only (tensor-core matmul: bf16), but
-            // every file must have a kernel in at least one.
-            let mut entries = 0;
-            for precision in [Precision::F32, Precision::Bf16] {
-                match sources::compile(src.file, arch, precision, false) {
-                    Ok(c) => {
-                        assert!(!c.cubin.is_empty(), "{}: empty cubin", src.file);
-                        entries += c.ptx.matches(".entry").count();
-                        built += 1;
-                    }
-                    Err(e) => failures.push(e),
-                }
-            }
-            assert!(
-                entries > 0 || !failures.is_empty(),
-                "{}: no kernel in the PTX",
-                src.file
-            );
-        }
-    }
+    // Files compile independently (NVRTC programs do not share state): both cores at once.
+    use rayon::prelude::*;
+    let jobs: Vec<_> = sources::SOURCES
+        .iter()
+        .flat_map(|src| [80, 90].map(|arch| (src, arch)))
+        .collect();
+    let results: Vec<(usize, Vec<String>)> = jobs
+        .par_iter()
+        .map(|&(src, arch)| compile_both(src, arch))
+        .collect();
+    let built: usize = results.iter().map(|r| r.0).sum();
+    let failures: Vec<String> = results.into_iter().flat_map(|r| r.1).collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     eprintln!("compiled {built} modules");
+}
+
+/// Compiles `src` for `arch` in both precisions: (modules built, errors). A file may hold
+/// kernels for one precision only (tensor-core matmul: bf16), but every file must have a kernel
+/// in at least one.
+fn compile_both(src: &sources::Source, arch: u32) -> (usize, Vec<String>) {
+    let (mut entries, mut built, mut failures) = (0, 0, Vec::new());
+    for precision in [Precision::F32, Precision::Bf16] {
+        match sources::compile(src.file, arch, precision, false) {
+            Ok(c) => {
+                assert!(!c.cubin.is_empty(), "{}: empty cubin", src.file);
+                entries += c.ptx.matches(".entry").count();
+                built += 1;
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    assert!(
+        entries > 0 || !failures.is_empty(),
+        "{}: no kernel in the PTX",
+        src.file
+    );
+    (built, failures)
 }
 
 #[test]

@@ -80,10 +80,10 @@ impl Emulator {
     }
 
     fn library(&self, file: &'static str, precision: Precision) -> Result<Arc<Library>> {
-        let mut libs = self.libs.lock().unwrap();
-        if let Some(l) = libs.get(&(file, precision)) {
+        if let Some(l) = self.libs.lock().unwrap().get(&(file, precision)) {
             return Ok(l.clone());
         }
+        // Built without holding the lock, so threads that need other files build at once.
         let path = build(file, precision)?;
         // SAFETY: the library was just built from our kernel file and the emulator; loading it
         // runs only C++ static initialisers.
@@ -92,8 +92,8 @@ impl Emulator {
         // SAFETY: `emu_launch` is defined by `launch_source` with exactly `LaunchFn`'s signature.
         let launch: LaunchFn = *unsafe { lib.get::<LaunchFn>(b"emu_launch\0") }?;
         let l = Arc::new(Library { _lib: lib, launch });
-        libs.insert((file, precision), l.clone());
-        Ok(l)
+        let mut libs = self.libs.lock().unwrap();
+        Ok(libs.entry((file, precision)).or_insert(l).clone())
     }
 
     /// Runs kernel `name` of `kernels/{file}` to completion.
