@@ -120,21 +120,31 @@ fn cpu_steps(model: &Gpt, b: usize, t: usize, steps: usize) -> f64 {
     let profile = std::env::var("PROFILE").is_ok_and(|v| v == "1");
     pretrain::tensor::profile::enable(profile);
     let mut times = Vec::new();
+    // With PROFILE=1, seconds per phase: forward, backward, clip + AdamW + zeroing the gradients.
+    let mut phases = [0.0f64; 3];
     for step in 0..steps + 1 {
         let (ids, targets) = (tokens(b * t), tokens(b * t));
         let t0 = Instant::now();
         let loss = model.loss(&ids, &targets, b, t);
+        let t1 = Instant::now();
         loss.backward();
+        let t2 = Instant::now();
         opt.update(&refs, 1e-4, 1.0);
         params.iter().for_each(|p| p.zero_grad());
         if step > 0 {
             times.push(t0.elapsed().as_secs_f64()); // step 0 warms up caches and allocations
+            let d = [t1 - t0, t2 - t1, t2.elapsed()];
+            phases
+                .iter_mut()
+                .zip(d)
+                .for_each(|(p, d)| *p += d.as_secs_f64());
         }
     }
     if profile {
         eprintln!("{}", pretrain::tensor::profile::report());
+        let [f, bw, o] = phases.map(|p| 1e3 * p / steps as f64);
+        eprintln!("ms per step: forward {f:.1}, backward {bw:.1}, clip + AdamW + zero_grad {o:.1}");
     }
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
 }
-
