@@ -170,6 +170,11 @@ impl Gpt {
 
     /// Logits `[B·T, V]` for token ids `ids` (`B·T` of them, row-major `[B, T]`).
     pub fn forward(&self, ids: &[u32], b: usize, t: usize) -> Tensor {
+        self.hidden(ids, b, t).matmul(&self.wte.t())
+    }
+
+    /// The final hidden states `ln_f(x)`, `[B·T, C]`: what the head multiplies by `wteᵀ`.
+    fn hidden(&self, ids: &[u32], b: usize, t: usize) -> Tensor {
         let c = self.config.n_embd;
         assert!(
             t <= self.config.block_size && ids.len() == b * t,
@@ -188,8 +193,7 @@ impl Gpt {
             let h = h.linear(&block.fc_w, Some(&block.fc_b)).gelu();
             x = &x + &h.linear(&block.mlp_proj_w, Some(&block.mlp_proj_b));
         }
-        let x = x.layer_norm(&self.ln_f_w, &self.ln_f_b, LAYER_NORM_EPS as f64);
-        x.matmul(&self.wte.t())
+        x.layer_norm(&self.ln_f_w, &self.ln_f_b, LAYER_NORM_EPS as f64)
     }
 
     /// Causal self-attention of one block on `h` (`[B·T, C]`), projected back to `[B·T, C]`.
@@ -229,7 +233,13 @@ impl Gpt {
     }
 
     /// Mean next-token cross-entropy of `targets` given `ids`.
+    /// On the CPU in f32 the head and the loss are one fused op that never holds the logits.
     pub fn loss(&self, ids: &[u32], targets: &[u32], b: usize, t: usize) -> Tensor {
-        self.forward(ids, b, t).cross_entropy(targets)
+        let x = self.hidden(ids, b, t);
+        if x.dtype() == crate::tensor::DType::F32 {
+            x.classifier_loss(&self.wte, targets)
+        } else {
+            x.matmul(&self.wte.t()).cross_entropy(targets)
+        }
     }
 }

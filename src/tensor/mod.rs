@@ -23,6 +23,7 @@
 //!   large buffers between steps.
 
 mod attention;
+mod classifier;
 mod autograd;
 pub mod backend;
 /// The CPU backend: kernels on slices, matmul from naive to SIMD (lesson 04).
