@@ -86,25 +86,30 @@ impl AdamW {
     /// LayerNorm) do not, as in nanoGPT. Returns the gradient norm before clipping.
     pub fn update(&mut self, params: &[&Tensor], lr: f32, grad_clip: f32) -> f32 {
         assert_eq!(params.len(), self.m.len(), "AdamW::update: parameter count");
-        let grads: Vec<Vec<f32>> = params
+        // The gradients are read in place (no copy of 124M floats for GPT-2 small).
+        let grads: Vec<Option<Tensor>> = params.iter().map(|p| p.grad()).collect();
+        let sum_sq: f64 = grads
             .iter()
-            .map(|p| {
-                p.grad()
-                    .map(|g| g.to_vec())
-                    .unwrap_or_else(|| vec![0.0; p.numel()])
-            })
-            .collect();
-        let refs: Vec<&[f32]> = grads.iter().map(|g| g.as_slice()).collect();
-        let (norm, scale) = clip_scale(&refs, grad_clip);
+            .flatten()
+            .map(|g| g.with_slice(|s: &[f32]| crate::tensor::cpu::adamw::sum_of_squares(&[s])))
+            .sum();
+        let norm = sum_sq.sqrt() as f32;
+        let scale = clip_factor(norm, grad_clip);
         self.step += 1;
         let step = self.step;
         no_grad(|| {
             for (i, p) in params.iter().enumerate() {
                 let decay = p.ndim() == 2;
                 let (m, v) = (&mut self.m[i], &mut self.v[i]);
-                p.with_data_mut(|d: &mut [f32]| {
-                    adamw_step(&self.cfg, d, &grads[i], scale, m, v, lr, step, decay)
-                });
+                let mut update = |g: &[f32]| {
+                    p.with_data_mut(|d: &mut [f32]| {
+                        adamw_step(&self.cfg, d, g, scale, m, v, lr, step, decay)
+                    })
+                };
+                match &grads[i] {
+                    Some(g) => g.with_slice(|s: &[f32]| update(s)),
+                    None => update(&vec![0.0; p.numel()]),
+                }
             }
         });
         norm
@@ -115,11 +120,7 @@ impl AdamW {
 /// (1.0 when the norm is already below it, or when clipping is off with `max_norm <= 0`).
 /// Returns `(norm, scale)`.
 pub fn clip_scale(grads: &[&[f32]], max_norm: f32) -> (f32, f32) {
-    let sum_sq: f64 = grads
-        .iter()
-        .flat_map(|g| g.iter())
-        .map(|&x| (x as f64) * (x as f64))
-        .sum();
+    let sum_sq = crate::tensor::cpu::adamw::sum_of_squares(grads);
     let norm = sum_sq.sqrt() as f32;
     (norm, clip_factor(norm, max_norm))
 }
