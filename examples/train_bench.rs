@@ -78,19 +78,21 @@ fn main() {
         vocab_size: v,
     };
     let model = Gpt::new(config, 1);
-    let (name, median, peak_gflops) = match a.device.as_str() {
+    let (name, median, cpu, peak_gflops) = match a.device.as_str() {
         "cpu" => {
-            let median = cpu_steps(&model, b, t, steps);
-            ("pretrain".to_string(), median, measured_peak_gflops())
+            let (median, cpu) = cpu_steps(&model, b, t, steps);
+            ("pretrain".to_string(), median, cpu, measured_peak_gflops())
         }
         other => panic!("train_bench: --device {other:?} (cpu or cuda)"),
     };
     let tps = (b * t) as f64 / median;
     let mfu = tps * flops_per_token(&config, t) / (peak_gflops * 1e9);
     println!(
-        "{{\"impl\":\"{name}\",\"config\":\"L{l} d{d} h{h} T{t} B{b} V{v}\",\"params\":{},\"ms_per_step\":{:.1},\"tokens_per_sec\":{tps:.0},\"mfu\":{mfu:.3}}}",
+        "{{\"impl\":\"{name}\",\"config\":\"L{l} d{d} h{h} T{t} B{b} V{v}\",\"params\":{},\"ms_per_step\":{:.1},\"tokens_per_sec\":{tps:.0},\"mfu\":{mfu:.3}{}}}",
         config.num_params(),
-        median * 1e3
+        median * 1e3,
+        cpu.map(|c| format!(",\"cpu_ms_per_step\":{:.1}", c * 1e3))
+            .unwrap_or_default()
     );
 }
 
@@ -109,8 +111,20 @@ fn token_stream(v: usize) -> impl FnMut(usize) -> Vec<u32> {
     }
 }
 
-/// Median seconds per CPU step.
-fn cpu_steps(model: &Gpt, b: usize, t: usize, steps: usize) -> f64 {
+/// CPU time (user + system, all threads) of this process so far, in seconds, where Linux's
+/// `/proc/self/stat` tells it (clock ticks of 1/100 s).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses): utime and stime are 12 and 13.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// Median seconds per CPU step, and the mean CPU seconds (all threads) per timed step: on a
+/// shared machine the CPU time moves less than the wall time when other jobs take the cores.
+fn cpu_steps(model: &Gpt, b: usize, t: usize, steps: usize) -> (f64, Option<f64>) {
     let params: Vec<_> = model.params().into_iter().map(|(_, p)| p.clone()).collect();
     let refs: Vec<_> = params.iter().collect();
     let sizes: Vec<usize> = params.iter().map(|p| p.numel()).collect();
@@ -122,7 +136,11 @@ fn cpu_steps(model: &Gpt, b: usize, t: usize, steps: usize) -> f64 {
     let mut times = Vec::new();
     // With PROFILE=1, seconds per phase: forward, backward, clip + AdamW + zeroing the gradients.
     let mut phases = [0.0f64; 3];
+    let mut cpu_start = None;
     for step in 0..steps + 1 {
+        if step == 1 {
+            cpu_start = process_cpu_seconds();
+        }
         let (ids, targets) = (tokens(b * t), tokens(b * t));
         let t0 = Instant::now();
         let loss = model.loss(&ids, &targets, b, t);
@@ -145,6 +163,9 @@ fn cpu_steps(model: &Gpt, b: usize, t: usize, steps: usize) -> f64 {
         let [f, bw, o] = phases.map(|p| 1e3 * p / steps as f64);
         eprintln!("ms per step: forward {f:.1}, backward {bw:.1}, clip + AdamW + zero_grad {o:.1}");
     }
+    let cpu = cpu_start
+        .zip(process_cpu_seconds())
+        .map(|(a, b)| (b - a) / steps as f64);
     times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    (times[times.len() / 2], cpu)
 }

@@ -75,8 +75,10 @@ def main():
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     opt = torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.95), eps=1e-8, foreach=True)
     step_model = torch.compile(model) if compiled else model
-    times = []
+    times, cpu = [], 0.0
     for step in range(warmup + steps):
+        if step == warmup:
+            cpu = time.process_time()
         x, y = torch.randint(0, v, (b, t)), torch.randint(0, v, (b, t))
         t0 = time.perf_counter()
         loss = step_model(x, y)
@@ -86,6 +88,7 @@ def main():
         opt.zero_grad(set_to_none=True)
         if step >= warmup:
             times.append(time.perf_counter() - t0)
+    cpu = (time.process_time() - cpu) / max(1, len(times))
     times.sort()
     med = times[len(times) // 2]
     mode = "compiled" if compiled else "eager"
@@ -93,7 +96,7 @@ def main():
         "impl": f"pytorch {torch.__version__} {mode}", "config": f"L{l} d{d} h{h} T{t} B{b} V{v}",
         "params": sum(p.numel() for p in params), "threads": torch.get_num_threads(),
         "ms_per_step": round(med * 1e3, 1), "tokens_per_sec": round(b * t / med),
-        "steps": len(times), "warmup": warmup,
+        "cpu_ms_per_step": round(cpu * 1e3, 1), "steps": len(times), "warmup": warmup,
     }), flush=True)
 
 
