@@ -6,7 +6,9 @@
 #
 # Usage: benches/compare/train_vs_torch.sh [ROUNDS]        (default 3)
 # Environment: THREADS (2), WAIT_IDLE=PCT (before each pair, wait up to 60 s until PCT% of the
-# CPUs are idle: for a shared machine), CONFIGS (the "L D H T B V STEPS" lines, ';'-separated).
+# CPUs are idle: for a shared machine), CONFIGS (the "L D H T B V STEPS" lines, ';'-separated),
+# BEFORE=path/to/an/older/train_bench (also runs it in each round, as "pretrain-before", to
+# measure a change against the same PyTorch runs), LOG=file (the raw JSON lines; default stderr).
 #
 # PyTorch comes from PyPI into the gitignored benches/compare/.venv (benches/compare/venv.sh
 # torch, run on first use). Its Linux wheel pulls NVIDIA's CUDA libraries (about 5 GB in all);
@@ -23,6 +25,11 @@ ours() {  # ours never inherits PRETRAIN_QUICK (the quick sizes of the binaries)
   # shellcheck disable=SC2086
   env -u PRETRAIN_QUICK RAYON_NUM_THREADS="$threads" target/release/examples/train_bench $1
 }
+before() {
+  [ -n "${BEFORE:-}" ] || return 0
+  # shellcheck disable=SC2086
+  env -u PRETRAIN_QUICK RAYON_NUM_THREADS="$threads" "$BEFORE" $1 | sed 's/"impl":"pretrain"/"impl":"pretrain-before"/'
+}
 theirs() {
   # shellcheck disable=SC2086
   THREADS="$threads" "$py" benches/compare/train_torch.py $1
@@ -35,8 +42,8 @@ wait_idle() {
   for round in $(seq "$rounds"); do
     for c in "${configs[@]}"; do
       wait_idle
-      if [ $((round % 2)) = 1 ]; then ours "$c"; theirs "$c"; else theirs "$c"; ours "$c"; fi
+      if [ $((round % 2)) = 1 ]; then before "$c"; ours "$c"; theirs "$c"; else theirs "$c"; ours "$c"; before "$c"; fi
     done
   done
   echo "{\"load_end\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
-} | tee /dev/stderr | "$py" benches/compare/train_table.py
+} | tee "${LOG:-/dev/stderr}" | "$py" benches/compare/train_table.py
