@@ -29,8 +29,9 @@
 //! numpy's OpenBLAS on two threads on every benchmark shape and layout (`benches/README.md`).
 //! The earlier v5 shared one packed block of `B` at a time between all threads, with two
 //! barriers per block and rows cut into chunks of uneven size; on the 256-row products of a
-//! GPT-2 124M step (batch 4 × 64 tokens) this version is 1.1–1.4× faster on two cores, and the
-//! whole training step 1.16× (`benches/README.md`).
+//! GPT-2 124M step (batch 4 × 64 tokens) this version is 1.3–1.5× faster on two cores for the
+//! forward and input-gradient products, 1.0–1.1× for the weight gradients, and the whole
+//! training step 1.16× (`benches/README.md`).
 
 use super::v3_blocked::{MicroKernel, aligned, macro_kernel, pack_a, pack_b};
 use super::v4_simd::{Isa, gemm_view, with_kernel};
