@@ -107,9 +107,19 @@ fn gpt2_124m(c: &mut Criterion) {
     let dims = classifier::Dims { rows, c: d, v };
     g.throughput(Throughput::Elements((6 * rows * d * v) as u64));
     g.bench_function("classifier fused fwd+grad 256x768x50257", |b| {
-        b.iter(|| black_box(classifier::classifier(&x, &w, &targets, None, dims, true)))
+        b.iter(|| {
+            let out = classifier::classifier(&x, &w, &targets, None, dims, true);
+            // Back to the pool, as the tensors that hold them in a training step are: a fresh
+            // 154 MB dW every call would time page faults, not the kernel.
+            let (dx, dw) = out.grads.expect("asked for");
+            pretrain::tensor::pool::give(dx);
+            pretrain::tensor::pool::give(dw);
+            black_box(out.loss_sum)
+        })
     });
-    // The same work op by op: logits, cross-entropy forward and backward, dx, dW (as [V, C]).
+    // The same work kernel by kernel: logits, cross-entropy forward and backward, dx, and dW
+    // already in w's [V, C] layout (the op-by-op tensor path before the fused op also wrote dW
+    // as [C, V] and copied it into place, and kept the logits and dlogits as tensors).
     let (mut logits, mut dl, mut lse) = (vec![0.0; rows * v], vec![0.0; rows * v], vec![0.0; rows]);
     let (mut dx, mut dw) = (vec![0.0; rows * d], vec![0.0; v * d]);
     g.bench_function("classifier unfused fwd+grad 256x768x50257", |b| {
