@@ -1,9 +1,10 @@
 //! Benchmarks for stage 1 (cleaning): the quality rule sets and MinHash signatures, on real text
 //! from the bundled corpus. `cargo bench --bench clean`.
 //!
-//! With `-- --compare INPUT.jsonl DECISIONS.txt` it instead runs the rule sets and MinHash on one
-//! core over INPUT (one `{"text"}` per line), writes one decision per line (`keep` or the reason)
-//! and prints the throughput as JSON: the Rust half of `benches/compare/clean_datatrove.py`.
+//! With `-- --compare INPUT.jsonl DECISIONS.txt [REPS]` it instead runs the rule sets and MinHash
+//! on one core over INPUT (one `{"text"}` per line), writes one decision per line (`keep` or the
+//! reason), runs the near-dedup from INPUT to `DECISIONS.txt.dedup` (file to file), and prints
+//! the best of REPS (5) runs of each as JSON: the Rust half of `benches/compare/clean_datatrove.py`.
 
 use criterion::{Criterion, Throughput};
 use pretrain::data::dedup::minhash::{Lsh, MinHashConfig, MinHasher};
@@ -136,23 +137,54 @@ fn huge_line_benches(c: &mut Criterion) {
     g.finish();
 }
 
-/// The Rust half of the datatrove comparison: one core, same input, same rules.
-fn compare(input: &str, decisions: &str) {
+/// The documents of a comparison input: one `{"text": ...}` JSON object per line.
+fn read_docs(input: &str) -> Vec<String> {
     let raw = std::fs::read_to_string(input).expect("reading the comparison input");
-    let docs: Vec<String> = raw
-        .lines()
+    raw.lines()
         .map(|l| {
             serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
                 .as_str()
                 .unwrap()
                 .to_string()
         })
-        .collect();
+        .collect()
+}
+
+/// Near-dedup end to end, as datatrove's stages 1–3 do it from their input file to their
+/// removal list: read and parse INPUT, signatures of the documents with ≥ 5 words, LSH,
+/// union-find, and one line per document ("dup" or "keep") written to OUTPUT.
+fn dedup_file(input: &str, output: &str) {
+    let docs = read_docs(input);
+    let cfg = MinHashConfig::default();
+    let mh = MinHasher::new(cfg);
+    let mut lsh = Lsh::new(&cfg);
+    let mut index = Vec::new();
+    for (i, d) in docs.iter().enumerate() {
+        let tokens = MinHasher::tokens(d, Lang::En);
+        if tokens.len() >= cfg.ngram {
+            lsh.add(&mh, mh.signature_of_tokens(&tokens));
+            index.push(i);
+        }
+    }
+    let roots = lsh.clusters();
+    let mut out = vec!["keep"; docs.len()];
+    for (k, &r) in roots.iter().enumerate() {
+        if r as usize != k {
+            out[index[k]] = "dup";
+        }
+    }
+    std::fs::write(output, out.join("\n") + "\n").expect("writing decisions");
+}
+
+/// The Rust half of the datatrove comparison: one core, same input, same rules, best of `reps`
+/// runs of each step (the Python half takes the best of as many).
+fn compare(input: &str, decisions: &str, reps: usize) {
+    let docs = read_docs(input);
     let bytes: usize = docs.iter().map(String::len).sum();
     let best_of = |f: &dyn Fn() -> Vec<String>| {
         let mut best = f64::MAX;
         let mut out = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..reps.max(1) {
             let t = Instant::now();
             out = f();
             best = best.min(t.elapsed().as_secs_f64());
@@ -174,33 +206,15 @@ fn compare(input: &str, decisions: &str) {
             .collect()
     });
     std::fs::write(decisions, verdicts.join("\n") + "\n").expect("writing decisions");
-    // Near-dedup end to end (signatures, LSH, union-find) on the documents with ≥ 5 words, as
-    // datatrove's stages 1–3 see them: one line per document, "dup" or "keep".
-    let (t_dedup, dups) = best_of(&|| {
-        let cfg = MinHashConfig::default();
-        let mut lsh = Lsh::new(&cfg);
-        let mut index = Vec::new();
-        for (i, d) in docs.iter().enumerate() {
-            let tokens = MinHasher::tokens(d, Lang::En);
-            if tokens.len() >= cfg.ngram {
-                lsh.add(&mh, mh.signature_of_tokens(&tokens));
-                index.push(i);
-            }
-        }
-        let roots = lsh.clusters();
-        let mut out = vec!["keep".to_string(); docs.len()];
-        for (k, &r) in roots.iter().enumerate() {
-            if r as usize != k {
-                out[index[k]] = "dup".into();
-            }
-        }
-        out
+    // File to file, I/O included, like datatrove's pipeline.
+    let dedup_out = format!("{decisions}.dedup");
+    let (t_dedup, _) = best_of(&|| {
+        dedup_file(input, &dedup_out);
+        Vec::new()
     });
-    std::fs::write(format!("{decisions}.dedup"), dups.join("\n") + "\n")
-        .expect("writing decisions");
     let mb = bytes as f64 / 1e6;
     println!(
-        "{{\"docs\": {}, \"mb\": {mb:.3}, \"rules_s\": {t_rules:.4}, \"rules_mb_s\": {:.2}, \"minhash_s\": {t_mh:.4}, \"minhash_mb_s\": {:.2}, \"dedup_mb_s\": {:.2}}}",
+        "{{\"docs\": {}, \"mb\": {mb:.3}, \"reps\": {reps}, \"rules_s\": {t_rules:.4}, \"rules_mb_s\": {:.2}, \"minhash_s\": {t_mh:.4}, \"minhash_mb_s\": {:.2}, \"dedup_mb_s\": {:.2}}}",
         docs.len(),
         mb / t_rules,
         mb / t_mh,
@@ -211,7 +225,8 @@ fn compare(input: &str, decisions: &str) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--compare") {
-        compare(&args[i + 1], &args[i + 2]);
+        let reps = args.get(i + 3).and_then(|r| r.parse().ok()).unwrap_or(5);
+        compare(&args[i + 1], &args[i + 2], reps);
     } else {
         criterion_benches();
     }

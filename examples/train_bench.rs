@@ -85,7 +85,7 @@ fn main() {
     let model = Gpt::new(config, 1);
     let (device, dtype, name) = placement(&a);
     let warmup = if device == Device::Cpu { 1 } else { 3 };
-    let median = timed_steps(&model, (device, dtype), (b, t), (warmup, steps));
+    let (median, cpu) = timed_steps(&model, (device, dtype), (b, t), (warmup, steps));
     let peak_gflops = devices::peak_gflops(device, dtype);
     let tps = (b * t) as f64 / median;
     let mfu = tps * flops_per_token(&config, t) / (peak_gflops * 1e9);
@@ -93,8 +93,11 @@ fn main() {
     let peak = devices::memory(device)
         .map(|m| format!(",\"peak_mib\":{:.1}", m.peak as f64 / 1048576.0))
         .unwrap_or_default();
+    let cpu = cpu
+        .map(|c| format!(",\"cpu_ms_per_step\":{:.1}", c * 1e3))
+        .unwrap_or_default();
     println!(
-        "{{\"impl\":\"{name}\",\"config\":\"L{l} d{d} h{h} T{t} B{b} V{v}\",\"params\":{},\"ms_per_step\":{:.1},\"tokens_per_sec\":{tps:.0},\"mfu\":{mfu:.3}{peak}}}",
+        "{{\"impl\":\"{name}\",\"config\":\"L{l} d{d} h{h} T{t} B{b} V{v}\",\"params\":{},\"ms_per_step\":{:.1},\"tokens_per_sec\":{tps:.0},\"mfu\":{mfu:.3}{cpu}{peak}}}",
         config.num_params(),
         median * 1e3
     );
@@ -141,14 +144,27 @@ fn placement(a: &Args) -> (Device, DType, String) {
     (device, dtype, name)
 }
 
+/// CPU time (user + system, all threads) of this process so far, in seconds, where Linux's
+/// `/proc/self/stat` tells it (clock ticks of 1/100 s).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses): utime and stime are 12 and 13.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 /// Median seconds per training step of `model` placed on `(device, dtype)`, on batches of
-/// `(b, t)` random tokens, after `warmup` untimed steps. `PROFILE=1` prints where the time goes.
+/// `(b, t)` random tokens, after `warmup` untimed steps; and the mean CPU seconds (all threads)
+/// per timed step, which on a shared machine moves less than wall time when other jobs take the
+/// cores. `PROFILE=1` prints where the time goes: per op, and per phase.
 fn timed_steps(
     model: &Gpt,
     (device, dtype): (Device, DType),
     (b, t): (usize, usize),
     (warmup, steps): (usize, usize),
-) -> f64 {
+) -> (f64, Option<f64>) {
     let placed = model.to(device, dtype);
     let params: Vec<Tensor> = placed
         .params()
@@ -161,13 +177,18 @@ fn timed_steps(
     let mut opt = AdamW::new(AdamWConfig::default(), &refs, &vrefs);
     let mut tokens = token_stream(model.config.vocab_size);
     let profile = std::env::var("PROFILE").is_ok_and(|v| v == "1");
-    let mut times = Vec::new();
+    let (mut times, mut phases, mut cpu_start) = (Vec::new(), [0.0f64; 3], None);
     for step in 0..warmup + steps {
         pretrain::tensor::profile::enable(profile && step >= warmup);
+        if step == warmup {
+            cpu_start = process_cpu_seconds();
+        }
         let (ids, targets) = (tokens(b * t), tokens(b * t));
         let t0 = Instant::now();
         let loss = placed.loss(&ids, &targets, b, t);
+        let t1 = Instant::now();
         loss.backward();
+        let t2 = Instant::now();
         opt.update(&refs, 1e-4, 1.0);
         params.iter().for_each(|p| p.zero_grad());
         devices::synchronize(device);
@@ -176,12 +197,20 @@ fn timed_steps(
             eprintln!("step {step}: loss {:.4}, {:.1} ms", loss.item(), secs * 1e3);
         }
         if step >= warmup {
-            times.push(secs); // the warm-up steps fill caches and the allocator, compile kernels
+            // The warm-up steps fill caches and the allocator, and compile the kernels.
+            times.push(secs);
+            let d = [t1 - t0, t2 - t1, t2.elapsed()].map(|d| d.as_secs_f64());
+            phases.iter_mut().zip(d).for_each(|(p, d)| *p += d);
         }
     }
     if profile {
         eprintln!("{}", pretrain::tensor::profile::report());
+        let [f, bw, o] = phases.map(|p| 1e3 * p / steps as f64);
+        eprintln!("ms per step: forward {f:.1}, backward {bw:.1}, clip + AdamW + zero_grad {o:.1}");
     }
+    let cpu = cpu_start
+        .zip(process_cpu_seconds())
+        .map(|(a, b)| (b - a) / steps as f64);
     times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    (times[times.len() / 2], cpu)
 }

@@ -1,13 +1,14 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """The tensor engine's main ops against PyTorch (CPU), side by side in one run.
 
 Runs `cargo run --release --example ops_bench` (our timings, JSON lines), then times the same
 ops on the same shapes in PyTorch with the same thread count, and prints one table with the
 ratio torch_ms / ours_ms (> 1 means we are faster). Both sides report the best of 10 runs.
 
-    /usr/bin/python3 benches/compare/ops_vs_torch.py [--threads 2]
+    benches/compare/.venv/bin/python benches/compare/ops_vs_torch.py [--threads 2]
 
-Needs PyTorch (Debian: python3-torch, plus libopenblas0-pthread). Not run by CI.
+Needs PyTorch 2.x from PyPI in benches/compare/.venv (`benches/compare/venv.sh torch`). Our side
+always runs at full size: PRETRAIN_QUICK is removed from its environment. Not run by CI.
 """
 import argparse, json, subprocess, sys, time
 
@@ -80,9 +81,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    env = {"RAYON_NUM_THREADS": str(args.threads)}
     import os
-    env = {**os.environ, **env}
+    env = {k: v for k, v in os.environ.items() if k != "PRETRAIN_QUICK"}
+    env["RAYON_NUM_THREADS"] = str(args.threads)
     ours = {}
     proc = subprocess.run(["cargo", "run", "--release", "--quiet", "--example", "ops_bench"],
                           capture_output=True, text=True, env=env, check=True)

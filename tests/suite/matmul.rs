@@ -118,24 +118,34 @@ fn non_multiples_of_every_tile() {
 #[test]
 fn larger_than_one_cache_block() {
     // k > KC, n > NC and m > MC for every micro-kernel, so every blocking loop runs twice or
-    // more, plus both of v5's ways of splitting work (tall and short-wide).
+    // more, plus both of v5's ways of splitting work (by columns when n > m, by rows otherwise).
     let mut rng = Rng::new(7);
-    for (m, k, n) in [(200, 700, 1100), (3, 500, 2100)] {
+    for (m, k, n) in [
+        (200, 700, 1100),
+        (3, 500, 2100),
+        (2100, 500, 3),
+        (1100, 700, 200),
+    ] {
         check(&mut rng, m, k, n, &["v3", "v4", "v5"]);
     }
 }
 
 #[test]
 fn v5_parallel_paths_on_three_threads() {
-    // Whatever the machine's core count, run v5's shared-panel path (tall) and its column-stripe
-    // path (short and wide) on a pool of three threads, with uneven chunks.
+    // Whatever the machine's core count, run v5's two paths (by rows: tall; by columns: wide)
+    // on a pool of three threads, with uneven units.
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(3)
         .build()
         .unwrap();
     let mut rng = Rng::new(99);
     pool.install(|| {
-        for (m, k, n) in [(131, 400, 530), (5, 300, 1500)] {
+        for (m, k, n) in [
+            (131, 400, 530),
+            (5, 300, 1500),
+            (530, 400, 131),
+            (1500, 300, 5),
+        ] {
             check(&mut rng, m, k, n, &["v5"]);
         }
     });

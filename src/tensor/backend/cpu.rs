@@ -378,8 +378,13 @@ pub(super) fn max_axis_backward(x: &Tensor, y: &Tensor, g: &Tensor, a: usize) ->
     dispatch!("max_axis_backward", x.dtype(), go(x, y, g, a))
 }
 
-/// `Σ x²` as a scalar of x's dtype, summed in f64.
+/// `Σ x²` as a scalar of x's dtype, summed in f64 (in parallel for f32).
 pub(super) fn sum_squares(x: &Tensor) -> Tensor {
+    if x.dtype() == DType::F32 {
+        let x = contiguous(x);
+        let s = read(&x, |v: &[f32]| cpu::adamw::sum_of_squares(&[v]));
+        return new(vec![s as f32], &[]);
+    }
     fn go<T: Element>(x: &Tensor) -> Tensor {
         let x = contiguous(x);
         let s = read(&x, |v: &[T]| {
@@ -773,9 +778,39 @@ pub(super) fn causal_attention_backward(s: AttentionSaved, g: &Tensor, h: Heads)
     dispatch!("causal_attention_backward", g.dtype(), go(s, g, h))
 }
 
-/// The fused classifier on the CPU: logits `x·wᵀ`, the mean cross-entropy, and (when asked)
-/// the gradients of that mean with respect to `x` and `w`, all in the forward pass.
+/// The fused classifier on the CPU (`cpu::classifier`): logits `x·wᵀ`, the mean cross-entropy
+/// and (when asked) the gradients of that mean with respect to `x` and `w`, chunk by chunk in
+/// the forward pass, never holding the whole `[rows, V]` logits. f64 (gradient checks) takes
+/// the plain route: matmul, then cross-entropy and its gradient.
 pub(super) fn classifier(x: &Tensor, w: &Tensor, t: Targets, want_grad: bool) -> (Tensor, Saved) {
+    if x.dtype() != DType::F32 {
+        return classifier_composed(x, w, t, want_grad);
+    }
+    let (x, w) = (contiguous(x), contiguous(w));
+    let d = cpu::classifier::Dims {
+        rows: x.shape()[0],
+        c: x.shape()[1],
+        v: w.shape()[0],
+    };
+    let (hx, hw) = (Host::of(&x), Host::of(&w));
+    let opts = cpu::classifier::Options {
+        take: pool::take::<f32>,
+        give: pool::give::<f32>,
+        ..cpu::classifier::Options::new(want_grad)
+    };
+    let out = cpu::classifier::classifier(hx.get(), hw.get(), t.ids, t.ignore, d, opts);
+    let loss = new(vec![(out.loss_sum / out.count as f64) as f32], &[]);
+    match out.grads {
+        Some((dx, dw)) => {
+            let (dx, dw) = (new(dx, x.shape()), new(dw, w.shape()));
+            (loss, Saved::Grads { dx, dw })
+        }
+        None => (loss, Saved::None),
+    }
+}
+
+/// The classifier as separate ops (any dtype the CPU computes in).
+fn classifier_composed(x: &Tensor, w: &Tensor, t: Targets, want_grad: bool) -> (Tensor, Saved) {
     let logits = matmul(x, &w.t_view());
     let (loss, lse, _) = cross_entropy(&logits, t);
     if !want_grad {

@@ -4,6 +4,7 @@
 
 pub mod adamw;
 pub mod attention;
+pub mod classifier;
 pub mod cross_entropy;
 pub mod elementwise;
 pub mod embedding;

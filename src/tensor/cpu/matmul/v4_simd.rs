@@ -105,15 +105,6 @@ impl Isa {
             Isa::Portable => "portable 4x8",
         }
     }
-
-    /// The tile `(MR, NR)`, so v5 can split work on tile borders.
-    pub(crate) fn tile(self) -> (usize, usize) {
-        with_kernel!(self, kern => tile_of(kern))
-    }
-}
-
-fn tile_of<K: MicroKernel>(_: K) -> (usize, usize) {
-    (K::MR, K::NR)
 }
 
 /// Run `$body` with `$kern` bound to the micro-kernel value for `$isa` (each arm has its own
