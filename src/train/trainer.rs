@@ -6,7 +6,7 @@
 //!
 //! The loop never asks where it runs: [`Placement`] puts the model (and so every activation,
 //! gradient and optimizer moment) on the CPU or a GPU, in f32 or bf16, and the same ops follow.
-//! It is split the way a step reads: [`Run::setup`], [`Run::step`], [`Run::evaluate`],
+//! It is split the way a step reads: [`Run::setup`], `Run::step`, [`Run::evaluate`],
 //! [`Run::checkpoint`].
 
 use super::metrics::{MetricsLog, StepMetrics};

@@ -1,7 +1,7 @@
 //! The backend boundary: every computation on tensor data goes through a function here. Each
 //! checks its operands (shapes, dtypes, one device for all) and hands the work to the arm of the
-//! device the tensors live on: [`cpu`] (loops and SIMD over host slices, `crate::tensor::cpu`) or
-//! [`cuda`] (our kernels in `kernels/*.cu`, launched through `crate::tensor::cuda`). The autograd
+//! device the tensors live on: `cpu` (loops and SIMD over host slices, `crate::tensor::cpu`) or
+//! `cuda` (our kernels in `kernels/*.cu`, launched through `crate::tensor::cuda`). The autograd
 //! layer (`ops.rs`, `attention.rs`, `fused.rs`) only ever calls these, and never looks at the
 //! device: the same graph runs on either.
 //!
