@@ -426,3 +426,23 @@ fn training_steps_reuse_the_allocators_blocks() {
     );
     assert!(after.peak >= after.in_use && after.reserved >= after.peak);
 }
+
+#[test]
+fn ops_on_two_devices_panic_naming_both() {
+    let Some(_lock) = gpu("ops_on_two_devices_panic_naming_both") else {
+        return;
+    };
+    let a = Tensor::ones(&[2, 3]);
+    let b = Tensor::ones(&[2, 3]).to(GPU);
+    assert_eq!(
+        b.to(Device::Cpu).to_vec(),
+        a.to_vec(),
+        "to(cuda) then to(cpu)"
+    );
+    let err = std::panic::catch_unwind(|| a.add(&b)).expect_err("cpu + cuda must panic");
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        msg.contains("two devices") && msg.contains("cpu") && msg.contains("cuda:0"),
+        "{msg}"
+    );
+}
