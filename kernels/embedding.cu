@@ -3,8 +3,9 @@
 //
 // embedding_forward:   out[r, :] = table[ids[r], :]   (an id outside 0..vocab writes a row of
 //                      NaN, so a bad id shows in the loss)
-// embedding_backward:  dtable[id, :] = Σ_{r : ids[r] = id} g[r, :]   (fp32 sums, rounded once)
-//                      for the ids that occur; the host zeroes the rest of dtable first.
+// embedding_backward:  dtable[id, :] += Σ_{r : ids[r] = id} g[r, :]   (fp32 sums, rounded once)
+//                      for the ids that occur; other rows are untouched (the host zeroes
+//                      dtable first for a fresh gradient, or adds into one it already has).
 // CPU counterpart: src/tensor/cpu/embedding.rs (embedding, embedding_backward).
 // Idea: the backward must not add rows with float atomics (their order, and so the rounding,
 // would change run to run). The host groups the positions by id with a counting sort
@@ -41,7 +42,7 @@ extern "C" __global__ void embedding_backward(floatX* dtable, const floatX* g, c
         for (int c = threadIdx.x; c < dim; c += blockDim.x) {
             float sum = 0.0f;
             for (int k = begin; k < end; k++) sum += to_float(g[(size_t)positions[k] * dim + c]);
-            row[c] = from_float<floatX>(sum);
+            row[c] = from_float<floatX>(to_float(row[c]) + sum);
         }
     }
 }

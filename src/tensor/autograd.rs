@@ -22,9 +22,17 @@ pub(crate) struct Node {
     pub op: &'static str,
     pub inputs: Vec<Tensor>,
     pub backward: BackwardFn,
-    /// Set for `narrow`: its backward returns the gradient of the slice only, and the engine adds
-    /// it into `(axis, start)` of the input's gradient instead of padding it with zeros.
-    pub narrow: Option<(usize, usize)>,
+    /// Set for ops whose gradient touches a small part of their input: the engine adds it into
+    /// that part of the input's gradient instead of building a full-size tensor of zeros first.
+    pub into: Option<Into>,
+}
+
+/// Where a partial gradient goes in its input's gradient (see [`Node::into`]).
+pub(crate) enum Into {
+    /// `narrow`: the slice's gradient goes to `start..` along `axis`.
+    Region { axis: usize, start: usize },
+    /// `embedding`: row `i` of the gradient (`[N, dim]`) is added to row `ids[i]` of the table's.
+    Rows(Vec<u32>),
 }
 
 impl Drop for super::tensor::Inner {
@@ -90,12 +98,13 @@ pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
 /// Attaches a node to a freshly computed `out` when recording is on and an input needs a
 /// gradient; otherwise returns `out` as is. `backward` must not capture `out` itself (that
 /// would be a reference cycle); capture `out.detach()` instead.
-/// Like [`record`] for `narrow`: `backward` returns the slice's gradient, which the engine adds
-/// into `(axis, start)` of the input's gradient.
-pub(crate) fn record_narrow(out: Tensor, input: &Tensor, axis: usize, start: usize) -> Tensor {
-    let out = record(out, "narrow", &[input], |g| vec![Some(g.clone())]);
+/// Like [`record`] for an op whose gradient lands in part of its one input (`narrow`, an
+/// embedding lookup): the backward is the identity, and the engine adds the gradient `into`
+/// that part of the input's gradient.
+pub(crate) fn record_into(out: Tensor, op: &'static str, input: &Tensor, into: Into) -> Tensor {
+    let out = record(out, op, &[input], |g| vec![Some(g.clone())]);
     if let Some(node) = out.0.node.lock().unwrap().as_mut() {
-        node.narrow = Some((axis, start));
+        node.into = Some(into);
     }
     out
 }
@@ -118,7 +127,7 @@ pub(crate) fn record(
         op,
         inputs: inputs.iter().map(|&t| t.clone()).collect(),
         backward: Box::new(backward),
-        narrow: None,
+        into: None,
     };
     *out.0.node.lock().unwrap() = Some(node);
     out.0.requires_grad.store(true, Ordering::Relaxed);
@@ -259,7 +268,7 @@ impl Tensor {
                     accumulate_leaf(t, g);
                 }
                 Some(node) => {
-                    let (op, region) = (node.op, node.narrow);
+                    let (op, into) = (node.op, node.into);
                     let inputs = node.inputs;
                     let gs = (node.backward)(&g);
                     assert_eq!(
@@ -268,41 +277,58 @@ impl Tensor {
                         "{op}: backward returned the wrong count"
                     );
                     for (inp, gi) in inputs.iter().zip(gs) {
-                        let Some(gi) = gi else { continue };
-                        if !inp.requires_grad() {
+                        let Some(gi) = gi.filter(|_| inp.requires_grad()) else {
                             continue;
-                        }
+                        };
                         let k = key(inp);
                         let prev = grads.remove(&k);
-                        let sum = match region {
-                            None => {
-                                assert_eq!(
-                                    gi.shape(),
-                                    inp.shape(),
-                                    "{op}: backward gave a gradient of the wrong shape"
-                                );
-                                match prev {
-                                    Some(prev) => accumulate(prev, &gi, None),
-                                    None => gi,
-                                }
-                            }
-                            Some(r) => {
-                                let base = prev.unwrap_or_else(|| {
-                                    super::backend::full(
-                                        inp.shape(),
-                                        0.0,
-                                        inp.dtype(),
-                                        inp.device(),
-                                    )
-                                });
-                                accumulate(base, &gi, Some(r))
-                            }
-                        };
-                        grads.insert(k, sum);
+                        grads.insert(k, add_gradient(op, inp, prev, &gi, into.as_ref()));
                     }
                 }
             }
         }
+    }
+}
+
+/// The gradient of `inp` so far (`prev`) plus `g` from op `op`: where `into` says when it is
+/// partial, else the whole tensor.
+fn add_gradient(
+    op: &str,
+    inp: &Tensor,
+    prev: Option<Tensor>,
+    g: &Tensor,
+    into: Option<&Into>,
+) -> Tensor {
+    let Some(into) = into else {
+        assert_eq!(
+            g.shape(),
+            inp.shape(),
+            "{op}: backward gave a gradient of the wrong shape"
+        );
+        return match prev {
+            Some(prev) => accumulate(prev, g, None),
+            None => g.clone(),
+        };
+    };
+    let zeros = || super::backend::full(inp.shape(), 0.0, inp.dtype(), inp.device());
+    let base = prev.unwrap_or_else(zeros);
+    match into {
+        Into::Region { axis, start } => accumulate(base, g, Some((*axis, *start))),
+        Into::Rows(ids) => {
+            let base = owned(base);
+            let dim = *inp.shape().last().expect("rows of a 2-d table");
+            super::backend::add_rows(&base, &g.reshape(&[ids.len(), dim]), ids);
+            base
+        }
+    }
+}
+
+/// `t` itself when nothing else sees its buffer, else a copy that may be changed in place.
+fn owned(t: Tensor) -> Tensor {
+    if exclusively_owned(&t) {
+        t
+    } else {
+        super::backend::copy(&t)
     }
 }
 
@@ -317,11 +343,7 @@ fn exclusively_owned(t: &Tensor) -> bool {
 
 /// `acc + g` (into `region` of `acc` when given), in place when `acc` is exclusively owned.
 fn accumulate(acc: Tensor, g: &Tensor, region: Option<(usize, usize)>) -> Tensor {
-    let acc = if exclusively_owned(&acc) {
-        acc
-    } else {
-        super::backend::copy(&acc)
-    };
+    let acc = owned(acc);
     super::backend::add_into(&acc, g, region);
     acc
 }

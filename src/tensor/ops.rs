@@ -1,7 +1,7 @@
 //! Differentiable ops: each computes its result through `backend` and records how to
 //! backpropagate through it. Views (reshape, permute, narrow, expand) share storage.
 
-use super::autograd::{record, record_narrow};
+use super::autograd::{Into, record, record_into};
 use super::backend::{self, Binary, Unary};
 use super::shape::{self, broadcast_shapes, contiguous_strides, numel};
 use super::storage::DType;
@@ -133,9 +133,9 @@ impl Tensor {
             self.offset() + start * self.strides()[a],
         );
         // Backward: the engine adds the slice's gradient into the matching window of the
-        // input's gradient (see `autograd::record_narrow`), so splitting qkv three ways costs one
+        // input's gradient (see `autograd::record_into`), so splitting qkv three ways costs one
         // zero-filled buffer rather than three padded copies.
-        record_narrow(out, self, a, start)
+        record_into(out, "narrow", self, Into::Region { axis: a, start })
     }
 
     /// A broadcast view of `self` with shape `shape` (stride 0 on broadcast axes).
@@ -465,14 +465,13 @@ impl Tensor {
     }
 
     /// Embedding lookup: `self` is the `[vocab, dim]` table; `ids` (shape `shape`) pick rows.
-    /// The result has shape `shape + [dim]`; the table's gradient is a scatter-add.
+    /// The result has shape `shape + [dim]`. Backward adds each gradient row into the table's
+    /// gradient at its id (`autograd::Into::Rows`): a tied embedding, whose gradient also comes
+    /// whole from the LM head, is then updated in place instead of summed with a mostly-zero
+    /// table of its own.
     pub fn embedding(&self, ids: &[u32], shape: &[usize]) -> Tensor {
         let out = backend::embedding(self, ids, shape);
-        let ids = ids.to_vec();
-        let vocab = self.shape()[0];
-        record(out, "embedding", &[self], move |g| {
-            vec![Some(backend::embedding_backward(g, &ids, vocab))]
-        })
+        record_into(out, "embedding", self, Into::Rows(ids.to_vec()))
     }
 
     /// Mean cross-entropy between logits `[.., classes]` and integer targets (one per row).

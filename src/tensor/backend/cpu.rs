@@ -621,18 +621,16 @@ pub(super) fn embedding(w: &Tensor, ids: &[u32], shape: &[usize]) -> Tensor {
     dispatch!("embedding", w.dtype(), go(w, ids, shape))
 }
 
-/// Scatter-add of `g` (`[.., dim]`) into a zero `[vocab, dim]` table at rows `ids`.
-pub(super) fn embedding_backward(g: &Tensor, ids: &[u32], vocab: usize) -> Tensor {
-    fn go<T: Element>(g: &Tensor, ids: &[u32], vocab: usize) -> Tensor {
-        let g = contiguous(g);
-        let dim = g.shape().last().copied().unwrap_or(1);
-        let mut dw = pool::take_zeroed::<T>(vocab * dim);
-        read(&g, |gs: &[T]| {
-            cpu::embedding::embedding_backward(gs, dim, ids, &mut dw)
-        });
-        new(dw, &[vocab, dim])
+/// `dst[ids[i]] += src[i]`, in place.
+pub(super) fn add_rows(dst: &Tensor, src: &Tensor, ids: &[u32]) {
+    fn go<T: Element>(dst: &Tensor, src: &Tensor, ids: &[u32]) {
+        let src = contiguous(src);
+        let dim = dst.shape()[1];
+        read(&src, |gs: &[T]| {
+            dst.with_data_mut(|d: &mut [T]| cpu::embedding::embedding_backward(gs, dim, ids, d))
+        })
     }
-    dispatch!("embedding_backward", g.dtype(), go(g, ids, vocab))
+    dispatch!("add_rows", dst.dtype(), go(dst, src, ids))
 }
 
 /// Mean cross-entropy of rows of `x` (`[rows, classes]`) against `targets`: returns the scalar

@@ -615,17 +615,15 @@ pub(super) fn embedding(w: &Tensor, ids: &[u32], shape: &[usize]) -> Tensor {
     out
 }
 
-/// The table's gradient: each id's rows summed in position order (deterministic).
-pub(super) fn embedding_backward(g: &Tensor, ids: &[u32], vocab: usize) -> Tensor {
-    let g = contiguous(g);
-    let on = On::of(&g);
-    let dim = g.shape().last().copied().unwrap_or(1);
-    let dw = on.empty(&[vocab, dim], g.dtype());
+/// `dst[ids[i]] += src[i]`: each id's rows summed in position order, then added (deterministic).
+pub(super) fn add_rows(dst: &Tensor, src: &Tensor, ids: &[u32]) {
+    let src = contiguous(src);
+    let on = On::of(dst);
+    let (vocab, dim) = (dst.shape()[0], dst.shape()[1]);
     let buckets = k::embedding::EmbeddingBuckets::new(ids, vocab);
-    let dev = ok("embedding_backward", buckets.upload(&on.gpu));
-    by_dtype!("embedding_backward", g.dtype(), X => ok("embedding_backward",
-        k::embedding::embedding_backward::<X>(&on.gpu, dense(&dw), dense(&g), &dev, dim)));
-    dw
+    let dev = ok("add_rows", buckets.upload(&on.gpu));
+    by_dtype!("add_rows", dst.dtype(), X => ok("add_rows",
+        k::embedding::embedding_add_rows::<X>(&on.gpu, dense(dst), dense(&src), &dev, dim)));
 }
 
 /// The targets on the device (`-1` where ignored), kept alive with their block.

@@ -428,13 +428,25 @@ pub fn embedding(w: &Tensor, ids: &[u32], shape: &[usize]) -> Tensor {
     on_device!("embedding", w.device(), embedding(w, ids, shape))
 }
 
-/// Scatter-add of `g` (`[.., dim]`) into a zero `[vocab, dim]` table at rows `ids`.
-pub fn embedding_backward(g: &Tensor, ids: &[u32], vocab: usize) -> Tensor {
-    on_device!(
-        "embedding_backward",
-        g.device(),
-        embedding_backward(g, ids, vocab)
-    )
+/// `dst[ids[i], :] += src[i, :]` in place: the gradient of an embedding lookup, added into the
+/// table's (`dst` `[vocab, dim]` contiguous and not shared, `src` `[ids.len(), dim]`).
+/// Deterministic: each row's additions happen in the order of `ids`.
+pub fn add_rows(dst: &Tensor, src: &Tensor, ids: &[u32]) {
+    same("add_rows", dst, src);
+    assert!(
+        dst.ndim() == 2 && src.shape() == [ids.len(), dst.shape()[1]] && dst.is_contiguous(),
+        "add_rows: {} rows {:?} into a table {:?}",
+        ids.len(),
+        src.shape(),
+        dst.shape()
+    );
+    if let Some(bad) = ids.iter().find(|&&i| i as usize >= dst.shape()[0]) {
+        panic!(
+            "add_rows: id {bad} is outside the table's {} rows",
+            dst.shape()[0]
+        );
+    }
+    on_device!("add_rows", dst.device(), add_rows(dst, src, ids))
 }
 
 /// Mean cross-entropy of rows of `x` (`[rows, classes]`) against `targets`: returns the scalar

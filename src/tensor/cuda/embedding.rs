@@ -132,8 +132,7 @@ pub fn embedding_forward<X: GpuFloat>(
 }
 
 /// `dtable` (`[vocab, dim]`) overwritten with the scatter-add of the gradient rows `g`
-/// (`[rows, dim]`) at the ids `buckets` was built from: zero first, then one block per distinct
-/// id sums its rows in position order (fp32, one rounding). Deterministic.
+/// (`[rows, dim]`) at the ids `buckets` was built from: zeroed, then [`embedding_add_rows`].
 pub fn embedding_backward<X: GpuFloat>(
     gpu: &Gpu,
     dtable: DevPtr<X>,
@@ -141,12 +140,28 @@ pub fn embedding_backward<X: GpuFloat>(
     buckets: &DeviceBuckets,
     dim: usize,
 ) -> Result<()> {
+    let n = buckets.vocab * dim;
+    fill(
+        gpu,
+        dtable.expect("embedding_backward: dtable", n).slice(0, n),
+        0.0,
+    )?;
+    embedding_add_rows(gpu, dtable, g, buckets, dim)
+}
+
+/// `dtable[id, :] += Σ g[r, :]` over the rows `r` of each id of `buckets`, in position order
+/// (fp32 sums, one rounding per element): one block per distinct id (`kernels/embedding.cu`).
+/// Rows of ids that do not occur are left as they are. Deterministic.
+pub fn embedding_add_rows<X: GpuFloat>(
+    gpu: &Gpu,
+    dtable: DevPtr<X>,
+    g: DevPtr<X>,
+    buckets: &DeviceBuckets,
+    dim: usize,
+) -> Result<()> {
     let (vocab, rows) = (buckets.vocab, buckets.rows);
-    let dtable = dtable
-        .expect("embedding_backward: dtable", vocab * dim)
-        .slice(0, vocab * dim);
-    g.expect("embedding_backward: g", rows * dim);
-    fill(gpu, dtable, 0.0)?;
+    dtable.expect("embedding_add_rows: dtable", vocab * dim);
+    g.expect("embedding_add_rows: g", rows * dim);
     let distinct = buckets.uniq.1.len;
     if distinct == 0 || dim == 0 {
         return Ok(());

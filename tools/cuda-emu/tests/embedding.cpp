@@ -64,12 +64,16 @@ int main() {
 
         emu::Array<floatX> g(rows * dim, "g"), dtable(vocab * dim, "dtable");
         check::fill(g);
-        std::vector<double> dref(vocab * dim, 0.0);
+        // The kernel adds each id's rows into the table as it is (here: random values, as when a
+        // tied embedding already holds the LM head's gradient); other rows stay untouched.
+        check::fill(dtable);
+        std::vector<double> dref(vocab * dim);
+        for (size_t i = 0; i < dtable.size(); i++) dref[i] = check::to_double(dtable[i]);
+        std::vector<double> sums(vocab * dim, 0.0);
         for (int r = 0; r < rows; r++)
             if (ids[r] >= 0 && ids[r] < vocab)
-                for (int c = 0; c < dim; c++) dref[ids[r] * dim + c] += check::to_double(g[r * dim + c]);
-        // The launcher zero-fills dtable first; the kernel writes the rows of the ids that occur.
-        for (size_t i = 0; i < dtable.size(); i++) dtable[i] = floatX(0.0f);
+                for (int c = 0; c < dim; c++) sums[ids[r] * dim + c] += check::to_double(g[r * dim + c]);
+        for (size_t i = 0; i < dref.size(); i++) dref[i] += sums[i];
         const std::string b = "embedding_backward" + tag;
         const int threads = std::min(256, (dim + 31) / 32 * 32);
         if (check::no_error(b, [&] {
