@@ -492,8 +492,9 @@ fn a_validation_split_that_does_not_match_fails_before_step_1() {
     let data = shards(&dir.join("shards"), 50);
     let out = dir.join("run");
     let val = data.join("val_000000.bin");
-    // From another tokenizer (vocabulary 60): the final evaluation used to crash.
-    let tokens: Vec<u32> = (0..500).map(|i| i % 60).collect();
+    // From another tokenizer (vocabulary 60, ids 50..59 from the first batch on): without the
+    // check, the final evaluation would crash on id 59 after all the training.
+    let tokens: Vec<u32> = (0..500).map(|i| 59 - i % 60).collect();
     write_shard(&val, &tokens, 60).unwrap();
     let mut a = tiny(&data, &out);
     a.extend(["--steps".into(), "2".into()]);
