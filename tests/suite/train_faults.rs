@@ -178,6 +178,7 @@ fn resume_continues_the_folder_it_is_given() {
     assert_eq!(saved_step(&moved), 5);
 
     // Run folder and data moved together: the relative path still holds.
+    let _ = std::fs::remove_dir_all(dir.with_extension("moved"));
     std::fs::rename(&dir, dir.with_extension("moved")).unwrap();
     let o = resume(&dir.with_extension("moved").join("runA"), 3, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -314,6 +315,9 @@ fn flags_that_make_no_sense_are_rejected_when_parsed() {
             "{err}"
         );
     }
+    // A missing flag is named too (clap puts the names on the lines after the message).
+    let line = error_line(&run(&["--out".into(), s(&out)]));
+    assert!(line.contains("--data"), "{line}");
     // The library checks the same for callers that build a config by hand.
     let mut cfg = config(&data, &out, 2);
     cfg.lr = f32::NAN;
