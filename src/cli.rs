@@ -5,8 +5,17 @@
 //! - `-q/--quiet` hides progress and summaries; `-v/--verbose` prints more detail.
 //! - Long work shows a progress bar on stderr (hidden when quiet or when stderr is not a terminal).
 //! - `PRETRAIN_QUICK=1` asks every binary for its quick sizes; the lesson tests set it.
+//! - Numbers from flags are checked when parsed ([`positive`], [`non_negative`]): `--lr nan`
+//!   is a one-line error naming the flag, not a run that fails later.
+//! - Outputs appear whole or not at all ([`atomic`]); long runs stop cleanly on Ctrl-C and
+//!   SIGTERM ([`signals`]).
 //!
 //! A binary's `main` is one line: `cli::run::<Args>("name", body)`.
+
+pub mod atomic;
+pub mod signals;
+
+pub use atomic::{temp_path, write_atomic};
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -91,6 +100,16 @@ where
     A: Parser + HasCommon,
     F: FnOnce(A) -> anyhow::Result<()>,
 {
+    run_with_code::<A, _>(name, |a| body(a).map(|()| ExitCode::SUCCESS))
+}
+
+/// [`run`] for a body that picks its own exit code when it does not fail (an interrupted
+/// `train` exits 130 or 143 after saving, see [`signals`]).
+pub fn run_with_code<A, F>(name: &str, body: F) -> ExitCode
+where
+    A: Parser + HasCommon,
+    F: FnOnce(A) -> anyhow::Result<ExitCode>,
+{
     // A bug inside the library still panics; show it as one line, not a backtrace.
     let bin = name.to_string();
     std::panic::set_hook(Box::new(move |info| {
@@ -114,16 +133,22 @@ where
                 print!("{e}");
                 return ExitCode::SUCCESS;
             }
+            // The message is the first paragraph ("... not provided:\n  --data <DATA>").
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let first: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let first = first.join(" ");
+            let first = first.strip_prefix("error: ").unwrap_or(&first);
             eprintln!("{name}: error: {first} (see --help)");
             return ExitCode::from(2);
         }
     };
     args.common().apply();
     match body(args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             // `{:#}` joins the context chain on one line: "reading x.json: line 3: expected ...".
             let line = format!("{e:#}").replace('\n', " ");
@@ -150,21 +175,18 @@ macro_rules! has_common {
     };
 }
 
-/// Write `bytes` to `path` atomically: a temp file beside it, then rename.
-/// A crash leaves either the old file or the new one, never half of one.
-pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let tmp = temp_path(path);
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
+/// A clap value parser for a finite number above 0 (`#[arg(value_parser = cli::positive)]`).
+pub fn positive(s: &str) -> Result<f32, String> {
+    match s.trim().parse::<f32>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err("expected a finite number above 0".into()),
+    }
 }
 
-/// The temp path used by [`write_atomic`]: `DIR/.NAME.tmp-PID`.
-pub fn temp_path(path: &std::path::Path) -> std::path::PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+/// A clap value parser for a finite number, 0 or above.
+pub fn non_negative(s: &str) -> Result<f32, String> {
+    match s.trim().parse::<f32>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err("expected a finite number, 0 or more".into()),
+    }
 }

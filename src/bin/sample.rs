@@ -24,7 +24,7 @@ struct Args {
     #[arg(long, default_value_t = 200)]
     max_new_tokens: usize,
     /// Softmax temperature; 0 picks the most likely token every time (greedy).
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 0.8, value_parser = cli::non_negative, allow_negative_numbers = true)]
     temperature: f32,
     /// Sample only among the K most likely tokens (0 = all).
     #[arg(long, default_value_t = 40)]

@@ -2,32 +2,37 @@
 
 use anyhow::Context;
 use clap::Parser;
-use pretrain::cli::{self, Common};
+use pretrain::cli::{self, Common, signals};
 use pretrain::model::config::GptConfig;
 use pretrain::tensor::cuda::DeviceArg;
 use pretrain::train::optim::AdamWConfig;
+use pretrain::train::run_config;
 use pretrain::train::schedule::{MIN_LR_FRACTION, ScheduleKind};
-use pretrain::train::trainer::{self, Placement, PrecisionArg, TrainConfig};
+use pretrain::train::trainer::{self, Placement, PrecisionArg, TrainConfig, TrainSummary};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// Train a GPT-2 model on token shards written by `tokenize`.
 ///
 /// The run folder gets train_config.json, metrics.jsonl, loss.svg and checkpoint/ (loadable by
-/// Hugging Face's GPT2LMHeadModel.from_pretrained). Ctrl-C saves a checkpoint before exiting.
+/// Hugging Face's GPT2LMHeadModel.from_pretrained). One run at a time per folder. Ctrl-C or
+/// SIGTERM saves a checkpoint, then exits with 130 or 143; errors exit with 2.
 #[derive(Parser, Debug)]
 #[command(name = "train", version)]
 struct Args {
-    /// Shard directory written by `tokenize` (train_*.bin, val_*.bin, tokenizer.json).
-    #[arg(long)]
-    data: PathBuf,
+    /// Shard directory written by `tokenize` (train_*.bin, val_*.bin, tokenizer.json) [with
+    /// --resume: default the run's own, stored relative to the run folder].
+    #[arg(long, required_unless_present = "resume")]
+    data: Option<PathBuf>,
     /// Run folder for metrics, the loss plot and checkpoints.
     #[arg(long)]
     out: PathBuf,
     /// Start from the weights in this checkpoint directory (fresh optimizer).
-    #[arg(long, conflicts_with = "resume")]
-    init_from: Option<PathBuf>,
-    /// Continue the run in --out from its checkpoint, bit for bit (optimizer, data position).
     #[arg(long)]
+    init_from: Option<PathBuf>,
+    /// Continue the run in --out from its checkpoint, bit for bit (optimizer, data position). It
+    /// keeps the run's settings: only --steps, --data, --device and --precision may be given.
+    #[arg(long, conflicts_with_all = SETTINGS)]
     resume: bool,
     /// Optimizer steps in total [default: 1000, or the resumed run's].
     #[arg(long)]
@@ -42,10 +47,10 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     grad_accum: usize,
     /// Peak learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = cli::positive, allow_negative_numbers = true)]
     lr: f32,
     /// Floor of the cosine decay (default: lr / 10).
-    #[arg(long)]
+    #[arg(long, value_parser = cli::non_negative, allow_negative_numbers = true)]
     min_lr: Option<f32>,
     /// Linear warmup steps.
     #[arg(long, default_value_t = 100)]
@@ -54,10 +59,10 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Sched::Cosine)]
     schedule: Sched,
     /// AdamW weight decay (on 2-D weights and embeddings only).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = cli::non_negative, allow_negative_numbers = true)]
     weight_decay: f32,
     /// Clip the global gradient norm to this (0 = off).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = cli::non_negative, allow_negative_numbers = true)]
     grad_clip: f32,
     /// Read batches in order from the start of the train shards instead of at random.
     #[arg(long)]
@@ -101,63 +106,93 @@ struct Args {
 }
 pretrain::has_common!(Args);
 
+/// The flags that set a run's settings: a resumed run keeps its own, so they conflict with
+/// --resume.
+const SETTINGS: [&str; 20] = [
+    "init_from",
+    "batch_size",
+    "seq_len",
+    "grad_accum",
+    "lr",
+    "min_lr",
+    "warmup",
+    "schedule",
+    "weight_decay",
+    "grad_clip",
+    "sequential",
+    "seed",
+    "n_layer",
+    "n_head",
+    "n_embd",
+    "block_size",
+    "eval_every",
+    "eval_batches",
+    "sample_every",
+    "checkpoint_every",
+];
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum Sched {
     Cosine,
     Constant,
 }
 
-fn main() -> std::process::ExitCode {
-    cli::run::<Args, _>("train", |a| {
-        ctrlc::set_handler(|| {
-            trainer::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
-            eprintln!("\ninterrupted: saving a checkpoint after this step");
-        })?;
+fn main() -> ExitCode {
+    cli::run_with_code::<Args, _>("train", |a| {
+        signals::on_stop_signals(&trainer::STOP, "saving a checkpoint after this step")?;
         let resume = a.resume;
         let device = Placement::from_args(a.device, a.precision);
-        let cfg = if resume {
-            // A resumed run keeps its settings; only --steps may extend it.
-            let path = a.out.join("train_config.json");
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {} (needed by --resume)", path.display()))?;
-            let mut cfg: TrainConfig = serde_json::from_str(&text)
-                .with_context(|| format!("{}: not a train config", path.display()))?;
+        let mut cfg = if resume {
+            // A resumed run keeps its settings; --steps may extend it, --data move it.
+            let mut cfg = run_config::resume_config(&a.out, a.data.as_deref())?;
             cfg.steps = a.steps.unwrap_or(cfg.steps);
             cfg
         } else {
             fresh_config(a)?
         };
-        let mut cfg = cfg;
         if cli::quick() {
             // Quick sizes for tests and lessons: a handful of steps.
             cfg.steps = cfg.steps.min(20);
             cfg.eval_batches = cfg.eval_batches.min(2);
         }
         let s = trainer::train_on(&cfg, resume, &device)?;
-        println!(
-            "trained {} steps: loss {:.4}{}; {:.0} tokens/s, MFU {:.1}%",
-            s.steps_done,
-            s.last_loss,
-            s.val_loss
-                .map(|v| format!(", val loss {v:.4}"))
-                .unwrap_or_default(),
-            s.tokens_per_sec,
-            100.0 * s.mfu
-        );
-        if let Some(u) = s.unigram_val_loss {
-            println!("unigram baseline val loss {u:.4}");
-        }
+        report(&s);
         if s.interrupted {
-            println!("interrupted; continue with --resume");
+            let sig = signals::stop_signal().unwrap_or(signal_hook::consts::SIGINT);
+            return Ok(ExitCode::from(signals::exit_code(sig)));
         }
-        println!("checkpoint: {}", s.checkpoint.display());
-        Ok(())
+        Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The summary lines on stdout.
+fn report(s: &TrainSummary) {
+    println!(
+        "trained {} steps: loss {:.4}{}; {:.0} tokens/s, MFU {:.1}%",
+        s.steps_done,
+        s.last_loss,
+        s.val_loss
+            .map(|v| format!(", val loss {v:.4}"))
+            .unwrap_or_default(),
+        s.tokens_per_sec,
+        100.0 * s.mfu
+    );
+    if let Some(u) = s.unigram_val_loss {
+        println!("unigram baseline val loss {u:.4}");
+    }
+    if s.interrupted {
+        println!(
+            "interrupted after step {}; continue with --resume",
+            s.steps_done
+        );
+    }
+    println!("checkpoint: {}", s.checkpoint.display());
 }
 
 /// The settings of a new run, from the flags.
 fn fresh_config(a: Args) -> anyhow::Result<TrainConfig> {
-    let shards = pretrain::dataset::loader::shard_paths(&a.data, "train")?;
+    let data = a.data.context("--data is required for a new run")?;
+    let shards = pretrain::dataset::loader::shard_paths(&data, "train")?;
     let vocab = pretrain::dataset::shard::read_header(&shards[0])?.vocab_size as usize;
     let model = GptConfig {
         n_layer: a.n_layer,
@@ -171,7 +206,7 @@ fn fresh_config(a: Args) -> anyhow::Result<TrainConfig> {
         anyhow::bail!("--batch-size and --seq-len must be positive");
     }
     Ok(TrainConfig {
-        data: a.data,
+        data,
         out: a.out,
         init_from: a.init_from,
         model,

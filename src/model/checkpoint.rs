@@ -3,14 +3,17 @@
 //! layouts (its `Conv1D` stores linear weights as `[in, out]`). A real GPT-2 checkpoint loads the
 //! same way, with or without the `transformer.` prefix that `GPT2LMHeadModel` adds.
 //!
-//! Writes are atomic: the directory is built under a temporary name and renamed into place, so a
-//! checkpoint directory that exists is complete.
+//! Writes are atomic ([`write_dir_atomic`], from `cli::atomic`): the directory is built under a
+//! temporary name, fsynced and renamed into place, so a checkpoint directory that exists is
+//! complete.
 
 use super::config::GptConfig;
 use anyhow::{Context, Result, bail};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use std::collections::HashMap;
 use std::path::Path;
+
+pub use crate::cli::atomic::write_dir_atomic;
 
 /// A tensor on its way to or from disk: a name, a shape and row-major f32 data.
 #[derive(Clone, Debug, PartialEq)]
@@ -172,36 +175,6 @@ pub fn load_gpt2_params(path: &Path, config: &GptConfig) -> Result<Vec<NamedTens
     Ok(out)
 }
 
-/// Write `files` (name → bytes) as the directory `dir`, atomically: build `dir` under a temporary
-/// name, then swap it into place. An existing `dir` is replaced only once the new one is complete.
-pub fn write_dir_atomic(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
-    let tmp = crate::cli::temp_path(dir);
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
-    }
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    for (name, bytes) in files {
-        let path = tmp.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
-    }
-    let old = dir.with_file_name(format!(
-        ".{}.old-{}",
-        dir.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let had_old = dir.exists();
-    if had_old {
-        std::fs::rename(dir, &old).with_context(|| format!("moving aside {}", dir.display()))?;
-    }
-    std::fs::rename(&tmp, dir).with_context(|| format!("renaming into {}", dir.display()))?;
-    if had_old {
-        std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,18 +255,6 @@ mod tests {
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
         let err = format!("{:#}", load_gpt2_params(&path, &config).unwrap_err());
         assert!(err.contains("not a valid safetensors file"), "{err}");
-        std::fs::remove_dir_all(&d).unwrap();
-    }
-
-    #[test]
-    fn dir_writes_replace_atomically() {
-        let d = tmpdir("dir");
-        let ck = d.join("ckpt");
-        write_dir_atomic(&ck, &[("a.txt", b"one".to_vec())]).unwrap();
-        write_dir_atomic(&ck, &[("a.txt", b"two".to_vec())]).unwrap();
-        assert_eq!(std::fs::read(ck.join("a.txt")).unwrap(), b"two");
-        let leftovers = std::fs::read_dir(&d).unwrap().count();
-        assert_eq!(leftovers, 1, "temporary directories were left behind");
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

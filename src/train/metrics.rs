@@ -21,6 +21,7 @@ pub struct StepMetrics {
 /// Appends to `metrics.jsonl` and redraws `loss.svg`.
 pub struct MetricsLog {
     jsonl: std::fs::File,
+    jsonl_path: PathBuf,
     svg_path: PathBuf,
     train: Vec<(usize, f32)>,
     val: Vec<(usize, f32)>,
@@ -55,6 +56,7 @@ impl MetricsLog {
             .with_context(|| format!("opening {}", path.display()))?;
         Ok(MetricsLog {
             jsonl,
+            jsonl_path: path,
             svg_path: dir.join("loss.svg"),
             train,
             val,
@@ -64,7 +66,8 @@ impl MetricsLog {
     /// Record one step: a line in the JSONL, a point on the plot.
     pub fn log(&mut self, m: &StepMetrics) -> Result<()> {
         let line = serde_json::to_string(m)?;
-        writeln!(self.jsonl, "{line}").context("writing metrics.jsonl")?;
+        writeln!(self.jsonl, "{line}")
+            .with_context(|| format!("writing {}", self.jsonl_path.display()))?;
         self.train.push((m.step, m.loss));
         if let Some(v) = m.val_loss {
             self.val.push((m.step, v));

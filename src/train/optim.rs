@@ -120,6 +120,22 @@ impl AdamW {
         norm
     }
 
+    /// True when every parameter (its f32 master copy where it has one) is finite. `Σ (0·w)²`
+    /// is 0 for finite weights and NaN as soon as one weight is NaN or infinite (0·∞ = NaN):
+    /// exact, where a sum of squares would also overflow for finite weights above 1e19.
+    /// Computed on the parameters' device and read back once; checked before every save.
+    pub fn weights_finite(&self, params: &[&Tensor]) -> bool {
+        let zeros = params
+            .iter()
+            .zip(&self.state)
+            .map(|(p, s)| {
+                let w = s.master.as_ref().unwrap_or(p);
+                backend::sum_squares(&backend::unary(backend::Unary::MulScalar(0.0), w))
+            })
+            .reduce(|a, b| backend::binary(backend::Binary::Add, &a, &b));
+        zeros.is_none_or(|z| z.item_f64() == 0.0)
+    }
+
     /// Parameter `i`'s value in f32 on the host: its master copy when it has one.
     pub fn full_precision(&self, i: usize, param: &Tensor) -> Vec<f32> {
         self.state[i].master.as_ref().unwrap_or(param).to_vec()

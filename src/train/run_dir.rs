@@ -14,6 +14,7 @@ use crate::model::gpt::Gpt;
 use crate::tensor::Tensor;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Data and optimizer progress saved beside the weights.
@@ -51,34 +52,56 @@ pub fn load_run(dir: &Path) -> Result<(Gpt, SavedMoments, TrainerState)> {
         .with_context(|| format!("reading {} (needed by --resume)", path.display()))?;
     let state: TrainerState = serde_json::from_str(&text)
         .with_context(|| format!("{}: bad trainer state", path.display()))?;
-    let (tensors, _) = read_safetensors(&dir.join("optimizer.safetensors"))?;
-    let params = model.params();
-    let sizes: Vec<usize> = params.iter().map(|(_, p)| p.numel()).collect();
-    let mut moments = SavedMoments {
-        m: sizes.iter().map(|&n| vec![0.0; n]).collect(),
-        v: sizes.iter().map(|&n| vec![0.0; n]).collect(),
-    };
-    for t in tensors {
-        let (kind, name) = t.name.split_once('.').unwrap_or(("", &t.name));
-        let i = params
-            .iter()
-            .position(|(n, _)| n == name)
-            .with_context(|| format!("optimizer.safetensors: {} names no parameter", t.name))?;
-        if t.data.len() != sizes[i] {
-            bail!(
-                "optimizer.safetensors: {} has {} values, expected {}",
-                t.name,
-                t.data.len(),
-                sizes[i]
-            );
-        }
-        match kind {
-            "m" => moments.m[i] = t.data,
-            "v" => moments.v[i] = t.data,
-            _ => bail!("optimizer.safetensors: unexpected tensor {}", t.name),
-        }
-    }
+    let moments = read_moments(&dir.join("optimizer.safetensors"), &model)?;
     Ok((model, moments, state))
+}
+
+/// Both AdamW moments of every parameter of `model`, each present with the parameter's number
+/// of values: a missing one is an error, never a silent zero (the resumed run would differ).
+fn read_moments(path: &Path, model: &Gpt) -> Result<SavedMoments> {
+    let (tensors, _) = read_safetensors(path)?;
+    let mut by_name: HashMap<String, NamedTensor> =
+        tensors.into_iter().map(|t| (t.name.clone(), t)).collect();
+    let mut moments = SavedMoments {
+        m: Vec::new(),
+        v: Vec::new(),
+    };
+    for (name, p) in model.params() {
+        let n = p.numel();
+        moments
+            .m
+            .push(take_moment(&mut by_name, path, &format!("m.{name}"), n)?);
+        moments
+            .v
+            .push(take_moment(&mut by_name, path, &format!("v.{name}"), n)?);
+    }
+    if let Some(extra) = by_name.keys().min() {
+        bail!("{}: unexpected tensor {extra}", path.display());
+    }
+    Ok(moments)
+}
+
+/// The tensor `key` of `tensors`, which must be there with shape `[n]`.
+fn take_moment(
+    tensors: &mut HashMap<String, NamedTensor>,
+    path: &Path,
+    key: &str,
+    n: usize,
+) -> Result<Vec<f32>> {
+    let t = tensors.remove(key).with_context(|| {
+        format!(
+            "{}: missing tensor {key} (--resume needs both AdamW moments of every parameter)",
+            path.display()
+        )
+    })?;
+    if t.shape != [n] {
+        bail!(
+            "{}: tensor {key} has shape {:?}, expected [{n}]",
+            path.display(),
+            t.shape
+        );
+    }
+    Ok(t.data)
 }
 
 /// An optimizer for `params` (on their device) with the saved moments and step count.

@@ -1,17 +1,23 @@
 //! The training loop: a batch in, the loss out, backward, clip, AdamW, repeat; with evaluation,
 //! samples, metrics, checkpoints and an exact resume.
 //!
-//! A run folder holds `train_config.json` (the exact settings), `metrics.jsonl`, `loss.svg` and
-//! `checkpoint/` (see [`run_dir`](super::run_dir)), which `--resume` continues from bit for bit.
+//! A run folder holds `train_config.json` (the exact settings, see [`run_config`]),
+//! `metrics.jsonl`, `loss.svg` and `checkpoint/` (see [`run_dir`]), which `--resume` continues
+//! from bit for bit. One run at a time holds it, and each start repairs what a crash of the last
+//! one left ([`run_lock`]). A step whose loss, gradient norm or weights are no longer finite
+//! stops the run before anything is saved, so the last checkpoint is always a good one.
 //!
 //! The loop never asks where it runs: [`Placement`] puts the model (and so every activation,
 //! gradient and optimizer moment) on the CPU or a GPU, in f32 or bf16, and the same ops follow.
 //! It is split the way a step reads: [`Run::setup`], `Run::step`, [`Run::evaluate`],
 //! [`Run::checkpoint`].
 
+use super::inputs;
 use super::metrics::{MetricsLog, StepMetrics};
 use super::optim::{AdamW, AdamWConfig};
+use super::run_config;
 use super::run_dir::{self, Checkpoint, TrainerState};
+use super::run_lock::{self, RunLock};
 use super::schedule::{Schedule, ScheduleKind};
 use crate::dataset::loader::Loader;
 use crate::model::config::GptConfig;
@@ -21,7 +27,7 @@ use crate::tensor::devices::{self, DeviceArg};
 use crate::tensor::{DType, Device, Tensor, no_grad};
 use crate::tokenizer::Tokenizer;
 use crate::{detail, info};
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -140,7 +146,8 @@ impl Placement {
     }
 }
 
-/// Set by the Ctrl-C handler; the loop saves a checkpoint after the current step and stops.
+/// Set to stop: the loop saves a checkpoint after the current step and stops. The `train`
+/// binary sets it on Ctrl-C and SIGTERM (`cli::signals`).
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
 pub use super::run_dir::{checkpoint_dir, load_model};
@@ -181,6 +188,10 @@ pub struct Run<'a> {
     peak_gflops: f64,
     bytes_per_token: Option<f64>,
     summary: TrainSummary,
+    /// The step of the last checkpoint this run saved (or resumed from).
+    saved: Option<usize>,
+    /// Held while the run lives: no other run writes this folder.
+    _lock: RunLock,
 }
 
 /// What one optimizer step measured.
@@ -191,15 +202,16 @@ struct StepResult {
 }
 
 impl<'a> Run<'a> {
-    /// Opens the data, builds or resumes the model and optimizer on `place`, records the config.
+    /// Checks the settings, locks and repairs the run folder, opens the data, builds or resumes
+    /// the model and optimizer on `place`, records the config.
     pub fn setup(cfg: &'a TrainConfig, resume: bool, place: Placement) -> Result<Run<'a>> {
-        std::fs::create_dir_all(&cfg.out)
-            .with_context(|| format!("creating {}", cfg.out.display()))?;
-        let (train_data, val_data) = open_data(cfg)?;
+        inputs::check_config(cfg)?;
+        let lock = run_lock::open_run_folder(&cfg.out)?;
+        let (train_data, val_data) = inputs::open_data(cfg)?;
         let tokenizer = crate::tokenizer::formats::load(&cfg.data, None).ok();
         let (model, opt, start, train_data) = build_model(cfg, resume, place, train_data)?;
-        check_fits(&model.config, &train_data, cfg)?;
-        write_config(cfg, &model.config)?;
+        inputs::check_fits(&model.config, &train_data, cfg, resume)?;
+        run_config::write_config(cfg, &model.config)?;
         announce(&model.config, &place);
         let params: Vec<Tensor> = model.params().into_iter().map(|(_, p)| p.clone()).collect();
         let mut summary = TrainSummary {
@@ -229,6 +241,8 @@ impl<'a> Run<'a> {
             peak_gflops: devices::peak_gflops(place.device, place.dtype),
             bytes_per_token,
             summary,
+            saved: resume.then_some(start),
+            _lock: lock,
         })
     }
 
@@ -274,7 +288,7 @@ impl<'a> Run<'a> {
                 let text = self.sample(done);
                 bar.suspend(|| info!("step {done} sample: {text:?}"));
             }
-            let interrupted = STOP.load(Ordering::Relaxed);
+            let interrupted = STOP.load(Ordering::Relaxed) && !last;
             if last || interrupted || (cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0)
             {
                 self.checkpoint(done)?;
@@ -316,11 +330,7 @@ impl<'a> Run<'a> {
             let loss = self.model.loss(&x, &y, cfg.batch_size, cfg.seq_len);
             let l = loss.item();
             if !l.is_finite() {
-                bail!(
-                    "the loss became {l} at step {step}; stopping without saving, so the last good \
-                     checkpoint in {} is kept (try a lower --lr or a --grad-clip)",
-                    self.summary.checkpoint.display()
-                );
+                return Err(self.diverged(&format!("the loss became {l}"), step + 1));
             }
             loss_sum += l as f64;
             if cfg.grad_accum > 1 {
@@ -333,6 +343,10 @@ impl<'a> Run<'a> {
         let lr = cfg.schedule().lr(step);
         let grad_norm = self.opt.update(&refs, lr, cfg.grad_clip);
         self.params.iter().for_each(|p| p.zero_grad());
+        if !grad_norm.is_finite() {
+            let what = format!("the gradient norm became {grad_norm}");
+            return Err(self.diverged(&what, step + 1));
+        }
         Ok(StepResult {
             loss: (loss_sum / cfg.grad_accum as f64) as f32,
             grad_norm,
@@ -383,8 +397,28 @@ impl<'a> Run<'a> {
         sample_text(&run_dir::cpu_model(&self.model, &self.opt), tok, 32, seed)
     }
 
-    /// Saves the checkpoint folder after step `done` and redraws the loss plot.
+    /// The error that stops a run whose numbers are no longer finite, saying what is kept.
+    fn diverged(&self, what: &str, step: usize) -> anyhow::Error {
+        let kept = match self.saved {
+            Some(n) => format!(
+                "{} keeps the last good checkpoint, from step {n}",
+                self.summary.checkpoint.display()
+            ),
+            None => "this run saved no checkpoint".to_string(),
+        };
+        anyhow!(
+            "{what} at step {step}; stopping without saving: {kept} (try a lower --lr or a \
+             --grad-clip)"
+        )
+    }
+
+    /// Saves the checkpoint folder after step `done` and redraws the loss plot; refuses (with
+    /// the error of [`Run::diverged`]) when a weight is no longer finite.
     pub fn checkpoint(&mut self, done: usize) -> Result<()> {
+        let refs: Vec<&Tensor> = self.params.iter().collect();
+        if !self.opt.weights_finite(&refs) {
+            return Err(self.diverged("the weights are no longer finite", done));
+        }
         let eos = self
             .tokenizer
             .as_ref()
@@ -401,24 +435,11 @@ impl<'a> Run<'a> {
             data: &self.cfg.data,
         };
         run_dir::save_run(&self.summary.checkpoint, &ck)?;
+        self.saved = Some(done);
         self.log.redraw()?;
         detail!("saved {}", self.summary.checkpoint.display());
         Ok(())
     }
-}
-
-/// The training loader and, when there is one, the validation loader.
-fn open_data(cfg: &TrainConfig) -> Result<(Loader, Option<Loader>)> {
-    let (b, t) = (cfg.batch_size, cfg.seq_len);
-    let train = Loader::new(&cfg.data, "train", b, t, cfg.seed, cfg.sequential)?;
-    let val = match Loader::new(&cfg.data, "val", b, t, 0, true) {
-        Ok(l) => Some(l),
-        Err(e) => {
-            info!("no validation split ({e:#}); evaluating on nothing");
-            None
-        }
-    };
-    Ok((train, val))
 }
 
 /// The model and optimizer on `place`: resumed, initialised from a checkpoint, or fresh; and the
@@ -432,6 +453,15 @@ fn build_model(
     let ckpt = checkpoint_dir(&cfg.out);
     let (cpu, saved) = if resume {
         let (model, moments, state) = run_dir::load_run(&ckpt)?;
+        if model.config != cfg.model {
+            bail!(
+                "{} holds a model of {}, but the run's settings ({}) say {}",
+                ckpt.join("config.json").display(),
+                inputs::describe(&model.config),
+                cfg.out.join(run_config::FILE).display(),
+                inputs::describe(&cfg.model)
+            );
+        }
         train_data.restore(state.train_position)?;
         info!("resuming {} at step {}", ckpt.display(), state.step);
         (model, Some((moments, state.step)))
@@ -472,24 +502,10 @@ fn finish_optimizer(
     Ok((model, opt, start, train_data))
 }
 
-/// Records the model actually trained (from a checkpoint it may differ from the flags).
-fn write_config(cfg: &TrainConfig, model: &GptConfig) -> Result<()> {
-    let saved = TrainConfig {
-        model: *model,
-        ..cfg.clone()
-    };
-    let json = serde_json::to_string_pretty(&saved)?;
-    crate::cli::write_atomic(&cfg.out.join("train_config.json"), json.as_bytes())
-}
-
 fn announce(c: &GptConfig, place: &Placement) {
     info!(
-        "model: {} layers, {} heads, width {}, context {}, vocab {}: {} parameters",
-        c.n_layer,
-        c.n_head,
-        c.n_embd,
-        c.block_size,
-        c.vocab_size,
+        "model: {}: {} parameters",
+        inputs::describe(c),
         group_digits(c.num_params())
     );
     if place.device != Device::Cpu {
@@ -569,26 +585,6 @@ pub fn flops_per_token(c: &GptConfig, t: usize) -> f64 {
 }
 
 pub use crate::tensor::devices::measured_cpu_peak_gflops as measured_peak_gflops;
-
-/// The shards must fit the model: every token id below its vocabulary, windows within its context.
-fn check_fits(model: &GptConfig, data: &Loader, cfg: &TrainConfig) -> Result<()> {
-    if data.vocab_size() as usize > model.vocab_size {
-        bail!(
-            "{}: the shards use a vocabulary of {} but the model has {}",
-            cfg.data.display(),
-            data.vocab_size(),
-            model.vocab_size
-        );
-    }
-    if cfg.seq_len > model.block_size {
-        bail!(
-            "--seq-len {} is longer than the model's context (block_size {})",
-            cfg.seq_len,
-            model.block_size
-        );
-    }
-    Ok(())
-}
 
 /// `1234567` → `"1,234,567"`.
 pub fn group_digits(n: usize) -> String {

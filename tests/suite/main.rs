@@ -29,4 +29,5 @@ mod tokenizer_split;
 mod tokenizer_tiktoken;
 mod tokenizer_train;
 mod tokenizer_unicode;
+mod train_faults;
 mod train_loop;
