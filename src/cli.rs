@@ -8,6 +8,8 @@
 //!
 //! A binary's `main` is one line: `cli::run::<Args>("name", body)`.
 
+pub mod outputs;
+
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -151,13 +153,20 @@ macro_rules! has_common {
 }
 
 /// Write `bytes` to `path` atomically: a temp file beside it, then rename.
-/// A crash leaves either the old file or the new one, never half of one.
+/// A crash leaves either the old file or the new one, never half of one; a failure removes the
+/// temp file.
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     use anyhow::Context;
     let tmp = temp_path(path);
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
+    let result = std::fs::write(&tmp, bytes)
+        .with_context(|| format!("writing {}", tmp.display()))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
+        });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// The temp path used by [`write_atomic`]: `DIR/.NAME.tmp-PID`.

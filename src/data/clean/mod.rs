@@ -22,9 +22,8 @@ use super::filters::FilterConfig;
 use super::read;
 use super::report::{Report, StepCount};
 use anyhow::{Context, Result};
-use files::{Removals, TempFiles};
+use files::{Removals, Removed, TempFiles};
 use pass3::NearDups;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Documents per batch (a batch is processed in parallel).
@@ -73,7 +72,7 @@ pub fn clean(
     let start = std::time::Instant::now();
     let files = read::collect_files(inputs)?;
     create_parents([Some(output), report_path, rejects_path])?;
-    let temps = TempFiles::new(output, rejects_path);
+    let temps = TempFiles::new(output, rejects_path, report_path)?;
     let mut removals = Removals::new(temps.rejects.as_deref())?;
     let (read, boilerplate) = pass1::run(cfg, files, &temps.spool1, &mut removals)?;
     let (judged, index) = pass2::run(
@@ -110,7 +109,7 @@ fn assemble(
     judged: pass2::Counts,
     near: &NearDups,
     written: pass3::Counts,
-    removed: BTreeMap<String, usize>,
+    removed: Removed,
 ) -> Report {
     let steps = vec![
         StepCount::new("1-3 read+normalize", read.docs.docs, read.nonempty),
@@ -125,8 +124,8 @@ fn assemble(
             judged.after_boilerplate.docs,
             judged.kept,
         ),
-        StepCount::new("7 near dedup", judged.kept.docs, written.kept),
-        StepCount::new("8 PII scrub", written.kept.docs, written.kept),
+        StepCount::new("7 near dedup", judged.kept.docs, written.unique),
+        StepCount::new("8 PII scrub", written.unique.docs, written.kept),
     ];
     Report {
         files: read.files,
@@ -134,7 +133,8 @@ fn assemble(
         bytes_in: read.docs.bytes,
         docs_out: written.kept.docs,
         bytes_out: written.kept.bytes,
-        removed,
+        removed: removed.docs,
+        bytes_removed: removed.bytes,
         langs_out: written.langs,
         steps,
         invalid_utf8_replaced: read.invalid_utf8,
@@ -151,7 +151,8 @@ fn assemble(
     }
 }
 
-/// Rename the finished rejects and output into place, then write the report.
+/// Write the report under its temp name, then rename the finished rejects, output and report
+/// into place (so a report that cannot be written leaves the old outputs in place).
 fn commit(
     report: &Report,
     temps: &TempFiles,
@@ -159,14 +160,20 @@ fn commit(
     report_path: Option<&Path>,
     rejects_path: Option<&Path>,
 ) -> Result<()> {
-    if let (Some(tmp), Some(path)) = (&temps.rejects, rejects_path) {
-        std::fs::rename(tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    }
-    std::fs::rename(&temps.output, output)
-        .with_context(|| format!("renaming to {}", output.display()))?;
-    if let Some(path) = report_path {
+    if let Some(tmp) = &temps.report {
         let json = serde_json::to_vec_pretty(report).context("serializing the report")?;
-        crate::cli::write_atomic(path, &json)?;
+        std::fs::write(tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
+    }
+    let renames = [
+        (temps.rejects.as_deref(), rejects_path),
+        (Some(temps.output.as_path()), Some(output)),
+        (temps.report.as_deref(), report_path),
+    ];
+    for (tmp, path) in renames {
+        if let (Some(tmp), Some(path)) = (tmp, path) {
+            std::fs::rename(tmp, path)
+                .with_context(|| format!("renaming to {}", path.display()))?;
+        }
     }
     Ok(())
 }
