@@ -16,6 +16,9 @@
 //! longer than the bound, and a corpus of one endless word costs a few distinct pieces, not one
 //! word as long as the corpus with merges of every power of two of its length. Encoding does not
 //! cut (its ids stay those of tiktoken); it only never finds a merge across a cut.
+//! The text itself is counted in blocks cut where the split cannot change ([`StreamCounter`]):
+//! a stretch with no such cut point (one line of no spaces) is held whole while it is counted,
+//! so it costs its own size once, never a multiple of it.
 
 use super::{Split, Tokenizer};
 use anyhow::{Result, bail};
