@@ -124,6 +124,38 @@ pub fn recover(dest: &Path) -> Result<()> {
     remove_stale_temps(dest, &["tmp"])
 }
 
+/// The folders [`create_dirs`] made. Dropped without [`NewDirs::keep`], it removes those that
+/// are still empty, so a run that fails leaves no empty folder behind.
+pub struct NewDirs(Vec<PathBuf>);
+
+impl NewDirs {
+    /// The run succeeded: the folders stay.
+    pub fn keep(&mut self) {
+        self.0.clear();
+    }
+}
+
+impl Drop for NewDirs {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            let _ = std::fs::remove_dir(dir); // deepest first; fails (and stays) when not empty
+        }
+    }
+}
+
+/// Create folder `dir` and its missing ancestors, remembering which were made ([`NewDirs`]).
+pub fn create_dirs(dir: &Path) -> Result<NewDirs> {
+    let mut missing = Vec::new();
+    let mut next = Some(dir);
+    while let Some(d) = next.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing.push(d.to_path_buf());
+        next = d.parent();
+    }
+    let made = NewDirs(missing);
+    std::fs::create_dir_all(dir).with_context(|| format!("creating folder {}", dir.display()))?;
+    Ok(made)
+}
+
 /// A folder built under a temp name beside its destination and swapped in by [`commit`]
 /// (see the module docs). Dropped without a commit, it removes its temp folder.
 ///
@@ -132,6 +164,8 @@ pub struct StagedDir {
     dest: PathBuf,
     tmp: PathBuf,
     committed: bool,
+    /// The folders made to hold it, removed again if it is never committed.
+    parents: NewDirs,
 }
 
 impl StagedDir {
@@ -144,9 +178,7 @@ impl StagedDir {
         }
         recover(dest)?;
         check_replaceable(dest, ours)?;
-        let parent = parent_of(dest);
-        std::fs::create_dir_all(&parent)
-            .with_context(|| format!("creating folder {}", parent.display()))?;
+        let parents = create_dirs(&parent_of(dest))?;
         let tmp = super::temp_path(dest);
         std::fs::create_dir(&tmp)
             .with_context(|| format!("creating temp folder {}", tmp.display()))?;
@@ -154,6 +186,7 @@ impl StagedDir {
             dest: dest.to_path_buf(),
             tmp,
             committed: false,
+            parents,
         })
     }
 
@@ -178,6 +211,7 @@ impl StagedDir {
             return Err(e).with_context(|| format!("renaming to {}", self.dest.display()));
         }
         self.committed = true;
+        self.parents.keep();
         if had_old {
             remove_path(&old)?;
         }
@@ -190,6 +224,7 @@ impl Drop for StagedDir {
         if !self.committed {
             let _ = std::fs::remove_dir_all(&self.tmp);
         }
+        // Then `parents` drops, removing the folders made for it if it was not committed.
     }
 }
 

@@ -107,3 +107,20 @@ fn stale_temps_are_removed_and_a_full_disk_names_the_file() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(names_in(&out_dir), ["out.jsonl", "rep.json"]);
 }
+
+#[test]
+fn a_failed_run_leaves_no_folder_it_made() {
+    let dir = crate::common::temp_dir("clean_accounting_folders");
+    std::fs::write(dir.join("bad.jsonl"), "{\"text\": \"fine\"}\nnot json\n").unwrap();
+    let o = Command::new(CLEAN)
+        .arg("--input")
+        .arg(dir.join("bad.jsonl"))
+        .arg("--output")
+        .arg(dir.join("a/b/out.jsonl"))
+        .arg("--report")
+        .arg(dir.join("a/report.json"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(names_in(&dir), ["bad.jsonl"]);
+}

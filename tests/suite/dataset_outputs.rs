@@ -87,10 +87,12 @@ fn a_failed_retokenize_keeps_the_old_dataset_and_leaves_no_temps() {
         ["bad.jsonl", "good.jsonl", "out"],
         "no temps"
     );
-    // A failed first run leaves no (empty) output folder.
-    let (code, _, err) = tokenize(&dir.join("bad.jsonl"), &dir.join("new"), "1");
-    assert_one_line_error(code, &err, "bad.jsonl: line 2");
-    assert_eq!(names_in(&dir), ["bad.jsonl", "good.jsonl", "out"]);
+    // A failed first run leaves no (empty) output folder, nor the folders made to hold it.
+    for new in ["new", "new/sub/ds"] {
+        let (code, _, err) = tokenize(&dir.join("bad.jsonl"), &dir.join(new), "1");
+        assert_one_line_error(code, &err, "bad.jsonl: line 2");
+        assert_eq!(names_in(&dir), ["bad.jsonl", "good.jsonl", "out"]);
+    }
     // Temps of a dead run, beside the folder and inside it, are removed by the next run.
     let stale_dir = dir.join(format!(".out.tmp-{DEAD_PID}"));
     std::fs::create_dir(&stale_dir).unwrap();

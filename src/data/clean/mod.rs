@@ -21,6 +21,7 @@ use super::dedup::minhash::MinHashConfig;
 use super::filters::FilterConfig;
 use super::read;
 use super::report::{Report, StepCount};
+use crate::cli::outputs::{NewDirs, create_dirs};
 use anyhow::{Context, Result};
 use files::{Removals, Removed, TempFiles};
 use pass3::NearDups;
@@ -71,7 +72,7 @@ pub fn clean(
 ) -> Result<Report> {
     let start = std::time::Instant::now();
     let files = read::collect_files(inputs)?;
-    create_parents([Some(output), report_path, rejects_path])?;
+    let mut made = create_parents([Some(output), report_path, rejects_path])?;
     let temps = TempFiles::new(output, rejects_path, report_path)?;
     let mut removals = Removals::new(temps.rejects.as_deref())?;
     let (read, boilerplate) = pass1::run(cfg, files, &temps.spool1, &mut removals)?;
@@ -89,17 +90,20 @@ pub fn clean(
     let mut report = assemble(read, boilerplate.len(), judged, &near, written, removed);
     report.seconds = start.elapsed().as_secs_f64();
     commit(&report, &temps, output, report_path, rejects_path)?;
+    made.iter_mut().for_each(NewDirs::keep);
     Ok(report)
 }
 
-/// Create the folders the outputs go to (e.g. `runs/` in a fresh clone).
-fn create_parents(paths: [Option<&Path>; 3]) -> Result<()> {
+/// Create the folders the outputs go to (e.g. `runs/` in a fresh clone); those made are removed
+/// again if the run fails.
+fn create_parents(paths: [Option<&Path>; 3]) -> Result<Vec<NewDirs>> {
+    let mut made = Vec::new();
     for path in paths.into_iter().flatten() {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            made.push(create_dirs(dir)?);
         }
     }
-    Ok(())
+    Ok(made)
 }
 
 /// The report, from what each pass counted.
