@@ -13,6 +13,7 @@
 //! A binary's `main` is one line: `cli::run::<Args>("name", body)`.
 
 pub mod atomic;
+pub mod outputs;
 pub mod signals;
 
 pub use atomic::{temp_path, write_atomic};

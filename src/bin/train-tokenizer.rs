@@ -1,9 +1,11 @@
 //! `train-tokenizer`: learn a byte-level BPE tokenizer from text files or clean JSONL.
 
 use clap::Parser;
+use pretrain::cli::outputs::StagedDir;
 use pretrain::cli::{self, Common};
 use pretrain::tokenizer::corpus::count_files;
-use pretrain::tokenizer::{Split, TrainOptions, formats};
+use pretrain::tokenizer::train::{Counts, check_vocab_size};
+use pretrain::tokenizer::{Split, Tokenizer, TrainOptions, formats};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -14,16 +16,17 @@ struct Args {
     /// Training text: UTF-8 text files, or JSONL with one document per line in field `text`.
     #[arg(long, required = true, num_args = 1..)]
     input: Vec<PathBuf>,
-    /// Total vocabulary size: 256 bytes + special tokens + merges.
-    #[arg(long)]
+    /// Total vocabulary size: 256 bytes + special tokens + merges (at most 4294967295).
+    #[arg(long, value_parser = parse_vocab_size)]
     vocab_size: usize,
-    /// A special token (repeatable). JSONL documents are joined by the first one.
+    /// A special token (repeatable; each one once, as a token has one id: a repeat is refused).
+    /// JSONL documents are joined by the first one.
     #[arg(long = "special", value_name = "TOKEN")]
     specials: Vec<String>,
     /// Split pattern: gpt2 or gpt4.
     #[arg(long, default_value = "gpt2")]
     split: String,
-    /// Output directory.
+    /// Output directory (a new one, or one this program wrote: it is replaced whole).
     #[arg(long)]
     output: PathBuf,
     #[command(flatten)]
@@ -34,8 +37,17 @@ pretrain::has_common!(Args);
 /// Quick mode reads at most this many bytes of each input.
 const QUICK_BYTES: usize = 1 << 20;
 
-/// Stream `reader` into `counter` as UTF-8, replacing each invalid sequence with U+FFFD.
-/// Returns the bytes read and the number of replacements.
+/// `--vocab-size`: a number that u32 token ids can address.
+fn parse_vocab_size(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{s:?} is not a size: {e}"))?;
+    check_vocab_size(n)
+}
+
+/// The files `train-tokenizer` writes into its output folder.
+fn is_tokenizer_file(name: &str) -> bool {
+    matches!(name, "vocab.json" | "merges.txt" | "tokenizer.json")
+}
+
 /// A token for people: its text in quotes if it is valid UTF-8, else its bytes in hex.
 fn show_token(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
@@ -51,56 +63,64 @@ fn show_token(bytes: &[u8]) -> String {
     }
 }
 
+/// Count the pre-tokens of the inputs (at most [`QUICK_BYTES`] of each in quick mode), warn
+/// about invalid UTF-8 and say what was read.
+fn count(args: &Args, opts: &TrainOptions) -> anyhow::Result<Counts> {
+    let joiner = args.specials.first().cloned().unwrap_or_default();
+    let limit = if cli::quick() {
+        QUICK_BYTES
+    } else {
+        usize::MAX
+    };
+    let t0 = Instant::now();
+    let (counts, stats) = count_files(&args.input, opts.split, &opts.specials, &joiner, limit)?;
+    for (path, bad) in &stats.invalid_utf8 {
+        pretrain::info!(
+            "warning: {}: replaced {bad} invalid UTF-8 sequences with U+FFFD",
+            path.display()
+        );
+    }
+    if counts.is_empty() {
+        let names: Vec<String> = args.input.iter().map(|p| p.display().to_string()).collect();
+        anyhow::bail!("the training text is empty ({})", names.join(", "));
+    }
+    let bad_total: usize = stats.invalid_utf8.iter().map(|(_, n)| n).sum();
+    println!(
+        "read {} input(s): {:.2} MB, {} distinct pre-tokens ({} split), {bad_total} invalid UTF-8 sequences replaced, {:.2} s",
+        args.input.len(),
+        stats.bytes as f64 / 1e6,
+        counts.len(),
+        opts.split.name(),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(counts)
+}
+
+/// `-v`: the first 20 merges.
+fn show_merges(tok: &Tokenizer) {
+    for (r, &(a, b, m)) in tok.merges().iter().take(20).enumerate() {
+        let show = |id| show_token(tok.token_bytes(id).unwrap_or_default());
+        println!(
+            "  merge {r:>3}: {} + {} -> {} (id {m})",
+            show(a),
+            show(b),
+            show(m)
+        );
+    }
+}
+
 fn main() -> std::process::ExitCode {
     cli::run::<Args, _>("train-tokenizer", |args| {
-        let split = Split::parse(&args.split)?;
         let opts = TrainOptions {
             vocab_size: args.vocab_size,
             specials: args.specials.clone(),
-            split,
+            split: Split::parse(&args.split)?,
             progress: true,
         };
-        let base = 256 + opts.specials.len();
-        anyhow::ensure!(
-            opts.vocab_size >= base,
-            "--vocab-size {} is below 256 bytes + {} special tokens = {base}",
-            opts.vocab_size,
-            opts.specials.len()
-        );
-        let joiner = args.specials.first().cloned().unwrap_or_default();
-        let limit = if cli::quick() {
-            QUICK_BYTES
-        } else {
-            usize::MAX
-        };
-        let t0 = Instant::now();
-        let (counts, stats) = count_files(&args.input, split, &opts.specials, &joiner, limit)?;
-        for (path, bad) in &stats.invalid_utf8 {
-            pretrain::info!(
-                "warning: {}: replaced {bad} invalid UTF-8 sequences with U+FFFD",
-                path.display()
-            );
-        }
-        let (total, bad_total): (usize, usize) =
-            (stats.bytes, stats.invalid_utf8.iter().map(|(_, n)| n).sum());
-        if counts.is_empty() {
-            anyhow::bail!(
-                "the training text is empty ({})",
-                args.input
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        let t_count = t0.elapsed().as_secs_f64();
-        println!(
-            "read {} input(s): {:.2} MB, {} distinct pre-tokens ({} split), {bad_total} invalid UTF-8 sequences replaced, {t_count:.2} s",
-            args.input.len(),
-            total as f64 / 1e6,
-            counts.len(),
-            split.name()
-        );
+        opts.validate()?;
+        // Before any work: a folder we cannot write, or must not replace, fails here.
+        let staged = StagedDir::create(&args.output, is_tokenizer_file)?;
+        let counts = count(&args, &opts)?;
         let t1 = Instant::now();
         let tok = pretrain::tokenizer::train::train_from_counts(&counts, &opts)?;
         let merges = tok.merges().len();
@@ -111,17 +131,10 @@ fn main() -> std::process::ExitCode {
             tok.specials().len()
         );
         if cli::is_verbose() {
-            for (r, &(a, b, m)) in tok.merges().iter().take(20).enumerate() {
-                let show = |id| show_token(tok.token_bytes(id).unwrap_or_default());
-                println!(
-                    "  merge {r:>3}: {} + {} -> {} (id {m})",
-                    show(a),
-                    show(b),
-                    show(m)
-                );
-            }
+            show_merges(&tok);
         }
-        formats::save_dir(&args.output, &tok)?;
+        formats::save_dir(staged.path(), &tok)?;
+        staged.commit()?;
         println!(
             "wrote {0}/vocab.json, {0}/merges.txt, {0}/tokenizer.json",
             args.output.display()

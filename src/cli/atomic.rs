@@ -29,7 +29,8 @@ fn aside_path(path: &Path) -> PathBuf {
     sibling(path, "old")
 }
 
-fn sibling(path: &Path, kind: &str) -> PathBuf {
+/// `DIR/.NAME.KIND-PID` for the current process: the names of every temp beside an output.
+pub fn sibling(path: &Path, kind: &str) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -71,7 +72,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// `from` renamed to `to`, and the rename on disk.
-fn rename_synced(from: &Path, to: &Path) -> Result<()> {
+pub fn rename_synced(from: &Path, to: &Path) -> Result<()> {
     fs::rename(from, to)
         .with_context(|| format!("renaming {} to {}", from.display(), to.display()))?;
     sync_dir(&parent_of(to))
@@ -91,7 +92,7 @@ fn build_dir(tmp: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
 
 /// Moves the complete folder `tmp` to `dir`: the old `dir` aside, `tmp` in, the old one removed.
 /// If the second rename fails, the old folder goes back.
-fn swap_in(tmp: &Path, dir: &Path) -> Result<()> {
+pub fn swap_in(tmp: &Path, dir: &Path) -> Result<()> {
     let old = aside_path(dir);
     let had_old = dir.exists();
     if had_old {
@@ -110,7 +111,7 @@ fn swap_in(tmp: &Path, dir: &Path) -> Result<()> {
 }
 
 /// The folder holding `path` (`.` for a bare file name).
-fn parent_of(path: &Path) -> PathBuf {
+pub fn parent_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -175,12 +176,7 @@ pub fn remove_temps(dir: &Path, names: &[&str]) -> Result<Vec<PathBuf>> {
     for name in names {
         for kind in ["tmp", "old"] {
             for (_, path) in leftovers(dir, name, kind)? {
-                let gone = if path.is_dir() {
-                    fs::remove_dir_all(&path)
-                } else {
-                    fs::remove_file(&path)
-                };
-                gone.with_context(|| format!("removing the stale {}", path.display()))?;
+                remove_path(&path)?;
                 removed.push(path);
             }
         }
@@ -188,10 +184,24 @@ pub fn remove_temps(dir: &Path, names: &[&str]) -> Result<Vec<PathBuf>> {
     Ok(removed)
 }
 
-/// The entries `.NAME.KIND-PID` in `dir`, with their PIDs, sorted by name.
-fn leftovers(dir: &Path, name: &str, kind: &str) -> Result<Vec<(u32, PathBuf)>> {
+/// Removes a file or a folder, naming it if that fails; a path already gone is fine.
+pub fn remove_path(path: &Path) -> Result<()> {
+    let result = match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        _ => fs::remove_file(path),
+    };
+    result.with_context(|| format!("removing {}", path.display()))
+}
+
+/// The entries `.NAME.KIND-PID` in `dir`, with their PIDs, sorted by name (none when `dir`
+/// does not exist).
+pub fn leftovers(dir: &Path, name: &str, kind: &str) -> Result<Vec<(u32, PathBuf)>> {
     let prefix = format!(".{name}.{kind}-");
-    let entries = fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let entries = match fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        r => r.with_context(|| format!("reading {}", dir.display()))?,
+    };
     let mut out: Vec<(u32, PathBuf)> = entries
         .flatten()
         .filter_map(|e| {

@@ -51,6 +51,13 @@ pub struct Report {
     pub bytes_out: u64,
     /// Removed documents per reason.
     pub removed: BTreeMap<String, usize>,
+    /// Bytes removed per rule: every reason of `removed` (what was left of its documents when
+    /// they were removed) and the rules that cut inside documents: `html_markup`, `normalize`
+    /// (invalid UTF-8 repaired, NFC, control characters, spaces; a repair can add bytes),
+    /// `boilerplate_lines`, `c4_lines` (lines C4 dropped from pages it kept) and `pii_scrub`
+    /// (negative when a placeholder is longer than what it replaced). The values sum to
+    /// `bytes_in - bytes_out`.
+    pub bytes_removed: BTreeMap<String, i64>,
     /// Documents kept per language.
     pub langs_out: BTreeMap<String, usize>,
     /// Per-step document counts, in pipeline order.
@@ -70,6 +77,29 @@ pub struct Report {
 }
 
 impl Report {
+    /// The "removed" rows of [`Report::table`]: documents and bytes per reason, then the bytes
+    /// cut inside documents per rule.
+    fn write_removed(&self, s: &mut String) {
+        use std::fmt::Write;
+        let bytes = |r: &str| self.bytes_removed.get(r).copied().unwrap_or(0);
+        let _ = writeln!(
+            s,
+            "{:<32} {:>6} {:>12}",
+            "removed by reason:", "docs", "bytes"
+        );
+        let mut reasons: Vec<_> = self.removed.iter().collect();
+        reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        for (r, n) in reasons {
+            let _ = writeln!(s, "  {r:<30} {n:>6} {:>12}", bytes(r));
+        }
+        let _ = writeln!(s, "{:<32} {:>19}", "removed inside documents:", "bytes");
+        for (r, b) in &self.bytes_removed {
+            if !self.removed.contains_key(r) {
+                let _ = writeln!(s, "  {r:<30} {b:>19}");
+            }
+        }
+    }
+
     /// The summary table printed at the end of a run.
     pub fn table(&self) -> String {
         use std::fmt::Write;
@@ -101,12 +131,7 @@ impl Report {
                 mb(st.bytes_out)
             );
         }
-        let _ = writeln!(s, "removed by reason:");
-        let mut reasons: Vec<_> = self.removed.iter().collect();
-        reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        for (r, n) in reasons {
-            let _ = writeln!(s, "  {r:<30} {n:>6}");
-        }
+        self.write_removed(&mut s);
         let _ = writeln!(
             s,
             "boilerplate: {} distinct lines, {} lines removed; C4 rewrote {} docs; invalid UTF-8 replaced: {}",

@@ -58,7 +58,9 @@ pub fn shard_paths(dir: &Path, split: &str) -> Result<Vec<PathBuf>> {
 impl Loader {
     /// Load every shard of `split` (validated) from `dir`. `batch` windows of `seq_len + 1` tokens
     /// per batch; `sequential` reads in order, otherwise windows start at seeded random places.
-    /// The split is held in memory as u32 (4 bytes per token).
+    /// The split is held in memory as u32 (4 bytes per token). When the folder has a `meta.json`,
+    /// its shards (both splits) must be the ones it lists, by name and size
+    /// ([`check_layout`](super::meta::check_layout)).
     pub fn new(
         dir: &Path,
         split: &str,
@@ -67,6 +69,7 @@ impl Loader {
         seed: u64,
         sequential: bool,
     ) -> Result<Loader> {
+        super::meta::check_layout(dir)?;
         let shards = shard_paths(dir, split)?;
         let mut tokens = Vec::new();
         let mut vocab_size = None;

@@ -6,8 +6,13 @@
 //! the tokens as little-endian u16 (when the vocabulary fits) or u32 ([`shard`]). Training reads
 //! (B, T+1) windows of tokens from the shards with a [`Loader`] whose position can be saved and
 //! restored, so a resumed run sees exactly the batches it would have seen.
+//!
+//! A dataset folder is written whole or not at all: `tokenize` builds it beside the old one and
+//! swaps it in when complete, and its `meta.json` lists every shard with its size and checksum
+//! ([`meta`]), so that a folder that is not the output of one run is refused, not trained on.
 
 pub mod loader;
+pub mod meta;
 pub mod shard;
 pub mod write;
 

@@ -9,6 +9,7 @@
 //! | 24..28 | vocabulary size, u32 (every token is below it) |
 //! | 28..32 | reserved, zero |
 
+use super::meta::Checksum;
 use anyhow::{Context, Result, bail};
 use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
@@ -140,12 +141,14 @@ pub fn read_shard(path: &Path) -> Result<(Header, Vec<u32>)> {
 }
 
 /// Writes one shard: tokens stream to a temp file, the header is filled in and the file renamed
-/// into place by [`ShardWriter::finish`].
+/// into place by [`ShardWriter::finish`]. Dropped unfinished (an error on the way), it removes
+/// its temp file.
 pub struct ShardWriter {
     path: PathBuf,
     tmp: PathBuf,
-    out: std::io::BufWriter<std::fs::File>,
+    out: Option<std::io::BufWriter<std::fs::File>>,
     header: Header,
+    checksum: Checksum,
 }
 
 impl ShardWriter {
@@ -154,15 +157,22 @@ impl ShardWriter {
         let tmp = crate::cli::temp_path(path);
         let file =
             std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         let header = Header::for_vocab(vocab_size);
-        out.write_all(&header.to_bytes())?;
-        Ok(ShardWriter {
+        let mut w = ShardWriter {
             path: path.to_path_buf(),
             tmp,
-            out,
+            out: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
             header,
-        })
+            checksum: Checksum::new(),
+        };
+        w.put(&header.to_bytes())?;
+        Ok(w)
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        let out = self.out.as_mut().expect("open until finished");
+        out.write_all(bytes)
+            .with_context(|| format!("writing {}", self.tmp.display()))
     }
 
     /// Append tokens (each must be below the vocabulary size).
@@ -180,9 +190,8 @@ impl ShardWriter {
                 buf.extend_from_slice(&t.to_le_bytes());
             }
         }
-        self.out
-            .write_all(&buf)
-            .with_context(|| format!("writing {}", self.tmp.display()))?;
+        self.put(&buf)?;
+        self.checksum.update(&buf);
         self.header.count += tokens.len() as u64;
         Ok(())
     }
@@ -192,16 +201,35 @@ impl ShardWriter {
         self.header.count
     }
 
+    /// The checksum of the token bytes written so far (what `meta.json` records).
+    pub fn checksum(&self) -> u64 {
+        self.checksum.value()
+    }
+
     /// Write the header and move the shard into place.
     pub fn finish(mut self) -> Result<Header> {
-        self.out.seek(std::io::SeekFrom::Start(0))?;
-        self.out.write_all(&self.header.to_bytes())?;
-        let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        let tmp = self.tmp.clone();
+        let mut out = self.out.take().expect("open until finished");
+        let file = out
+            .seek(std::io::SeekFrom::Start(0))
+            .and_then(|_| out.write_all(&self.header.to_bytes()))
+            .and_then(|()| out.into_inner().map_err(|e| e.into_error()))
+            .and_then(|file| file.sync_all().map(|()| file))
+            .with_context(|| format!("writing {}", tmp.display()))?;
         drop(file);
-        std::fs::rename(&self.tmp, &self.path)
+        std::fs::rename(&tmp, &self.path)
             .with_context(|| format!("renaming to {}", self.path.display()))?;
+        self.tmp = PathBuf::new(); // nothing left to remove
         Ok(self.header)
+    }
+}
+
+impl Drop for ShardWriter {
+    fn drop(&mut self) {
+        drop(self.out.take());
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
     }
 }
 

@@ -9,7 +9,16 @@
 //!    merge site change count, so we update those counts in place. A max-heap holds candidate
 //!    pairs; an entry whose count went stale is re-pushed with its current count when popped.
 //!
-//! Memory is bounded by the number of distinct pre-tokens, not by the size of the text.
+//! Memory is bounded by the number of distinct pre-tokens, not by the size of the text. One
+//! pre-token longer than [`MAX_PRETOKEN_BYTES`] (a 50 MB "word" of one letter repeated, a
+//! minified file, a run of spaces) is counted as pieces of at most that many bytes, cut at
+//! character boundaries, as production trainers bound their words: so a learned token is never
+//! longer than the bound, and a corpus of one endless word costs a few distinct pieces, not one
+//! word as long as the corpus with merges of every power of two of its length. Encoding does not
+//! cut (its ids stay those of tiktoken); it only never finds a merge across a cut.
+//! The text itself is counted in blocks cut where the split cannot change ([`StreamCounter`]):
+//! a stretch with no such cut point (one line of no spaces) is held whole while it is counted,
+//! so it costs its own size once, never a multiple of it.
 
 use super::{Split, Tokenizer};
 use anyhow::{Result, bail};
@@ -32,8 +41,70 @@ pub struct TrainOptions {
     pub progress: bool,
 }
 
+impl TrainOptions {
+    /// Refuse a vocabulary that cannot hold the bytes and special tokens, or that token ids (u32)
+    /// cannot address, and special tokens that are empty or repeated (one token, two ids).
+    pub fn validate(&self) -> Result<()> {
+        let mut seen = FxHashSet::default();
+        for s in &self.specials {
+            if s.is_empty() {
+                bail!("a special token is empty");
+            }
+            if !seen.insert(s.as_str()) {
+                bail!("special token {s:?} is given twice; each special token gets one id");
+            }
+        }
+        let base = 256 + self.specials.len();
+        if self.vocab_size < base {
+            bail!(
+                "vocab size {} is below 256 bytes + {} special tokens = {base}",
+                self.vocab_size,
+                self.specials.len()
+            );
+        }
+        check_vocab_size(self.vocab_size).map_err(anyhow::Error::msg)?;
+        Ok(())
+    }
+}
+
+/// A vocabulary size that u32 token ids can address (at most [`MAX_VOCAB_SIZE`]). The message
+/// is for a command-line flag's parser.
+pub fn check_vocab_size(n: usize) -> std::result::Result<usize, String> {
+    if n > MAX_VOCAB_SIZE {
+        return Err(format!(
+            "{n} is above {MAX_VOCAB_SIZE}, the largest vocabulary u32 token ids can address"
+        ));
+    }
+    Ok(n)
+}
+
+/// The largest vocabulary: token ids are u32, and shards record the vocabulary size as a u32.
+pub const MAX_VOCAB_SIZE: usize = u32::MAX as usize;
+
 /// Distinct pre-tokens and how often each occurs.
 pub type Counts = FxHashMap<String, u64>;
+
+/// The longest pre-token training counts whole, in bytes; longer ones are counted in pieces of
+/// at most this many bytes (see the module docs). No pre-token of the bundled corpus is close.
+pub const MAX_PRETOKEN_BYTES: usize = 256;
+
+/// `piece` cut into parts of at most [`MAX_PRETOKEN_BYTES`] bytes at character boundaries
+/// (just `piece` when it is short enough).
+pub fn bounded_pieces(piece: &str) -> impl Iterator<Item = &str> {
+    let mut rest = piece;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut cut = rest.len().min(MAX_PRETOKEN_BYTES);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (head, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(head)
+    })
+}
 
 /// Count the pre-tokens of `text` in parallel, skipping special-token strings.
 pub fn count_pretokens(text: &str, split: Split, specials: &[String]) -> Counts {
@@ -55,7 +126,7 @@ pub fn count_pretokens(text: &str, split: Split, specials: &[String]) -> Counts 
     chunks
         .par_iter()
         .fold(FxHashMap::<&str, u64>::default, |mut m, chunk| {
-            for piece in split.pieces(chunk) {
+            for piece in split.pieces(chunk).flat_map(bounded_pieces) {
                 *m.entry(piece).or_default() += 1;
             }
             m
@@ -194,18 +265,15 @@ pub fn train(text: &str, opts: &TrainOptions) -> Result<Tokenizer> {
 /// Train from pre-token counts (see [`count_pretokens`]); returns the tokenizer with ids
 /// 0..256 = bytes, then one id per merge, then the special tokens.
 pub fn train_from_counts(counts: &Counts, opts: &TrainOptions) -> Result<Tokenizer> {
+    opts.validate()?;
     let base = 256 + opts.specials.len();
-    if opts.vocab_size < base {
-        bail!(
-            "vocab size {} is below 256 bytes + {} special tokens = {base}",
-            opts.vocab_size,
-            opts.specials.len()
-        );
-    }
     if counts.is_empty() {
         bail!("the training text is empty");
     }
-    let want = opts.vocab_size - base;
+    // Each merge shortens some word by one symbol, so the words bound the merges: memory is
+    // reserved for what the text can give, not for what was asked.
+    let possible: usize = counts.keys().map(|w| w.len().saturating_sub(1)).sum();
+    let want = (opts.vocab_size - base).min(possible);
     // Words in a fixed order (sorted) so that training is deterministic.
     let mut entries: Vec<(&String, &u64)> = counts.iter().collect();
     entries.sort_unstable();
@@ -319,7 +387,7 @@ pub fn train_from_counts(counts: &Counts, opts: &TrainOptions) -> Result<Tokeniz
         bar.inc(1);
     }
     bar.finish_and_clear();
-    if merges.len() < want {
+    if merges.len() < opts.vocab_size - base {
         crate::info!(
             "warning: the text only supports {} merges; the vocabulary has {} tokens instead of {}",
             merges.len(),

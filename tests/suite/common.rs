@@ -212,3 +212,49 @@ pub fn corpus_texts() -> Vec<(String, String)> {
     add_dir(root.join("zh"), "jsonl");
     out
 }
+
+/// Run binary `bin` with `args`, `stdin` on its standard input: (exit code, stdout, stderr).
+pub fn run_bin(bin: &str, args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A binary that fails early closes stdin; that is not the test's error.
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// A failure as the command-line conventions want it: exit code 2, one line, `want` in it, no
+/// panic.
+pub fn assert_one_line_error(code: i32, stderr: &str, want: &str) {
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains(want), "{want:?} not in {stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("internal error"),
+        "{stderr}"
+    );
+}
+
+/// The names in folder `dir`, sorted.
+pub fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A PID no process has: Linux PIDs stop at 2^22, so temps named with it are stale.
+pub const DEAD_PID: u32 = 99_999_999;

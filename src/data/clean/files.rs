@@ -3,6 +3,7 @@
 //! output and the rejects are renamed into place when the run completes, and whatever is left is
 //! removed when the run ends, whether it succeeded or failed.
 
+use crate::cli::outputs::{remove_stale_temps, temp_sibling};
 use crate::data::{Format, Lang};
 use anyhow::{Context, Result};
 use rayon::prelude::*;
@@ -22,34 +23,37 @@ pub(super) struct Doc {
     pub text: String,
 }
 
-/// The temp paths of a run, `DIR/.NAME.spool1-PID` and so on; removed when dropped.
+/// The temp paths of a run, `DIR/.NAME.spool1-PID` and so on; removed when dropped, so a run
+/// that fails leaves none. Those of earlier runs that died are removed by [`TempFiles::new`].
 pub(super) struct TempFiles {
     pub spool1: PathBuf,
     pub spool2: PathBuf,
     pub output: PathBuf,
     pub rejects: Option<PathBuf>,
+    pub report: Option<PathBuf>,
 }
 
 impl TempFiles {
-    pub fn new(output: &Path, rejects: Option<&Path>) -> Self {
-        let name = output
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let pid = std::process::id();
-        TempFiles {
-            spool1: output.with_file_name(format!(".{name}.spool1-{pid}")),
-            spool2: output.with_file_name(format!(".{name}.spool2-{pid}")),
+    /// The temp paths for `output`, `rejects` and `report`, after removing those that runs
+    /// which no longer run left beside them.
+    pub fn new(output: &Path, rejects: Option<&Path>, report: Option<&Path>) -> Result<Self> {
+        for path in [Some(output), rejects, report].into_iter().flatten() {
+            remove_stale_temps(path, &["tmp", "spool1", "spool2"])?;
+        }
+        Ok(TempFiles {
+            spool1: temp_sibling(output, "spool1"),
+            spool2: temp_sibling(output, "spool2"),
             output: crate::cli::temp_path(output),
             rejects: rejects.map(crate::cli::temp_path),
-        }
+            report: report.map(crate::cli::temp_path),
+        })
     }
 }
 
 impl Drop for TempFiles {
     fn drop(&mut self) {
         let all = [&self.spool1, &self.spool2, &self.output];
-        for p in all.into_iter().chain(&self.rejects) {
+        for p in all.into_iter().chain(&self.rejects).chain(&self.report) {
             let _ = std::fs::remove_file(p);
         }
     }
@@ -71,9 +75,10 @@ impl JsonlWriter {
     }
 
     pub fn write<T: Serialize>(&mut self, value: &T) -> Result<()> {
-        serde_json::to_writer(&mut self.w, value).context("serializing a document")?;
-        self.w
-            .write_all(b"\n")
+        // The serializer writes straight into the file's buffer, so its error may be the disk's.
+        serde_json::to_writer(&mut self.w, value)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| self.w.write_all(b"\n").map_err(anyhow::Error::from))
             .with_context(|| format!("writing {}", self.path.display()))
     }
 
@@ -93,7 +98,7 @@ pub(super) struct SpoolReader {
 
 impl SpoolReader {
     pub fn open(path: &Path) -> Result<Self> {
-        let f = File::open(path).context("reopening the spool file")?;
+        let f = File::open(path).with_context(|| format!("reopening {}", path.display()))?;
         Ok(SpoolReader {
             r: BufReader::with_capacity(1 << 20, f),
             path: path.to_path_buf(),
@@ -119,7 +124,10 @@ impl SpoolReader {
         }
         lines
             .into_par_iter()
-            .map(|l| serde_json::from_slice::<Doc>(&l).context("reading the spool file"))
+            .map(|l| {
+                serde_json::from_slice::<Doc>(&l)
+                    .with_context(|| format!("reading {}", self.path.display()))
+            })
             .collect()
     }
 }
@@ -138,10 +146,23 @@ struct Reject<'a> {
     text: &'a str,
 }
 
+/// The rules that remove bytes inside documents rather than whole documents; each document's
+/// shrinking is attributed to one of them as it happens (see [`Removals::shrunk`]).
+pub(super) const IN_DOC_RULES: &[&str] = &[
+    "html_markup",
+    "normalize",
+    "boilerplate_lines",
+    "c4_lines",
+    "pii_scrub",
+];
+
 /// The removed documents: counted per reason, and written with their reason to the rejects file
-/// when there is one.
+/// when there is one; and every byte removed, per rule. A document's bytes as read go to the
+/// rules that shrink it on its way ([`IN_DOC_RULES`]) and, when it is removed, what is left of
+/// it to the reason it was removed for; so the bytes sum to the bytes read less those written.
 pub(super) struct Removals {
     counts: BTreeMap<String, usize>,
+    bytes: BTreeMap<String, i64>,
     rejects: Option<JsonlWriter>,
 }
 
@@ -149,13 +170,22 @@ impl Removals {
     pub fn new(rejects: Option<&Path>) -> Result<Self> {
         Ok(Removals {
             counts: BTreeMap::new(),
+            bytes: IN_DOC_RULES.iter().map(|r| (r.to_string(), 0)).collect(),
             rejects: rejects.map(JsonlWriter::create).transpose()?,
         })
+    }
+
+    /// A rule of [`IN_DOC_RULES`] took a document from `before` to `after` bytes (an edit that
+    /// lengthens it, such as U+FFFD for one invalid byte, counts as negative).
+    pub fn shrunk(&mut self, rule: &'static str, before: usize, after: usize) {
+        debug_assert!(IN_DOC_RULES.contains(&rule), "{rule}");
+        *self.bytes.entry(rule.to_string()).or_insert(0) += before as i64 - after as i64;
     }
 
     /// Remove `doc` for `reason`; a duplicate names the document kept and their similarity.
     pub fn remove(&mut self, doc: &Doc, reason: &str, dup: Option<(&str, f64)>) -> Result<()> {
         *self.counts.entry(reason.to_string()).or_insert(0) += 1;
+        *self.bytes.entry(reason.to_string()).or_insert(0) += doc.text.len() as i64;
         let Some(w) = self.rejects.as_mut() else {
             return Ok(());
         };
@@ -170,11 +200,23 @@ impl Removals {
         })
     }
 
-    /// Finish the rejects file; the number of documents removed per reason.
-    pub fn finish(self) -> Result<BTreeMap<String, usize>> {
+    /// Finish the rejects file; the number of documents removed per reason, and the bytes
+    /// removed per rule.
+    pub fn finish(self) -> Result<Removed> {
         if let Some(w) = self.rejects {
             w.finish()?;
         }
-        Ok(self.counts)
+        Ok(Removed {
+            docs: self.counts,
+            bytes: self.bytes,
+        })
     }
+}
+
+/// What [`Removals`] counted.
+pub(super) struct Removed {
+    /// Documents removed per reason.
+    pub docs: BTreeMap<String, usize>,
+    /// Bytes removed per rule: the reasons, and [`IN_DOC_RULES`].
+    pub bytes: BTreeMap<String, i64>,
 }

@@ -21,10 +21,10 @@ use super::dedup::minhash::MinHashConfig;
 use super::filters::FilterConfig;
 use super::read;
 use super::report::{Report, StepCount};
+use crate::cli::outputs::{NewDirs, create_dirs};
 use anyhow::{Context, Result};
-use files::{Removals, TempFiles};
+use files::{Removals, Removed, TempFiles};
 use pass3::NearDups;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Documents per batch (a batch is processed in parallel).
@@ -72,8 +72,8 @@ pub fn clean(
 ) -> Result<Report> {
     let start = std::time::Instant::now();
     let files = read::collect_files(inputs)?;
-    create_parents([Some(output), report_path, rejects_path])?;
-    let temps = TempFiles::new(output, rejects_path);
+    let mut made = create_parents([Some(output), report_path, rejects_path])?;
+    let temps = TempFiles::new(output, rejects_path, report_path)?;
     let mut removals = Removals::new(temps.rejects.as_deref())?;
     let (read, boilerplate) = pass1::run(cfg, files, &temps.spool1, &mut removals)?;
     let (judged, index) = pass2::run(
@@ -90,17 +90,20 @@ pub fn clean(
     let mut report = assemble(read, boilerplate.len(), judged, &near, written, removed);
     report.seconds = start.elapsed().as_secs_f64();
     commit(&report, &temps, output, report_path, rejects_path)?;
+    made.iter_mut().for_each(NewDirs::keep);
     Ok(report)
 }
 
-/// Create the folders the outputs go to (e.g. `runs/` in a fresh clone).
-fn create_parents(paths: [Option<&Path>; 3]) -> Result<()> {
+/// Create the folders the outputs go to (e.g. `runs/` in a fresh clone); those made are removed
+/// again if the run fails.
+fn create_parents(paths: [Option<&Path>; 3]) -> Result<Vec<NewDirs>> {
+    let mut made = Vec::new();
     for path in paths.into_iter().flatten() {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            made.push(create_dirs(dir)?);
         }
     }
-    Ok(())
+    Ok(made)
 }
 
 /// The report, from what each pass counted.
@@ -110,7 +113,7 @@ fn assemble(
     judged: pass2::Counts,
     near: &NearDups,
     written: pass3::Counts,
-    removed: BTreeMap<String, usize>,
+    removed: Removed,
 ) -> Report {
     let steps = vec![
         StepCount::new("1-3 read+normalize", read.docs.docs, read.nonempty),
@@ -125,8 +128,8 @@ fn assemble(
             judged.after_boilerplate.docs,
             judged.kept,
         ),
-        StepCount::new("7 near dedup", judged.kept.docs, written.kept),
-        StepCount::new("8 PII scrub", written.kept.docs, written.kept),
+        StepCount::new("7 near dedup", judged.kept.docs, written.unique),
+        StepCount::new("8 PII scrub", written.unique.docs, written.kept),
     ];
     Report {
         files: read.files,
@@ -134,7 +137,8 @@ fn assemble(
         bytes_in: read.docs.bytes,
         docs_out: written.kept.docs,
         bytes_out: written.kept.bytes,
-        removed,
+        removed: removed.docs,
+        bytes_removed: removed.bytes,
         langs_out: written.langs,
         steps,
         invalid_utf8_replaced: read.invalid_utf8,
@@ -151,7 +155,8 @@ fn assemble(
     }
 }
 
-/// Rename the finished rejects and output into place, then write the report.
+/// Write the report under its temp name, then rename the finished rejects, output and report
+/// into place (so a report that cannot be written leaves the old outputs in place).
 fn commit(
     report: &Report,
     temps: &TempFiles,
@@ -159,14 +164,20 @@ fn commit(
     report_path: Option<&Path>,
     rejects_path: Option<&Path>,
 ) -> Result<()> {
-    if let (Some(tmp), Some(path)) = (&temps.rejects, rejects_path) {
-        std::fs::rename(tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    }
-    std::fs::rename(&temps.output, output)
-        .with_context(|| format!("renaming to {}", output.display()))?;
-    if let Some(path) = report_path {
+    if let Some(tmp) = &temps.report {
         let json = serde_json::to_vec_pretty(report).context("serializing the report")?;
-        crate::cli::write_atomic(path, &json)?;
+        std::fs::write(tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
+    }
+    let renames = [
+        (temps.rejects.as_deref(), rejects_path),
+        (Some(temps.output.as_path()), Some(output)),
+        (temps.report.as_deref(), report_path),
+    ];
+    for (tmp, path) in renames {
+        if let (Some(tmp), Some(path)) = (tmp, path) {
+            std::fs::rename(tmp, path)
+                .with_context(|| format!("renaming to {}", path.display()))?;
+        }
     }
     Ok(())
 }

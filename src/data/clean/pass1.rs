@@ -74,6 +74,9 @@ pub(super) fn run(
 struct Prepared {
     doc: Doc,
     bytes_in: usize,
+    /// Bytes once decoded (invalid UTF-8 repaired), and once the HTML is extracted.
+    decoded: usize,
+    extracted: usize,
     invalid: usize,
     /// The exact-dedup key of the text.
     key: (u64, u64),
@@ -84,9 +87,11 @@ struct Prepared {
 fn prepare(raw: RawDoc, boilerplate: bool) -> Prepared {
     let bytes_in = raw.bytes.len();
     let (mut text, bad) = normalize::decode_owned(raw.bytes);
+    let decoded = text.len();
     if raw.format == Format::Html {
         text = html::to_text(&text);
     }
+    let extracted = text.len();
     let text = normalize::normalize(text, raw.format == Format::Code);
     let lang = if raw.format == Format::Code {
         Lang::Code
@@ -108,6 +113,8 @@ fn prepare(raw: RawDoc, boilerplate: bool) -> Prepared {
             text,
         },
         bytes_in,
+        decoded,
+        extracted,
         invalid: bad + raw.invalid_utf8,
         key,
         line_keys,
@@ -139,6 +146,9 @@ impl Pass {
         let c = &mut self.counts;
         c.docs.add(p.bytes_in);
         c.invalid_utf8 += p.invalid;
+        removals.shrunk("normalize", p.bytes_in, p.decoded);
+        removals.shrunk("html_markup", p.decoded, p.extracted);
+        removals.shrunk("normalize", p.extracted, p.doc.text.len());
         if p.doc.text.is_empty() {
             return removals.remove(&p.doc, "empty", None);
         }

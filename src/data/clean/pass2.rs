@@ -84,44 +84,48 @@ struct Judged {
     verdict: Verdict,
     /// The boilerplate lines stripped from it.
     stripped: Vec<String>,
-    /// Whether the C4 rules rewrote it.
+    /// Its bytes before and after the boilerplate lines were stripped.
+    sizes_boilerplate: (usize, usize),
+    /// Whether the C4 rules rewrote it, and its bytes before and after.
     rewritten: bool,
+    sizes_c4: (usize, usize),
 }
 
 fn judge(mut doc: Doc, bp: &Boilerplate, cfg: &CleanConfig, mh: &MinHasher) -> Judged {
     let mut stripped = Vec::new();
+    let before = doc.text.len();
     if doc.format == Format::Html {
         let (t, lines) = bp.strip_lines(&doc.text);
         stripped = lines.into_iter().map(str::to_string).collect();
         if let Some(t) = t {
             doc.text = t;
         }
-        if doc.text.is_empty() {
-            let verdict = Verdict::Removed("empty_after_boilerplate");
-            return Judged {
-                doc,
-                verdict,
-                stripped,
-                rewritten: false,
-            };
-        }
     }
-    let (verdict, rewritten) = match filters::apply(&doc.text, doc.lang, doc.format, &cfg.filters) {
-        Err(reason) => (Verdict::Removed(reason), false),
+    let after = doc.text.len();
+    let mut j = Judged {
+        doc,
+        verdict: Verdict::Removed("empty_after_boilerplate"),
+        stripped,
+        sizes_boilerplate: (before, after),
+        rewritten: false,
+        sizes_c4: (after, after),
+    };
+    if j.doc.text.is_empty() {
+        return j;
+    }
+    let doc = &mut j.doc;
+    j.verdict = match filters::apply(&doc.text, doc.lang, doc.format, &cfg.filters) {
+        Err(reason) => Verdict::Removed(reason),
         Ok(rewritten) => {
-            let rw = rewritten.is_some();
             if let Some(t) = rewritten {
                 doc.text = t;
+                j.rewritten = true;
+                j.sizes_c4.1 = doc.text.len();
             }
-            (Verdict::Kept(mh.signature(&doc.text, doc.lang)), rw)
+            Verdict::Kept(mh.signature(&doc.text, doc.lang))
         }
     };
-    Judged {
-        doc,
-        verdict,
-        stripped,
-        rewritten,
-    }
+    j
 }
 
 /// The state of pass 2 that sees the documents one at a time, in spool order.
@@ -143,16 +147,20 @@ impl Pass<'_> {
             }
         }
         c.c4_rewritten += usize::from(j.rewritten);
+        let (before, after) = j.sizes_boilerplate;
+        removals.shrunk("boilerplate_lines", before, after);
+        removals.shrunk("c4_lines", j.sizes_c4.0, j.sizes_c4.1);
         let doc = j.doc;
         match j.verdict {
             Verdict::Removed(reason) => {
                 if reason != "empty_after_boilerplate" {
-                    c.after_boilerplate.add(doc.text.len());
+                    c.after_boilerplate.add(after);
                 }
                 removals.remove(&doc, reason, None)
             }
             Verdict::Kept(sig) => {
-                c.after_boilerplate.add(doc.text.len());
+                // Step 5's bytes are those after the boilerplate lines, before any C4 edit.
+                c.after_boilerplate.add(after);
                 c.kept.add(doc.text.len());
                 self.index.lsh.add(self.hasher, sig);
                 self.index.ids.push(doc.id.clone());

@@ -58,7 +58,9 @@ impl NearDups {
 /// What pass 3 counted.
 #[derive(Default)]
 pub(super) struct Counts {
-    /// Documents written (steps 7 and 8).
+    /// Documents that are no near-duplicate, with their bytes before the scrub (step 7).
+    pub unique: StepCounter,
+    /// Documents written, with their bytes after the scrub (step 8).
     pub kept: StepCounter,
     /// E-mail and IP addresses replaced.
     pub emails: usize,
@@ -68,8 +70,9 @@ pub(super) struct Counts {
 }
 
 impl Counts {
-    /// Count a document written, with the e-mails and IPs scrubbed from it.
-    fn add(&mut self, doc: &Doc, emails: usize, ips: usize) {
+    /// Count a document written, its size before the scrub, and the e-mails and IPs scrubbed.
+    fn add(&mut self, doc: &Doc, before: usize, emails: usize, ips: usize) {
+        self.unique.add(before);
         self.kept.add(doc.text.len());
         self.emails += emails;
         self.ips += ips;
@@ -103,13 +106,14 @@ pub(super) fn run(
         if docs.is_empty() {
             break;
         }
-        for (doc, emails, ips) in scrub(docs, idx, near) {
+        for (doc, emails, ips, before) in scrub(docs, idx, near) {
+            removals.shrunk("pii_scrub", before, doc.text.len());
             if let Some(root) = near.dup_of(idx) {
                 let sim = near.index.lsh.similarity(idx, root);
                 let kept = near.index.ids[root].as_str();
                 removals.remove(&doc, "near_duplicate", Some((kept, sim)))?;
             } else {
-                counts.add(&doc, emails, ips);
+                counts.add(&doc, before, emails, ips);
                 out.write(&OutDoc {
                     id: &doc.id,
                     text: &doc.text,
@@ -125,19 +129,21 @@ pub(super) fn run(
 }
 
 /// Scrub PII from the documents of a batch that stay, in parallel; `first` is the spool index
-/// of the batch's first document. Returns each document with its e-mails and IPs replaced.
-fn scrub(docs: Vec<Doc>, first: usize, near: &NearDups) -> Vec<(Doc, usize, usize)> {
+/// of the batch's first document. Returns each document with its e-mails and IPs replaced, how
+/// many of each, and its size in bytes before.
+fn scrub(docs: Vec<Doc>, first: usize, near: &NearDups) -> Vec<(Doc, usize, usize, usize)> {
     docs.into_par_iter()
         .enumerate()
         .map(|(k, mut d)| {
+            let before = d.text.len();
             if near.dup_of(first + k).is_some() {
-                return (d, 0, 0);
+                return (d, 0, 0, before);
             }
             let (t, emails, ips) = pii::scrub(&d.text);
             if let Some(t) = t {
                 d.text = t;
             }
-            (d, emails, ips)
+            (d, emails, ips, before)
         })
         .collect()
 }
