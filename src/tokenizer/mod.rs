@@ -77,6 +77,10 @@ impl Tokenizer {
         let mut vocab_full: Vec<Vec<u8>> =
             vocab.into_iter().map(Option::unwrap_or_default).collect();
         for (text, id) in &specials {
+            // An empty special would match everywhere: encoding would never move past it.
+            if text.is_empty() {
+                bail!("special token {id} is empty");
+            }
             let slot = vocab_full.get_mut(*id as usize).with_context(|| {
                 format!("special token {text:?} has id {id} beyond the vocabulary")
             })?;
