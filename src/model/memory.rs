@@ -25,7 +25,8 @@
 //! Sampling (f32, on the CPU) with a KV cache of up to T tokens and a largest forward pass of
 //! T' tokens (the prompt): the parameters 4·P, the KV cache 2·L·T·C·4, the attention weights of
 //! that pass 2·H·T'·T·4 (scores and softmax), one block's activations for it 16·T'·C·4 and the
-//! logits of one position V·4.
+//! logits of one position V·4; and the tokens themselves, which the sampler keeps as it goes
+//! (the sequence and the output, u32 each): 8·(prompt + new tokens).
 
 use super::config::GptConfig;
 use crate::tensor::devices::{self, CPU_CLASSIFIER_CHUNK_FLOATS};
@@ -55,6 +56,8 @@ pub struct SamplingShape {
     pub prompt_pass: usize,
     /// The most tokens the KV cache holds (at most the model's context).
     pub context: usize,
+    /// The prompt and the new tokens: every token the sampler keeps.
+    pub tokens: usize,
 }
 
 impl SamplingShape {
@@ -69,6 +72,7 @@ impl SamplingShape {
             config,
             prompt_pass: prompt_len.min(block).max(rebuilds),
             context: total.min(block),
+            tokens: total,
         }
     }
 }
@@ -123,6 +127,7 @@ impl MemoryEstimate {
                     "activations",
                     16.0 * p * width * 4.0 + config.vocab_size as f64 * 4.0,
                 ),
+                ("tokens", 8.0 * shape.tokens as f64),
             ],
         }
     }
@@ -243,7 +248,7 @@ mod tests {
     }
 
     #[test]
-    fn sampling_counts_the_cache_and_the_prompt_pass() {
+    fn sampling_counts_the_cache_the_prompt_pass_and_the_tokens() {
         // 100 prompt tokens and 2000 new ones: the cache fills the 1024-token context, and
         // each rebuild reads 512 tokens, more than the prompt.
         let shape = SamplingShape::new(GptConfig::GPT2_124M, 100, 2000);
@@ -254,12 +259,19 @@ mod tests {
             ("KV cache", 2.0 * 12.0 * 1024.0 * 768.0 * 4.0),
             ("attention", 2.0 * 12.0 * 512.0 * 1024.0 * 4.0),
             ("activations", 16.0 * 512.0 * 768.0 * 4.0 + 50_257.0 * 4.0),
+            ("tokens", 8.0 * 2100.0),
         ];
         assert_eq!(e.parts, want.to_vec());
         let short = SamplingShape::new(GptConfig::GPT2_124M, 100, 20);
         assert_eq!((short.prompt_pass, short.context), (100, 120));
         let overflow = SamplingShape::new(GptConfig::GPT2_124M, 5, usize::MAX);
         assert_eq!((overflow.prompt_pass, overflow.context), (512, 1024));
+        // A long stream is refused for the tokens it keeps: its cache stops at the context.
+        let long = SamplingShape::new(GptConfig::GPT2_124M, 5, 1 << 40);
+        let err = MemoryEstimate::sampling(&long)
+            .check("sampling", "the CPU", Some(23_100_000_000))
+            .unwrap_err();
+        assert!(err.to_string().contains(", tokens 8.8 TB)"), "{err}");
     }
 
     #[test]

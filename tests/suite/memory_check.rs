@@ -108,13 +108,9 @@ fn kernels_refuses_a_shape_whose_product_overflows() {
     assert_refused(code, &err, &["product ≤ 2^36"]);
 }
 
-#[test]
-fn sample_refuses_a_context_that_cannot_fit_before_reading_the_weights() {
-    if !memory_known("sample_refuses_a_context_that_cannot_fit_before_reading_the_weights") {
-        return;
-    }
-    let dir = temp_dir("memory-sample");
-    // A tokenizer and a config with a billion-token context; no weights are needed to refuse.
+/// A checkpoint folder with a tokenizer and a `config.json` of context `block_size`, and no
+/// weights: the memory check must refuse before they are read.
+fn weightless_checkpoint(dir: &Path, block_size: usize) {
     let tok = pretrain::tokenizer::train(
         "hello world, hello there",
         &pretrain::tokenizer::TrainOptions {
@@ -125,31 +121,47 @@ fn sample_refuses_a_context_that_cannot_fit_before_reading_the_weights() {
         },
     )
     .unwrap();
-    pretrain::tokenizer::formats::save_dir(&dir, &tok).unwrap();
+    pretrain::tokenizer::formats::save_dir(dir, &tok).unwrap();
     let config = pretrain::model::config::GptConfig {
         n_layer: 2,
         n_head: 2,
         n_embd: 16,
-        block_size: 1_000_000_000,
+        block_size,
         vocab_size: 260,
     };
     std::fs::write(dir.join("config.json"), config.to_hf_json(None).to_string()).unwrap();
-    let args = [
-        "--checkpoint",
-        dir.to_str().unwrap(),
-        "--prompt",
-        "hello",
-        "--max-new-tokens",
-        "2000000000",
-    ];
-    let (code, err) = run(env!("CARGO_BIN_EXE_sample"), &args);
-    assert_refused(
-        code,
-        &err,
-        &[
-            "sample: error: sampling needs about",
-            "KV cache",
-            "available on the CPU",
-        ],
-    );
+}
+
+#[test]
+fn sample_refuses_a_context_or_a_stream_that_cannot_fit_before_reading_the_weights() {
+    if !memory_known("sample_refuses_a_context_or_a_stream_that_cannot_fit") {
+        return;
+    }
+    // A billion-token context fills a KV cache of terabytes; ten trillion new tokens in a
+    // 64-token context keep 80 TB of tokens.
+    for (block_size, max_new, part) in [
+        (1_000_000_000, "2000000000", "KV cache"),
+        (64, "10000000000000", "tokens 80.0 TB"),
+    ] {
+        let dir = temp_dir(&format!("memory-sample-{block_size}"));
+        weightless_checkpoint(&dir, block_size);
+        let args = [
+            "--checkpoint",
+            dir.to_str().unwrap(),
+            "--prompt",
+            "hello",
+            "--max-new-tokens",
+            max_new,
+        ];
+        let (code, err) = run(env!("CARGO_BIN_EXE_sample"), &args);
+        assert_refused(
+            code,
+            &err,
+            &[
+                "sample: error: sampling needs about",
+                part,
+                "available on the CPU",
+            ],
+        );
+    }
 }

@@ -1,13 +1,15 @@
 //! The small JSON files of a checkpoint: `config.json` (whose sizes then drive the loading of
-//! the weights) and `trainer_state.json` (parsed through serde on `TrainerState`).
+//! the weights) and `trainer_state.json` (parsed by `run_dir::parse_state`, then restored
+//! into a data loader).
 
 use super::mutate::{Kind, damage};
 use super::{check, each_input};
 use crate::common::{fixture, temp_dir};
-use pretrain::dataset::loader::Position;
+use pretrain::dataset::loader::{Loader, Position};
 use pretrain::model::checkpoint::load_gpt2_params;
 use pretrain::model::config::GptConfig;
-use pretrain::train::run_dir::TrainerState;
+use pretrain::train::run_dir::{TrainerState, parse_state};
+use std::path::Path;
 
 #[test]
 fn config_json_loads_or_refuses() {
@@ -40,10 +42,19 @@ fn trainer_state_json_parses_or_refuses() {
         },
     };
     let valid = serde_json::to_vec_pretty(&state).unwrap();
+    let path = Path::new("trainer_state.json");
     each_input("trainer_state.json", 42, |rng, what| {
         let input = damage(rng, &valid, Kind::Json);
         check(what, &input, |b| {
-            serde_json::from_slice::<TrainerState>(b)?;
+            let state = parse_state(std::str::from_utf8(b)?, path)?;
+            // A state that parses must restore a loader or be refused by it, and the loader
+            // must then draw batches from where it says.
+            for sequential in [true, false] {
+                let tokens = (0..40_000).map(|i| i % 300).collect();
+                let mut loader = Loader::from_tokens(tokens, 300, 2, 16, 7, sequential)?;
+                loader.restore(state.train_position)?;
+                loader.next_batch();
+            }
             Ok(())
         })
     });
