@@ -1,6 +1,6 @@
 //! Sizes from flags and files are checked before anything large is allocated: `train`,
 //! `kernels` and `sample` refuse a run that cannot fit in one line with exit code 2, naming
-//! what it needs and what there is. The sizes here need petabytes or more, so no machine runs
+//! what it needs and what there is. The sizes here need a terabyte or more, so no machine runs
 //! them; the arithmetic of the estimate is unit-tested in `src/model/memory.rs`.
 
 use crate::common::{skip, temp_dir};
@@ -42,9 +42,10 @@ fn assert_refused(code: i32, stderr: &str, want: &[&str]) {
     assert!(!stderr.contains("internal error"), "{stderr}");
 }
 
-/// A data folder with one small train shard (a vocabulary of 300).
-fn tiny_data(dir: &Path) {
-    let tokens: Vec<u32> = (0..4096).map(|i| i % 300).collect();
+/// A data folder with one train shard (a vocabulary of 300) long enough for a window of two
+/// million tokens, so that `--seq-len` is refused for its memory and not for the data.
+fn small_data(dir: &Path) {
+    let tokens: Vec<u32> = (0..2_100_000).map(|i| i % 300).collect();
     write_shard(&dir.join("train_000.bin"), &tokens, 300).unwrap();
 }
 
@@ -54,14 +55,14 @@ fn train_refuses_a_model_or_batch_that_cannot_fit() {
         return;
     }
     let dir = temp_dir("memory-train");
-    tiny_data(&dir);
+    small_data(&dir);
     let (data, out) = (dir.to_str().unwrap(), dir.join("run"));
     let out = out.to_str().unwrap();
     for flags in [
         &["--n-layer", "100000000"][..],
         &["--n-embd", "1000000"],
         &["--batch-size", "100000000000"],
-        &["--seq-len", "700000000"],
+        &["--seq-len", "2000000"],
     ] {
         let mut args = vec![
             "--data", data, "--out", out, "--device", "cpu", "--steps", "1",
