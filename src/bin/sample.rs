@@ -70,8 +70,7 @@ fn main() -> std::process::ExitCode {
         } else {
             a.max_new_tokens
         };
-        let need = MemoryEstimate::sampling(&SamplingShape::new(config, prompt.len(), max_new));
-        memory::check_fits(&need, "sampling", Device::Cpu)?;
+        check_memory(config, prompt.len(), max_new)?;
         let model = load_model(&a.checkpoint)?;
         let cfg = SamplingConfig {
             temperature: a.temperature,
@@ -107,4 +106,11 @@ fn main() -> std::process::ExitCode {
         );
         Ok(())
     })
+}
+
+/// Refuses, before the weights are read, a run whose model, KV cache and tokens cannot fit in
+/// the host's memory (sampling runs on the CPU).
+fn check_memory(config: GptConfig, prompt_len: usize, max_new: usize) -> anyhow::Result<()> {
+    let need = MemoryEstimate::sampling(&SamplingShape::new(config, prompt_len, max_new));
+    memory::check_fits(&need, "sampling", Device::Cpu)
 }
