@@ -17,8 +17,13 @@
 //! seconds in all); CI runs a longer, still bounded, round with e.g.
 //! `PRETRAIN_FUZZ_ITERS=20000 cargo test --release --test suite fuzz`.
 //! The minimal inputs of every bug found this way are kept as regression tests
-//! ([`regressions`]).
+//! ([`regressions`]). [`binaries`] runs `tokenize` and `train` on damaged files, for the other
+//! half of the promise: exit code 0, or 2 with one error line.
+//!
+//! The bound holds on the thread that calls the reader; work a reader hands to the thread pool
+//! (as `clean` does) is checked for panics and errors but not for its allocations.
 
+mod binaries;
 mod binary_files;
 mod json_files;
 mod mutate;

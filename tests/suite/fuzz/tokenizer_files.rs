@@ -10,7 +10,7 @@ use pretrain::tokenizer::{ENDOFTEXT, Specials, Split, Tokenizer, TrainOptions, t
 use std::path::Path;
 
 /// A 300-token tokenizer trained on the sample text, with `<|endoftext|>`.
-fn small_tokenizer() -> Tokenizer {
+pub(super) fn small_tokenizer() -> Tokenizer {
     let opts = TrainOptions {
         vocab_size: 300,
         specials: vec![ENDOFTEXT.to_string()],
