@@ -172,6 +172,13 @@ pub struct ShardWriter {
 impl ShardWriter {
     /// Start a shard at `path` for a vocabulary of `vocab_size`.
     pub fn create(path: &Path, vocab_size: usize) -> Result<ShardWriter> {
+        // The reader's limits: a shard written here must read back.
+        if vocab_size == 0 || vocab_size > MAX_VOCAB as usize {
+            bail!(
+                "{}: vocabulary size {vocab_size}, expected 1 to {MAX_VOCAB}",
+                path.display()
+            );
+        }
         let tmp = crate::cli::temp_path(path);
         let file =
             std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;

@@ -152,3 +152,16 @@ fn an_empty_special_token_is_an_error_not_an_endless_encode() {
     });
     assert!(err.contains("special token 256 is empty"), "{err}");
 }
+
+#[test]
+fn a_shard_is_not_written_for_a_vocabulary_the_reader_refuses() {
+    let dir = temp_dir("regress-shard-write-vocab");
+    let path = dir.join("train_000.bin");
+    let huge = pretrain::dataset::shard::MAX_VOCAB as usize + 1;
+    for vocab in [0, huge] {
+        let err = pretrain::dataset::shard::write_shard(&path, &[], vocab).unwrap_err();
+        let want = format!("vocabulary size {vocab}, expected 1 to 16777216");
+        assert!(err.to_string().contains(&want), "{err}");
+        assert!(!path.exists());
+    }
+}
