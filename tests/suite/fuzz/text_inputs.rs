@@ -1,12 +1,15 @@
 //! `clean`'s inputs: JSONL lines (through the reader that repairs UTF-8 and can skip bad lines,
 //! and through `for_each_doc`, which later stages use), HTML pages and plain text, and whole
-//! `clean` runs on a folder of such files.
+//! `clean` runs on a folder of such files; and the same files read by the tokenizer trainer
+//! (`count_files`).
 
 use super::mutate::{Kind, damage, mutate};
 use super::{check, each_input, iters};
 use crate::common::{Draw, Rng, fixture, temp_dir};
 use pretrain::data::read::Reader;
 use pretrain::data::{CleanConfig, clean, html, jsonl, normalize};
+use pretrain::tokenizer::corpus::count_files;
+use pretrain::tokenizer::{ENDOFTEXT, Split};
 use std::path::{Path, PathBuf};
 
 /// Valid inputs to start from: the JSONL, HTML, text and code fixtures of the cleaning tests.
@@ -62,6 +65,9 @@ fn clean_readers_load_or_refuse_every_input() {
             if ext == "jsonl" {
                 jsonl::for_each_doc(&path, |_| Ok(true))?;
             }
+            // The tokenizer trainer's reader of the same files.
+            let eot = [ENDOFTEXT.to_string()];
+            count_files(&[path.clone()], Split::Gpt2, &eot, ENDOFTEXT, 1 << 20)?;
             let (text, _) = normalize::decode(b);
             let page = html::to_text(&text);
             normalize::normalize(page, false);
