@@ -67,7 +67,13 @@ fn clean_readers_load_or_refuse_every_input() {
             }
             // The tokenizer trainer's reader of the same files.
             let eot = [ENDOFTEXT.to_string()];
-            count_files(&[path.clone()], Split::Gpt2, &eot, ENDOFTEXT, 1 << 20)?;
+            count_files(
+                std::slice::from_ref(&path),
+                Split::Gpt2,
+                &eot,
+                ENDOFTEXT,
+                1 << 20,
+            )?;
             let (text, _) = normalize::decode(b);
             let page = html::to_text(&text);
             normalize::normalize(page, false);
