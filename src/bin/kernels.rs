@@ -6,6 +6,8 @@
 
 #[path = "kernels/cuda_rows.rs"]
 mod cuda_rows;
+#[path = "kernels/memory.rs"]
+mod memory;
 #[path = "kernels/reference.rs"]
 mod reference;
 
@@ -84,8 +86,12 @@ fn parse_shape(s: &str) -> Result<Shape, String> {
         .map(|d| d.trim().parse::<usize>())
         .collect::<Result<_, _>>()
         .map_err(|_| format!("expected MxKxN with positive integers, got '{s}'"))?;
+    // The product is checked without overflow: 2^32 × 2^32 × 16 must not wrap around to 16.
+    let volume = |m: usize, k: usize, n: usize| m.checked_mul(k).and_then(|mk| mk.checked_mul(n));
     match dims[..] {
-        [m, k, n] if m > 0 && k > 0 && n > 0 && m * k * n <= 1 << 36 => Ok(Shape { m, k, n }),
+        [m, k, n] if m > 0 && k > 0 && n > 0 && volume(m, k, n).is_some_and(|v| v <= 1 << 36) => {
+            Ok(Shape { m, k, n })
+        }
         [_, _, _] => Err(format!("'{s}': each dimension must be ≥ 1, product ≤ 2^36")),
         _ => Err(format!("expected MxKxN (three dimensions), got '{s}'")),
     }
@@ -498,6 +504,7 @@ fn main() -> std::process::ExitCode {
         if entries.is_empty() {
             bail!("--filter '{filter}' matches no kernel or version");
         }
+        memory::check(&entries, setup.shape, gpu.as_deref().ok())?;
         let mut pool = rayon::ThreadPoolBuilder::new();
         if let Some(t) = args.threads {
             pool = pool.num_threads(t as usize);

@@ -10,6 +10,7 @@ use pretrain::cli::{self, Common};
 use pretrain::data::{CleanConfig, clean};
 use pretrain::dataset::write::{TokenizeOptions, tokenize_jsonl};
 use pretrain::model::config::GptConfig;
+use pretrain::model::memory::{self, MemoryEstimate, TrainingShape};
 use pretrain::sample::{SamplingConfig, generate};
 use pretrain::tensor::cuda::DeviceArg;
 use pretrain::tokenizer::corpus::count_files;
@@ -109,6 +110,21 @@ impl Preset {
     }
 }
 
+/// Refuses, before the first stage, a preset whose training cannot fit where it would run.
+fn check_memory(p: &Preset, place: &Placement) -> anyhow::Result<()> {
+    let shape = TrainingShape {
+        config: GptConfig {
+            vocab_size: p.vocab_size,
+            ..p.model
+        },
+        batch: p.batch_size,
+        seq_len: p.model.block_size,
+        dtype: place.dtype,
+        device: place.device,
+    };
+    memory::check_fits(&MemoryEstimate::training(&shape), "training", place.device)
+}
+
 /// Prompts the base model continues at the end: English and Chinese.
 const PROMPTS: [&str; 2] = ["ROMEO: Good morrow, my lord.", "子曰："];
 
@@ -136,6 +152,7 @@ fn main() -> std::process::ExitCode {
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         println!("pretrain pipeline ({} preset) → {}", p.name, out.display());
         let device = Placement::from_args(args.device, args.precision);
+        check_memory(&p, &device)?;
         let t_all = Instant::now();
 
         // 1. clean

@@ -3,7 +3,10 @@
 use anyhow::Context;
 use clap::Parser;
 use pretrain::cli::{self, Common};
+use pretrain::model::config::GptConfig;
+use pretrain::model::memory::{self, MemoryEstimate, SamplingShape};
 use pretrain::sample::{SamplingConfig, generate};
+use pretrain::tensor::Device;
 use pretrain::tensor::cuda::DeviceArg;
 use pretrain::tokenizer::encode::StreamDecoder;
 use pretrain::train::trainer::load_model;
@@ -46,15 +49,16 @@ fn main() -> std::process::ExitCode {
         if a.device == DeviceArg::Cuda {
             pretrain::info!("device: sampling runs on the CPU (no GPU sampler yet)");
         }
-        let model = load_model(&a.checkpoint)?;
+        // The sizes first: the memory check comes before the weights are read.
+        let config = GptConfig::from_hf_json(&a.checkpoint.join("config.json"))?;
         let tok = pretrain::tokenizer::formats::load(&a.checkpoint, None)
             .with_context(|| format!("{}: loading the tokenizer", a.checkpoint.display()))?;
-        if tok.vocab_size() > model.config.vocab_size {
+        if tok.vocab_size() > config.vocab_size {
             anyhow::bail!(
                 "{}: the tokenizer has {} tokens but the model only {}",
                 a.checkpoint.display(),
                 tok.vocab_size(),
-                model.config.vocab_size
+                config.vocab_size
             );
         }
         let prompt = tok.encode_ordinary(&a.prompt);
@@ -66,6 +70,8 @@ fn main() -> std::process::ExitCode {
         } else {
             a.max_new_tokens
         };
+        check_memory(config, prompt.len(), max_new)?;
+        let model = load_model(&a.checkpoint)?;
         let cfg = SamplingConfig {
             temperature: a.temperature,
             top_k: a.top_k,
@@ -100,4 +106,11 @@ fn main() -> std::process::ExitCode {
         );
         Ok(())
     })
+}
+
+/// Refuses, before the weights are read, a run whose model, KV cache and tokens cannot fit in
+/// the host's memory (sampling runs on the CPU).
+fn check_memory(config: GptConfig, prompt_len: usize, max_new: usize) -> anyhow::Result<()> {
+    let need = MemoryEstimate::sampling(&SamplingShape::new(config, prompt_len, max_new));
+    memory::check_fits(&need, "sampling", Device::Cpu)
 }

@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::Parser;
 use pretrain::cli::{self, Common, signals};
 use pretrain::model::config::GptConfig;
+use pretrain::model::memory::{self, MemoryEstimate, TrainingShape};
 use pretrain::tensor::cuda::DeviceArg;
 use pretrain::train::optim::AdamWConfig;
 use pretrain::train::run_config;
@@ -155,6 +156,7 @@ fn main() -> ExitCode {
             cfg.steps = cfg.steps.min(20);
             cfg.eval_batches = cfg.eval_batches.min(2);
         }
+        check_memory(&cfg, resume, &device)?;
         let s = trainer::train_on(&cfg, resume, &device)?;
         report(&s);
         if s.interrupted {
@@ -187,6 +189,24 @@ fn report(s: &TrainSummary) {
         );
     }
     println!("checkpoint: {}", s.checkpoint.display());
+}
+
+/// Refuses, before anything large is allocated, a run whose model, optimizer state and
+/// activations cannot fit in the memory of the device it would run on.
+fn check_memory(cfg: &TrainConfig, resume: bool, place: &Placement) -> anyhow::Result<()> {
+    // With --init-from the checkpoint's config.json says what the model is.
+    let config = match &cfg.init_from {
+        Some(dir) if !resume => GptConfig::from_hf_json(&dir.join("config.json"))?,
+        _ => cfg.model,
+    };
+    let shape = TrainingShape {
+        config,
+        batch: cfg.batch_size,
+        seq_len: cfg.seq_len,
+        dtype: place.dtype,
+        device: place.device,
+    };
+    memory::check_fits(&MemoryEstimate::training(&shape), "training", place.device)
 }
 
 /// The settings of a new run, from the flags.

@@ -20,6 +20,9 @@ pub const MAGIC: &[u8; 8] = b"PRETOKEN";
 pub const VERSION: u32 = 1;
 /// Header size in bytes.
 pub const HEADER_LEN: usize = 32;
+/// The largest vocabulary a shard may declare (2^24 ids; real vocabularies stay under 2^20).
+/// A reader sizes tables and models by this number, so a damaged header must not pass.
+pub const MAX_VOCAB: u32 = 1 << 24;
 
 /// A shard's header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,23 +79,58 @@ impl Header {
             bail!("{name}: offset 12: token size {token_bytes} bytes, expected 2 or 4");
         }
         let count = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
+        let vocab_size = u32_at(24);
+        let widest = if token_bytes == 2 { 1 << 16 } else { MAX_VOCAB };
+        if vocab_size == 0 || vocab_size > widest {
+            bail!(
+                "{name}: offset 24: vocabulary size {vocab_size}, expected 1 to {widest} for {token_bytes}-byte tokens"
+            );
+        }
         Ok(Header {
             token_bytes,
             count,
-            vocab_size: u32_at(24),
+            vocab_size,
         })
+    }
+
+    /// The file size the header promises: the header and `count` tokens (`None` on overflow).
+    pub fn file_len(&self) -> Option<u64> {
+        self.count
+            .checked_mul(self.token_bytes as u64)?
+            .checked_add(HEADER_LEN as u64)
+    }
+
+    /// Checks that a file of `len` bytes holds exactly the promised tokens.
+    fn check_len(&self, len: u64, name: &str) -> Result<()> {
+        let want = self.file_len().unwrap_or(u64::MAX);
+        if len != want {
+            bail!(
+                "{name}: offset {}: file is {len} bytes but the header promises {} tokens ({want} bytes){}",
+                len.min(want),
+                self.count,
+                if len < want { ", truncated" } else { "" }
+            );
+        }
+        Ok(())
     }
 }
 
-/// Read a shard's header only.
+/// Read a shard's header only, checked against the file's size.
 pub fn read_header(path: &Path) -> Result<Header> {
     use std::io::Read;
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut buf = [0u8; HEADER_LEN];
-    let n = f
-        .read(&mut buf)
-        .with_context(|| format!("reading {}", path.display()))?;
-    Header::parse(&buf[..n], &path.display().to_string())
+    let name = path.display().to_string();
+    let f = std::fs::File::open(path).with_context(|| format!("opening {name}"))?;
+    let len = f
+        .metadata()
+        .with_context(|| format!("reading {name}"))?
+        .len();
+    let mut buf = Vec::with_capacity(HEADER_LEN);
+    f.take(HEADER_LEN as u64)
+        .read_to_end(&mut buf)
+        .with_context(|| format!("reading {name}"))?;
+    let h = Header::parse(&buf, &name)?;
+    h.check_len(len, &name)?;
+    Ok(h)
 }
 
 /// Read and validate a whole shard: header, exact size, every token below the vocabulary size.
@@ -101,24 +139,7 @@ pub fn read_shard(path: &Path) -> Result<(Header, Vec<u32>)> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).with_context(|| format!("reading {name}"))?;
     let h = Header::parse(&bytes, &name)?;
-    let want = h
-        .count
-        .checked_mul(h.token_bytes as u64)
-        .and_then(|b| b.checked_add(HEADER_LEN as u64))
-        .unwrap_or(u64::MAX);
-    if bytes.len() as u64 != want {
-        bail!(
-            "{name}: offset {}: file is {} bytes but the header promises {} tokens ({want} bytes){}",
-            (bytes.len() as u64).min(want),
-            bytes.len(),
-            h.count,
-            if (bytes.len() as u64) < want {
-                ", truncated"
-            } else {
-                ""
-            }
-        );
-    }
+    h.check_len(bytes.len() as u64, &name)?;
     let body = &bytes[HEADER_LEN..];
     let tokens: Vec<u32> = if h.token_bytes == 2 {
         body.chunks_exact(2)
@@ -154,6 +175,13 @@ pub struct ShardWriter {
 impl ShardWriter {
     /// Start a shard at `path` for a vocabulary of `vocab_size`.
     pub fn create(path: &Path, vocab_size: usize) -> Result<ShardWriter> {
+        // The reader's limits: a shard written here must read back.
+        if vocab_size == 0 || vocab_size > MAX_VOCAB as usize {
+            bail!(
+                "{}: vocabulary size {vocab_size}, expected 1 to {MAX_VOCAB}",
+                path.display()
+            );
+        }
         let tmp = crate::cli::temp_path(path);
         let file =
             std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;

@@ -140,6 +140,15 @@ pub fn load_gpt2_params(path: &Path, config: &GptConfig) -> Result<Vec<NamedTens
             .to_string();
         by_name.insert(name, t);
     }
+    // The list of expected tensors grows with n_layer: bound it by what the file holds first.
+    if config.n_layer > by_name.len() / 12 {
+        bail!(
+            "{}: config.json says {} layers, but the file holds only {} tensors",
+            path.display(),
+            config.n_layer,
+            by_name.len()
+        );
+    }
     let mut out = Vec::new();
     for (name, shape) in gpt2_param_shapes(config) {
         let t = by_name

@@ -50,19 +50,33 @@ impl GptConfig {
         if n_embd % n_head != 0 {
             bail!("model config: n_embd {n_embd} is not a multiple of n_head {n_head}");
         }
+        if self.checked_num_params().is_none() {
+            bail!("model config: {self:?} has more parameters than a usize can count");
+        }
         Ok(())
     }
 
-    /// Parameters, counted by hand: embeddings, then per block two LayerNorms, the attention
-    /// (qkv + output projection) and the MLP (4× up and down), then the final LayerNorm.
-    /// The LM head shares the token embedding, so it adds nothing.
+    /// Parameters, counted by hand: embeddings `(V + block_size)·C`, then per block two
+    /// LayerNorms (`4C`), the attention (qkv `3C² + 3C`, output projection `C² + C`) and the MLP
+    /// (4× up `4C² + 4C`, down `4C² + C`): `12C² + 13C`; then the final LayerNorm (`2C`).
+    /// The LM head shares the token embedding, so it adds nothing. (A config that
+    /// [`validate`](Self::validate) accepts never overflows; others saturate.)
     pub fn num_params(&self) -> usize {
+        self.checked_num_params().unwrap_or(usize::MAX)
+    }
+
+    /// [`num_params`](Self::num_params), or `None` when the count overflows a `usize`
+    /// (sizes from a file or a flag can be anything).
+    pub fn checked_num_params(&self) -> Option<usize> {
         let c = self.n_embd;
-        let embeddings = self.vocab_size * c + self.block_size * c;
+        let embeddings = self
+            .vocab_size
+            .checked_add(self.block_size)?
+            .checked_mul(c)?;
         let ln = 2 * c;
-        let attn = (c * 3 * c + 3 * c) + (c * c + c);
-        let mlp = (c * 4 * c + 4 * c) + (4 * c * c + c);
-        embeddings + self.n_layer * (2 * ln + attn + mlp) + ln
+        let block = c.checked_mul(c)?.checked_mul(12)?.checked_add(13 * c)?;
+        let blocks = self.n_layer.checked_mul(block)?;
+        embeddings.checked_add(blocks)?.checked_add(ln)
     }
 
     /// Hugging Face's `config.json` for this model.

@@ -5,6 +5,7 @@ use super::cuda::{self, Precision};
 use super::storage::{DType, Device};
 use std::time::Instant;
 
+pub use super::cpu::classifier::CHUNK_FLOATS as CPU_CLASSIFIER_CHUNK_FLOATS;
 pub use super::cuda::DeviceArg;
 pub use super::cuda::alloc::MemoryStats;
 
@@ -61,6 +62,29 @@ pub fn memory(device: Device) -> Option<MemoryStats> {
     }
 }
 
+/// Bytes a run may use on `device`: the host's `MemAvailable` (from `/proc/meminfo`) for the
+/// CPU, the total memory of a GPU; `None` where that is unknown (another OS, the emulator).
+pub fn available_memory(device: Device) -> Option<u64> {
+    match device {
+        Device::Cpu => {
+            let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+            mem_available(&text)
+        }
+        Device::Cuda(i) => cuda::device::get(i).ok()?.total_memory(),
+    }
+}
+
+/// The `MemAvailable:  123456 kB` line of `/proc/meminfo`, in bytes.
+pub fn mem_available(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let mut words = line["MemAvailable:".len()..].split_whitespace();
+    let kb: u64 = words.next()?.parse().ok()?;
+    match words.next() {
+        Some("kB") => kb.checked_mul(1024),
+        _ => None,
+    }
+}
+
 /// This machine's f32 matmul throughput (GFLOP/s) with our fastest CPU gemm on 1024³, best of
 /// eight runs (the first warms the caches and the thread pool).
 pub fn measured_cpu_peak_gflops() -> f64 {
@@ -76,4 +100,15 @@ pub fn measured_cpu_peak_gflops() -> f64 {
         best = best.min(t.elapsed().as_secs_f64());
     }
     2.0 * (n * n * n) as f64 / best / 1e9
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mem_available_reads_the_meminfo_line() {
+        let text = "MemTotal:       24000000 kB\nMemFree:  1 kB\nMemAvailable:   22559780 kB\n";
+        assert_eq!(super::mem_available(text), Some(22_559_780 * 1024));
+        assert_eq!(super::mem_available("MemTotal: 5 kB\n"), None);
+        assert_eq!(super::mem_available("MemAvailable: lots\n"), None);
+    }
 }

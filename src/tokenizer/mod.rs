@@ -76,15 +76,7 @@ impl Tokenizer {
         }
         let mut vocab_full: Vec<Vec<u8>> =
             vocab.into_iter().map(Option::unwrap_or_default).collect();
-        for (text, id) in &specials {
-            let slot = vocab_full.get_mut(*id as usize).with_context(|| {
-                format!("special token {text:?} has id {id} beyond the vocabulary")
-            })?;
-            if !slot.is_empty() {
-                bail!("special token {text:?} has id {id}, already used by an ordinary token");
-            }
-            *slot = text.as_bytes().to_vec();
-        }
+        place_specials(&mut vocab_full, &specials)?;
         let mut pair_rank = FxHashMap::default();
         let mut full = Vec::with_capacity(merges.len());
         for (rank, &(a, b)) in merges.iter().enumerate() {
@@ -209,4 +201,22 @@ impl Tokenizer {
     pub fn byte_id(&self, b: u8) -> u32 {
         self.byte_id[b as usize]
     }
+}
+
+/// Writes each special token's text into its id's slot of `vocab`, which must be free.
+fn place_specials(vocab: &mut [Vec<u8>], specials: &[(String, u32)]) -> Result<()> {
+    for (text, id) in specials {
+        // An empty special would match everywhere: encoding would never move past it.
+        if text.is_empty() {
+            bail!("special token {id} is empty");
+        }
+        let slot = vocab
+            .get_mut(*id as usize)
+            .with_context(|| format!("special token {text:?} has id {id} beyond the vocabulary"))?;
+        if !slot.is_empty() {
+            bail!("special token {text:?} has id {id}, already used by an ordinary token");
+        }
+        *slot = text.as_bytes().to_vec();
+    }
+    Ok(())
 }

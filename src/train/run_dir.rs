@@ -38,6 +38,11 @@ pub fn load_model(dir: &Path) -> Result<Gpt> {
     Ok(Gpt::from_named(config, params))
 }
 
+/// Parses the text of `trainer_state.json`; `path` names the file in the error.
+pub fn parse_state(text: &str, path: &Path) -> Result<TrainerState> {
+    serde_json::from_str(text).with_context(|| format!("{}: bad trainer state", path.display()))
+}
+
 /// The moments saved in `optimizer.safetensors`, by parameter, as host vectors.
 pub struct SavedMoments {
     pub m: Vec<Vec<f32>>,
@@ -50,8 +55,7 @@ pub fn load_run(dir: &Path) -> Result<(Gpt, SavedMoments, TrainerState)> {
     let path = dir.join("trainer_state.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading {} (needed by --resume)", path.display()))?;
-    let state: TrainerState = serde_json::from_str(&text)
-        .with_context(|| format!("{}: bad trainer state", path.display()))?;
+    let state = parse_state(&text, &path)?;
     let moments = read_moments(&dir.join("optimizer.safetensors"), &model)?;
     Ok((model, moments, state))
 }

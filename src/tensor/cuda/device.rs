@@ -269,6 +269,15 @@ impl Gpu {
         self.alloc.stats()
     }
 
+    /// The device's total memory in bytes, as the driver reports it (`None` on the emulator,
+    /// whose memory is the host's, or when the query fails).
+    pub fn total_memory(&self) -> Option<u64> {
+        match &self.backend {
+            Backend::Emulated(_) => None,
+            Backend::Cuda(c) => c.ctx.total_mem().ok().map(|b| b as u64),
+        }
+    }
+
     /// Starts counting the peak again from what is in use now.
     pub fn reset_peak_memory(&self) {
         self.alloc.reset_peak()

@@ -52,7 +52,8 @@ pub fn read(vocab_path: &Path, merges_path: &Path, split: Split) -> Result<Token
     let map: FxHashMap<String, u32> = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a JSON map of token → id", vocab_path.display()))?;
     let inverse = inverse_table();
-    let n = map.values().map(|&i| i as usize + 1).max().unwrap_or(0);
+    let max_id = map.values().map(|&i| i as u64).max();
+    let n = super::id_slots(max_id, map.len(), vocab_path)?;
     let mut slots: Vec<Option<Vec<u8>>> = vec![None; n];
     let mut by_str: FxHashMap<&str, u32> = FxHashMap::default();
     for (s, &id) in &map {

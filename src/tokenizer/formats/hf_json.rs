@@ -94,11 +94,28 @@ pub fn read(path: &Path) -> Result<Tokenizer> {
         .get("vocab")
         .and_then(Value::as_object)
         .with_context(|| format!("{}: no model.vocab map", path.display()))?;
-    let inverse: FxHashMap<char, u8> = bytes_to_unicode()
-        .iter()
-        .enumerate()
-        .map(|(b, &c)| (c, b as u8))
-        .collect();
+    let specials = added_tokens(&doc, path)?;
+    let max_id = vocab
+        .values()
+        .filter_map(Value::as_u64)
+        .chain(specials.iter().map(|s| s.1))
+        .max();
+    let n = super::id_slots(max_id, vocab.len() + specials.len(), path)?;
+    // Every id is below n ≤ u32::MAX from here on.
+    let specials: Vec<(String, u32)> = specials.into_iter().map(|(s, i)| (s, i as u32)).collect();
+    let (slots, by_str) = vocab_slots(vocab, &specials, n, path)?;
+    let merges = merge_ids(model, &by_str, path)?;
+    // GPT-4's pattern is the one that cuts digits in groups of three.
+    let split = match doc.get("pre_tokenizer").and_then(find_regex) {
+        Some(re) if re.contains(r"\p{N}{1,3}") => Split::Gpt4,
+        _ => Split::Gpt2,
+    };
+    Tokenizer::new(split, slots, &merges, specials)
+        .with_context(|| format!("reading {}", path.display()))
+}
+
+/// The `added_tokens` (special tokens) as (text, id); ids are checked by the caller.
+fn added_tokens(doc: &Value, path: &Path) -> Result<Vec<(String, u64)>> {
     let mut specials = Vec::new();
     for t in doc
         .get("added_tokens")
@@ -112,17 +129,30 @@ pub fn read(path: &Path) -> Result<Tokenizer> {
         ) else {
             bail!("{}: an added token lacks id or content", path.display());
         };
-        specials.push((s.to_string(), id as u32));
+        specials.push((s.to_string(), id));
     }
-    let n = vocab
-        .values()
-        .filter_map(Value::as_u64)
-        .chain(specials.iter().map(|s| s.1 as u64))
-        .max()
-        .map_or(0, |m| m as usize + 1);
-    let mut slots: Vec<Option<Vec<u8>>> = vec![None; n];
+    Ok(specials)
+}
+
+/// A tokenizer's bytes by id; `None` where an id has no ordinary token.
+type Slots = Vec<Option<Vec<u8>>>;
+
+/// Ordinary tokens in `n` id slots (special tokens' ids left empty), and token string → id.
+fn vocab_slots<'a>(
+    vocab: &'a serde_json::Map<String, Value>,
+    specials: &[(String, u32)],
+    n: usize,
+    path: &Path,
+) -> Result<(Slots, FxHashMap<&'a str, u32>)> {
+    let inverse: FxHashMap<char, u8> = bytes_to_unicode()
+        .iter()
+        .enumerate()
+        .map(|(b, &c)| (c, b as u8))
+        .collect();
+    let mut slots: Slots = vec![None; n];
     let mut by_str: FxHashMap<&str, u32> = FxHashMap::default();
     for (s, id) in vocab {
+        // Below n: `id_slots` saw every integer id.
         let id = id
             .as_u64()
             .with_context(|| format!("{}: token {s:?} has no integer id", path.display()))?
@@ -132,9 +162,16 @@ pub fn read(path: &Path) -> Result<Tokenizer> {
         }
         let bytes = decode_token(s, &inverse)
             .with_context(|| format!("{}: token {s:?} is not byte-level", path.display()))?;
-        slots[id as usize] = Some(bytes);
+        if slots[id as usize].replace(bytes).is_some() {
+            bail!("{}: id {id} is used twice", path.display());
+        }
         by_str.insert(s, id);
     }
+    Ok((slots, by_str))
+}
+
+/// `model.merges` (`"A B"` strings or `[A, B]` pairs) as pairs of ids.
+fn merge_ids(model: &Value, by_str: &FxHashMap<&str, u32>, path: &Path) -> Result<Vec<(u32, u32)>> {
     let mut merges = Vec::new();
     for (i, m) in model
         .get("merges")
@@ -161,11 +198,5 @@ pub fn read(path: &Path) -> Result<Tokenizer> {
             .with_context(|| format!("{}: merge {i}: unknown token {b:?}", path.display()))?;
         merges.push((ia, ib));
     }
-    // GPT-4's pattern is the one that cuts digits in groups of three.
-    let split = match doc.get("pre_tokenizer").and_then(find_regex) {
-        Some(re) if re.contains(r"\p{N}{1,3}") => Split::Gpt4,
-        _ => Split::Gpt2,
-    };
-    Tokenizer::new(split, slots, &merges, specials)
-        .with_context(|| format!("reading {}", path.display()))
+    Ok(merges)
 }

@@ -8,6 +8,26 @@ use super::{Split, Tokenizer};
 use anyhow::{Result, bail};
 use std::path::Path;
 
+/// How many ids a vocabulary file may leave unused between its tokens (cl100k's special tokens
+/// leave 16). The id table is sized by the largest id, so this keeps it within the file's
+/// entries: one huge id in a small file is an error, not an allocation of gigabytes.
+pub const MAX_UNUSED_IDS: u64 = 1024;
+
+/// The size of the id table for a file with `entries` tokens whose largest id is `max_id`:
+/// `max_id + 1`, when that leaves at most [`MAX_UNUSED_IDS`] ids unused. `file` names the file.
+pub fn id_slots(max_id: Option<u64>, entries: usize, file: &Path) -> Result<usize> {
+    let Some(max_id) = max_id else { return Ok(0) };
+    let limit = (entries as u64).saturating_add(MAX_UNUSED_IDS);
+    if max_id >= limit.min(u32::MAX as u64) {
+        bail!(
+            "{}: id {max_id} is too large for {entries} tokens (ids must stay below {})",
+            file.display(),
+            limit.min(u32::MAX as u64)
+        );
+    }
+    Ok(max_id as usize + 1)
+}
+
 /// Load a tokenizer from `path`: a directory holding `tokenizer.json` (as `train-tokenizer`
 /// writes), `vocab.json` + `merges.txt`, or GPT-2's `encoder.json` + `vocab.bpe`; or a
 /// `.tiktoken` rank file; or a `tokenizer.json` file. `split` overrides the file's pattern
