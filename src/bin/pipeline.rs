@@ -6,7 +6,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use pretrain::cli::{self, Common};
+use pretrain::cli::{self, Common, signals};
 use pretrain::data::{CleanConfig, clean};
 use pretrain::dataset::write::{TokenizeOptions, tokenize_jsonl};
 use pretrain::model::config::GptConfig;
@@ -19,7 +19,8 @@ use pretrain::tokenizer::{ENDOFTEXT, Split, TrainOptions, formats};
 use pretrain::train::optim::AdamWConfig;
 use pretrain::train::schedule::ScheduleKind;
 use pretrain::train::trainer::{self, Placement, PrecisionArg, TrainConfig};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Instant;
 
 /// Run every pipeline stage on the bundled corpus: clean → train-tokenizer → tokenize → train → sample.
@@ -128,8 +129,8 @@ fn check_memory(p: &Preset, place: &Placement) -> anyhow::Result<()> {
 /// Prompts the base model continues at the end: English and Chinese.
 const PROMPTS: [&str; 2] = ["ROMEO: Good morrow, my lord.", "子曰："];
 
-fn main() -> std::process::ExitCode {
-    cli::run::<Args, _>("pipeline", |args| {
+fn main() -> ExitCode {
+    cli::run_with_code::<Args, _>("pipeline", |args| {
         let mut p = if args.quick || cli::quick() {
             Preset::quick()
         } else {
@@ -249,7 +250,11 @@ fn main() -> std::process::ExitCode {
             sample_every: 0,
             checkpoint_every: 0,
         };
+        signals::on_stop_signals(&trainer::STOP, "saving a checkpoint after this step")?;
         let ts = trainer::train_on(&cfg, false, &device)?;
+        if ts.interrupted {
+            return Ok(interrupted(ts.steps_done, &ts.checkpoint));
+        }
         let val = ts.val_loss.context("the validation split is empty")?;
         let unigram = ts.unigram_val_loss.unwrap_or(f64::NAN);
         println!(
@@ -286,6 +291,18 @@ fn main() -> std::process::ExitCode {
             ts.checkpoint.display(),
             ts.checkpoint.display()
         );
-        Ok(())
+        Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Ctrl-C or SIGTERM stopped training: the checkpoint is saved, the later stages are skipped,
+/// and the exit code says which signal came (130 or 143).
+fn interrupted(steps_done: usize, checkpoint: &Path) -> ExitCode {
+    let run = checkpoint.parent().unwrap_or(checkpoint);
+    println!(
+        "interrupted after step {steps_done}; continue with: cargo run --release --bin train -- --out {} --resume",
+        run.display()
+    );
+    let sig = signals::stop_signal().unwrap_or(signal_hook::consts::SIGINT);
+    ExitCode::from(signals::exit_code(sig))
 }

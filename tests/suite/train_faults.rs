@@ -1,7 +1,7 @@
 //! The `train` binary and its run folder under bad input and faults, as a user meets them: a
 //! copied or moved run folder, flags that make no sense, a diverging run, a crash in the middle
 //! of a checkpoint swap, two runs on one folder, a damaged optimizer file, a validation split
-//! from another tokenizer, a write that fails half way, SIGTERM and Ctrl-C.
+//! from another tokenizer, a write that fails half way, SIGTERM and Ctrl-C (to `pipeline` too).
 //!
 //! The faults are made directly (the on-disk state a crash leaves, a lock held by this test, a
 //! file-size limit that makes a write fail), so every test is deterministic. The two that signal
@@ -579,5 +579,48 @@ fn a_path_that_is_not_utf8_is_named() {
         "{line}"
     );
     assert!(!out.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_pipeline_saves_and_exits_like_train_on_sigterm() {
+    let dir = tmp("pipeline-signal");
+    let out = dir.join("p");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args(["--quick", "-q", "--steps", "100000000", "--out"])
+        .arg(&out)
+        .env_remove("PRETRAIN_QUICK")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = out.join("run");
+    let mut logged = false;
+    for _ in 0..6000 {
+        if std::fs::read_to_string(run.join("metrics.jsonl")).is_ok_and(|m| m.contains('\n')) {
+            logged = true;
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "pipeline ended early");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if !logged {
+        child.kill().unwrap();
+        panic!("the pipeline logged no training step in 5 minutes");
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM".to_string(), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+    let steps = metrics(&run).len() as u64;
+    assert_eq!(saved_step(&run), steps, "saved after the last step");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains(&format!("interrupted after step {steps}")),
+        "{stdout}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
