@@ -1,26 +1,6 @@
 //! The two binaries on real and bad input: exact output format, exit code 2 and one-line errors.
 
-use crate::common::{fixture, temp_dir};
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-fn run(bin: &str, args: &[&str], stdin: &[u8]) -> (i32, String, String) {
-    let mut child = Command::new(bin)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A binary that fails early closes stdin; that is not the test's error.
-    let _ = child.stdin.take().unwrap().write_all(stdin);
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
+use crate::common::{fixture, run_bin as run, temp_dir};
 
 const TRAIN: &str = env!("CARGO_BIN_EXE_train-tokenizer");
 const TOKENIZE: &str = env!("CARGO_BIN_EXE_tokenize");
