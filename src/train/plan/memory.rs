@@ -65,7 +65,7 @@ impl Layout {
             anyhow::bail!("--gpus, --tp and --pp must be above 0");
         }
         let model = tp.saturating_mul(pp);
-        if gpus % model != 0 {
+        if !gpus.is_multiple_of(model) {
             anyhow::bail!("--tp {tp} × --pp {pp} = {model} does not divide --gpus {gpus}");
         }
         if zero > 3 {

@@ -124,8 +124,8 @@ pub fn validate(input: &PlanInput) -> anyhow::Result<()> {
         return Ok(());
     };
     model.validate()?;
-    let kv_split = model.n_kv_head % l.tp == 0 || l.tp % model.n_kv_head == 0;
-    if model.n_head % l.tp != 0 || !kv_split {
+    let kv_split = model.n_kv_head.is_multiple_of(l.tp) || l.tp.is_multiple_of(model.n_kv_head);
+    if !model.n_head.is_multiple_of(l.tp) || !kv_split {
         anyhow::bail!("--tp {} does not split the {} heads", l.tp, model.n_head);
     }
     if l.pp > model.n_layer {

@@ -127,14 +127,14 @@ impl ModelShape {
         if let Some((flag, _)) = sizes.iter().find(|(_, v)| *v == 0) {
             anyhow::bail!("{flag} must be above 0");
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             anyhow::bail!(
                 "--n-head {} does not divide --n-embd {}",
                 self.n_head,
                 self.n_embd
             );
         }
-        if self.n_head % self.n_kv_head != 0 {
+        if !self.n_head.is_multiple_of(self.n_kv_head) {
             anyhow::bail!(
                 "--n-kv-head {} does not divide --n-head {}",
                 self.n_kv_head,
