@@ -69,10 +69,10 @@ struct ShapeFlags {
     n_embd: Option<u64>,
     #[arg(long, value_parser = whole)]
     n_head: Option<u64>,
-    /// Key/value heads [default: --n-head].
+    /// Key/value heads [default: the preset's with grouped-query attention, else --n-head].
     #[arg(long, value_parser = whole)]
     n_kv_head: Option<u64>,
-    /// MLP hidden width [default: 4 × --n-embd].
+    /// MLP hidden width [default: the preset's, else 4 × --n-embd].
     #[arg(long, value_parser = whole)]
     ffn: Option<u64>,
     /// Vocabulary [default: 50257].
@@ -157,8 +157,13 @@ fn model_shape(a: &Args) -> anyhow::Result<Option<ModelShape>> {
         n_layer: f.n_layer.unwrap_or(base.n_layer),
         n_embd: f.n_embd.unwrap_or(base.n_embd),
         n_head: f.n_head.unwrap_or(base.n_head),
-        n_kv_head: f.n_kv_head.or(f.n_head).unwrap_or(base.n_kv_head),
-        ffn: f.ffn.or(f.n_embd.map(|h| 4 * h)).unwrap_or(base.ffn),
+        // Without grouped-query attention the key/value heads follow --n-head.
+        n_kv_head: f.n_kv_head.unwrap_or(if base.n_kv_head == base.n_head {
+            f.n_head.unwrap_or(base.n_head)
+        } else {
+            base.n_kv_head
+        }),
+        ffn: f.ffn.unwrap_or(base.ffn),
         vocab: f.vocab.unwrap_or(base.vocab),
         seq_len: f.seq_len.unwrap_or(base.seq_len),
     }))
@@ -205,12 +210,12 @@ fn main() -> std::process::ExitCode {
         } else {
             print!("{}", plan::table::render(&report));
         }
-        if !report.fits {
+        if !report.memory.fits {
             pretrain::info!(
                 "plan: this layout needs {:.1} GB per GPU, more than the {} GB of --gpu-memory-gb: \
                  try --recompute, a higher --zero, more --tp or --pp, or a smaller --micro-batch",
-                report.total_gb_per_gpu,
-                report.gpu_memory_gb
+                report.memory.total_gb_per_gpu,
+                report.memory.gpu_memory_gb
             );
         }
         Ok(())

@@ -70,6 +70,21 @@ fn llama3_405b() {
     assert_eq!(v["params"].as_f64().unwrap(), 405_853_388_800.0);
 }
 
+/// Explicit sizes give the same model as the preset they spell out, and override a preset's.
+#[test]
+fn explicit_sizes() {
+    let spelled = ["--n-layer", "12", "--n-embd", "768", "--n-head", "12"];
+    let args = [
+        &spelled[..],
+        &["--vocab", "50257", "--seq-len", "1024", "--json"],
+    ]
+    .concat();
+    assert_eq!(json(&args)["params"].as_f64().unwrap(), 124_439_808.0);
+    let deeper = json(&["--preset", "gpt2", "--n-layer", "24", "--json"]);
+    assert_eq!(deeper["model"]["n_layer"], 24);
+    assert_eq!(deeper["model"]["n_embd"], 768);
+}
+
 /// The table says plainly when a layout does not fit, and stderr says what to try.
 #[test]
 fn says_when_it_does_not_fit() {

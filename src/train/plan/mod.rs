@@ -72,7 +72,8 @@ pub struct PlanInput {
     pub hardware: Hardware,
 }
 
-/// A plan's answers, flat so that scripts read them by name (`--json`).
+/// A plan's answers. `--json` prints them as one flat object, so that scripts read every
+/// figure by name (`model_states_gb_per_gpu`, `gpu_hours`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub params: f64,
@@ -84,6 +85,15 @@ pub struct Report {
     pub tokens: f64,
     pub tokens_per_step: f64,
     pub steps: f64,
+    #[serde(flatten)]
+    pub memory: MemoryFigures,
+    #[serde(flatten)]
+    pub time: TimeFigures,
+}
+
+/// Memory per GPU, GB (10^9 bytes).
+#[derive(Clone, Debug, Serialize)]
+pub struct MemoryFigures {
     pub params_gb_per_gpu: f64,
     pub grads_gb_per_gpu: f64,
     pub optimizer_gb_per_gpu: f64,
@@ -98,6 +108,11 @@ pub struct Report {
     pub total_gb_per_gpu: f64,
     pub gpu_memory_gb: f64,
     pub fits: bool,
+}
+
+/// FLOPs, a step's seconds and the whole run's.
+#[derive(Clone, Debug, Serialize)]
+pub struct TimeFigures {
     pub flops_per_token: f64,
     pub attention_flops_per_token: Option<f64>,
     pub total_flops: f64,
@@ -140,21 +155,53 @@ pub fn validate(input: &PlanInput) -> anyhow::Result<()> {
 
 /// The plan for `input` (call [`validate`] first).
 pub fn plan(input: &PlanInput) -> Report {
-    let (hw, layout) = (&input.hardware, &input.layout);
-    let states = ModelStates::new(input.params, layout);
+    let tokens_per_step =
+        (input.micro_batch * input.seq_len) as f64 * (input.grad_accum * input.layout.dp) as f64;
+    Report {
+        params: input.params,
+        model: input.model,
+        layout: input.layout,
+        micro_batch: input.micro_batch,
+        seq_len: input.seq_len,
+        grad_accum: input.grad_accum,
+        tokens: input.tokens,
+        tokens_per_step,
+        steps: (input.tokens / tokens_per_step).ceil(),
+        memory: memory_figures(input),
+        time: time_figures(input, tokens_per_step),
+    }
+}
+
+fn memory_figures(input: &PlanInput) -> MemoryFigures {
+    let states = ModelStates::new(input.params, &input.layout);
     let activations = input.model.as_ref().map(|model| Activations {
         model,
-        layout,
+        layout: &input.layout,
         micro_batch: input.micro_batch,
         seq_len: input.seq_len,
         micro_batches: input.grad_accum,
         sequence_parallel: input.sequence_parallel,
     });
     let act = |mode| activations.map(|a| a.bytes(mode) / GB);
-    let chosen = act(input.recompute).unwrap_or(0.0);
-    let total_gb = states.total() / GB + chosen;
-    let tokens_per_step =
-        (input.micro_batch * input.seq_len) as f64 * (input.grad_accum * layout.dp) as f64;
+    let total_gb = states.total() / GB + act(input.recompute).unwrap_or(0.0);
+    MemoryFigures {
+        params_gb_per_gpu: states.params / GB,
+        grads_gb_per_gpu: states.grads / GB,
+        optimizer_gb_per_gpu: states.optimizer / GB,
+        model_states_gb_per_gpu: states.total() / GB,
+        activations_gb_per_gpu: act(Recompute::None),
+        activations_selective_gb_per_gpu: act(Recompute::Selective),
+        activations_full_recompute_gb_per_gpu: act(Recompute::Full),
+        recompute: input.recompute,
+        sequence_parallel: input.sequence_parallel,
+        total_gb_per_gpu: total_gb,
+        gpu_memory_gb: input.hardware.memory_gb,
+        fits: total_gb <= input.hardware.memory_gb,
+    }
+}
+
+fn time_figures(input: &PlanInput, tokens_per_step: f64) -> TimeFigures {
+    let (hw, layout) = (&input.hardware, &input.layout);
     let flops_per_token = time::flops_per_token(input.params);
     let total_flops = flops_per_token * input.tokens;
     let gpu_flops = hw.peak_tflops * 1e12 * hw.mfu;
@@ -168,28 +215,7 @@ pub fn plan(input: &PlanInput) -> Report {
         micro_batches: input.grad_accum,
     };
     let messages = step.messages(&hw.links);
-    Report {
-        params: input.params,
-        model: input.model,
-        layout: *layout,
-        micro_batch: input.micro_batch,
-        seq_len: input.seq_len,
-        grad_accum: input.grad_accum,
-        tokens: input.tokens,
-        tokens_per_step,
-        steps: (input.tokens / tokens_per_step).ceil(),
-        params_gb_per_gpu: states.params / GB,
-        grads_gb_per_gpu: states.grads / GB,
-        optimizer_gb_per_gpu: states.optimizer / GB,
-        model_states_gb_per_gpu: states.total() / GB,
-        activations_gb_per_gpu: act(Recompute::None),
-        activations_selective_gb_per_gpu: act(Recompute::Selective),
-        activations_full_recompute_gb_per_gpu: act(Recompute::Full),
-        recompute: input.recompute,
-        sequence_parallel: input.sequence_parallel,
-        total_gb_per_gpu: total_gb,
-        gpu_memory_gb: hw.memory_gb,
-        fits: total_gb <= hw.memory_gb,
+    TimeFigures {
         flops_per_token,
         attention_flops_per_token: input
             .model

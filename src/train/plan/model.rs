@@ -181,6 +181,34 @@ mod tests {
         }
     }
 
+    /// The GPT-2 formula counts what our own GPT (`src/model/gpt.rs`) allocates, for GPT-2 124M
+    /// and for an odd small shape.
+    #[test]
+    fn gpt2_formula_matches_our_model() {
+        use crate::model::config::GptConfig;
+        let ours = |c: GptConfig| ModelShape {
+            arch: Arch::Gpt2,
+            n_layer: c.n_layer as u64,
+            n_embd: c.n_embd as u64,
+            n_head: c.n_head as u64,
+            n_kv_head: c.n_head as u64,
+            ffn: 4 * c.n_embd as u64,
+            vocab: c.vocab_size as u64,
+            seq_len: c.block_size as u64,
+        };
+        let small = GptConfig {
+            n_layer: 3,
+            n_head: 2,
+            n_embd: 40,
+            block_size: 17,
+            vocab_size: 301,
+        };
+        for c in [GptConfig::GPT2_124M, small] {
+            assert_eq!(ours(c).params(), c.num_params() as f64, "{c:?}");
+        }
+        assert_eq!(ours(GptConfig::GPT2_124M), Preset::Gpt2.shape());
+    }
+
     #[test]
     fn bad_shapes_are_errors() {
         let mut s = Preset::Gpt2.shape();

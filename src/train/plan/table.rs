@@ -59,7 +59,11 @@ fn model_and_layout(out: &mut String, r: &Report) {
     };
     row(out, "parameters", format!("{} ({shape})", count(r.params)));
     let l = &r.layout;
-    let sp = if r.sequence_parallel { " + SP" } else { "" };
+    let sp = if r.memory.sequence_parallel {
+        " + SP"
+    } else {
+        ""
+    };
     let layout = format!(
         "{} GPUs = TP {}{sp} × PP {} × DP {}, ZeRO-{}",
         l.gpus, l.tp, l.pp, l.dp, l.zero
@@ -86,34 +90,34 @@ fn memory(out: &mut String, r: &Report) {
     row(
         out,
         "parameters (bf16)",
-        format!("{:.2}", r.params_gb_per_gpu),
+        format!("{:.2}", r.memory.params_gb_per_gpu),
     );
     row(
         out,
         "gradients (bf16)",
-        format!("{:.2}", r.grads_gb_per_gpu),
+        format!("{:.2}", r.memory.grads_gb_per_gpu),
     );
     row(
         out,
         "optimizer (fp32 ×3)",
-        format!("{:.2}", r.optimizer_gb_per_gpu),
+        format!("{:.2}", r.memory.optimizer_gb_per_gpu),
     );
     row(
         out,
         "model states",
-        format!("{:.2}", r.model_states_gb_per_gpu),
+        format!("{:.2}", r.memory.model_states_gb_per_gpu),
     );
     let modes = [
-        (Recompute::None, "none", r.activations_gb_per_gpu),
+        (Recompute::None, "none", r.memory.activations_gb_per_gpu),
         (
             Recompute::Selective,
             "selective",
-            r.activations_selective_gb_per_gpu,
+            r.memory.activations_selective_gb_per_gpu,
         ),
         (
             Recompute::Full,
             "full",
-            r.activations_full_recompute_gb_per_gpu,
+            r.memory.activations_full_recompute_gb_per_gpu,
         ),
     ];
     for (mode, name, gb) in modes {
@@ -125,7 +129,7 @@ fn memory(out: &mut String, r: &Report) {
             );
             break;
         };
-        let mark = if mode == r.recompute {
+        let mark = if mode == r.memory.recompute {
             "  <- --recompute"
         } else {
             ""
@@ -136,40 +140,41 @@ fn memory(out: &mut String, r: &Report) {
             format!("{gb:.2}{mark}"),
         );
     }
-    let verdict = if r.fits {
-        format!("fits in {} GB", r.gpu_memory_gb)
+    let verdict = if r.memory.fits {
+        format!("fits in {} GB", r.memory.gpu_memory_gb)
     } else {
-        format!("DOES NOT FIT in {} GB", r.gpu_memory_gb)
+        format!("DOES NOT FIT in {} GB", r.memory.gpu_memory_gb)
     };
     row(
         out,
         "total",
-        format!("{:.2}: {verdict}", r.total_gb_per_gpu),
+        format!("{:.2}: {verdict}", r.memory.total_gb_per_gpu),
     );
 }
 
 fn time(out: &mut String, r: &Report) {
     let _ = writeln!(out, "time");
     let attention = r
+        .time
         .attention_flops_per_token
         .map_or(String::new(), |a| format!(" (+ {a:.3e} attention)"));
     row(
         out,
         "FLOPs per token",
-        format!("{:.3e} = 6N{attention}", r.flops_per_token),
+        format!("{:.3e} = 6N{attention}", r.time.flops_per_token),
     );
-    row(out, "FLOPs, 6·N·D", format!("{:.3e}", r.total_flops));
+    row(out, "FLOPs, 6·N·D", format!("{:.3e}", r.time.total_flops));
     let at = format!(
         "at {:.0}% MFU of {} TFLOP/s",
-        r.mfu * 100.0,
-        r.gpu_peak_tflops
+        r.time.mfu * 100.0,
+        r.time.gpu_peak_tflops
     );
     row(
         out,
         "step, compute",
-        format!("{} {at}", seconds(r.step_compute_s)),
+        format!("{} {at}", seconds(r.time.step_compute_s)),
     );
-    for m in &r.messages {
+    for m in &r.time.messages {
         let what = format!(
             "{} ({}, {}): {:.3} GB",
             m.parallelism,
@@ -187,19 +192,38 @@ fn time(out: &mut String, r: &Report) {
         row(
             out,
             "pipeline bubble",
-            format!("{:.1}%", r.pipeline_bubble * 100.0),
+            format!("{:.1}%", r.time.pipeline_bubble * 100.0),
         );
     }
 }
 
 fn bill(out: &mut String, r: &Report) {
     let _ = writeln!(out, "the run");
-    row(out, "GPU-hours", count(r.gpu_hours));
+    row(out, "GPU-hours", count(r.time.gpu_hours));
     row(
         out,
         "days",
-        format!("{:.1} on {} GPUs", r.days, r.layout.gpus),
+        format!("{:.1} on {} GPUs", r.time.days, r.layout.gpus),
     );
-    let cost = format!("${} at ${}/GPU-hour", count(r.cost), r.price_per_gpu_hour);
+    let cost = format!(
+        "${} at ${}/GPU-hour",
+        count(r.time.cost),
+        r.time.price_per_gpu_hour
+    );
     row(out, "cost", cost);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts() {
+        assert_eq!(count(405_853_388_800.0), "405.9B");
+        assert_eq!(count(16.8e6), "16.8M");
+        assert_eq!(count(15.6e12), "15.6T");
+        assert_eq!(count(980.0), "980");
+        assert_eq!(seconds(6.154), "6.15 s");
+        assert_eq!(seconds(0.02147), "21.47 ms");
+    }
 }

@@ -42,9 +42,9 @@ fn llama3_405b(mfu: f64) -> PlanInput {
 fn llama3_405b_flops() {
     let r = plan(&llama3_405b(0.41));
     assert!(
-        (r.total_flops - 3.8e25).abs() <= 0.005 * 3.8e25,
+        (r.time.total_flops - 3.8e25).abs() <= 0.005 * 3.8e25,
         "{}",
-        r.total_flops
+        r.time.total_flops
     );
 }
 
@@ -57,11 +57,11 @@ fn llama3_405b_flops() {
 fn llama3_405b_gpu_hours_against_meta() {
     for mfu in [0.38, 0.43] {
         let r = plan(&llama3_405b(mfu));
-        let gap = (META_GPU_HOURS - r.gpu_hours) / META_GPU_HOURS;
+        let gap = (META_GPU_HOURS - r.time.gpu_hours) / META_GPU_HOURS;
         assert!(
             (0.0..=0.20).contains(&gap),
             "MFU {mfu}: {} ({gap})",
-            r.gpu_hours
+            r.time.gpu_hours
         );
     }
 }
@@ -71,7 +71,7 @@ fn llama3_405b_gpu_hours_against_meta() {
 #[test]
 fn llama3_405b_with_attention_flops() {
     let r = plan(&llama3_405b(0.41));
-    let per_token = r.flops_per_token + r.attention_flops_per_token.unwrap();
+    let per_token = r.time.flops_per_token + r.time.attention_flops_per_token.unwrap();
     let hours = per_token * r.tokens / (989e12 * 0.41) / 3600.0;
     let gap = (META_GPU_HOURS - hours) / META_GPU_HOURS;
     assert!((0.0..=0.10).contains(&gap), "{hours} ({gap})");
@@ -82,10 +82,10 @@ fn llama3_405b_with_attention_flops() {
 #[test]
 fn llama3_405b_fits_with_full_recomputation() {
     let mut input = llama3_405b(0.41);
-    assert!(!plan(&input).fits);
+    assert!(!plan(&input).memory.fits);
     input.recompute = Recompute::Full;
     let r = plan(&input);
-    assert!(r.fits, "{} GB", r.total_gb_per_gpu);
+    assert!(r.memory.fits, "{} GB", r.memory.total_gb_per_gpu);
     assert_eq!(r.tokens_per_step, 16.0 * 8192.0 * 128.0);
 }
 
