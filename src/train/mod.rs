@@ -3,6 +3,7 @@
 pub mod inputs;
 pub mod metrics;
 pub mod optim;
+pub mod plan;
 pub mod run_config;
 pub mod run_dir;
 pub mod run_lock;

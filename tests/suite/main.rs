@@ -24,6 +24,7 @@ mod layers;
 mod lessons;
 mod matmul;
 mod memory_check;
+mod plan_cli;
 mod tensor_core;
 mod tensor_forward;
 mod tensor_gradcheck;
