@@ -245,7 +245,8 @@ impl<'a> Run<'a> {
         comm.barrier();
         let (train_data, val_data) = inputs::open_data(cfg)?;
         let tokenizer = crate::tokenizer::formats::load(&cfg.data, None).ok();
-        let (model, opt, start, train_data) = build_model(cfg, resume, place, train_data)?;
+        let world = comm.world_size();
+        let (model, opt, start, train_data) = build_model(cfg, resume, place, train_data, world)?;
         inputs::check_fits(&model.config, &train_data, cfg, resume)?;
         if root {
             run_config::write_config(cfg, &model.config)?;
@@ -511,6 +512,7 @@ impl<'a> Run<'a> {
             state: TrainerState {
                 step: done,
                 train_position: self.train_data.position(),
+                world_size: self.comm.world_size(),
             },
             eos,
             data: &self.cfg.data,
@@ -526,12 +528,14 @@ impl<'a> Run<'a> {
 }
 
 /// The model and optimizer on `place`: resumed, initialised from a checkpoint, or fresh; and the
-/// step to start at (the loader moved to where a resumed run left off).
+/// step to start at (the loader moved to where a resumed run left off). A run resumes at the
+/// world size that saved it: at another, the same `--grad-accum` would mean another global batch.
 fn build_model(
     cfg: &TrainConfig,
     resume: bool,
     place: Placement,
     mut train_data: Loader,
+    world: usize,
 ) -> Result<(Gpt, AdamW, usize, Loader)> {
     let ckpt = checkpoint_dir(&cfg.out);
     let (cpu, saved) = if resume {
@@ -543,6 +547,14 @@ fn build_model(
                 inputs::describe(&model.config),
                 cfg.out.join(run_config::FILE).display(),
                 inputs::describe(&cfg.model)
+            );
+        }
+        if state.world_size != world {
+            bail!(
+                "{} was saved by a run on {saved} rank(s); resume it on {saved} (`--nproc \
+                 {saved}`), not {world}: resuming at another world size is not supported yet",
+                ckpt.display(),
+                saved = state.world_size,
             );
         }
         train_data.restore(state.train_position)?;

@@ -1,5 +1,6 @@
 //! Data parallel training over MPI (`train::dist`): 2 ranks of `train` give, bit for bit, the
-//! losses, gradient norms and weights of one process with `--grad-accum 2`; `train --nproc 2`
+//! losses, gradient norms and weights of one process with `--grad-accum 2`, before and after a
+//! resume (at the same world size; another is refused); `train --nproc 2`
 //! starts itself under `mpirun`; and the launch fails in one line without MPI.
 //!
 //! The MPI tests need a binary built with `--features mpi` and Open MPI's `mpirun`
@@ -122,6 +123,25 @@ mod with_mpi {
         assert_eq!(a.len(), 12);
         assert_eq!(a, b, "2 ranks differ from --grad-accum 2");
         assert!(weights(&one) == weights(&two), "the saved weights differ");
+        // Both resume to step 16, still in step; a 2-rank checkpoint refuses 1 rank.
+        let more = |out: &Path| {
+            let o = out.display().to_string();
+            [
+                "--resume", "--out", &o, "--steps", "16", "--device", "cpu", "-q",
+            ]
+            .map(String::from)
+        };
+        let mut c = Command::new(TRAIN);
+        c.args(more(&two));
+        let (code, err) = run(c);
+        assert_one_line_error(code, &err, "saved by a run on 2 rank(s)");
+        let mut c = Command::new(TRAIN);
+        c.args(more(&one));
+        assert_eq!(run(c).0, 0);
+        let (code, err) = run(mpirun(&more(&two)));
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(steps(&one).len(), 16);
+        assert_eq!(steps(&one), steps(&two), "the resumed runs differ");
     }
 
     #[test]
