@@ -162,8 +162,10 @@ fn main() -> ExitCode {
         match run(a, comm.as_ref()) {
             // One rank failing must not leave the others waiting in a collective: end them all.
             Err(e) if comm.world_size() > 1 => {
+                // One write per line, so that the ranks' lines do not interleave.
                 let line = format!("{e:#}").replace('\n', " ");
-                eprintln!("train: error: rank {}: {line}", comm.rank());
+                let line = format!("train: error: rank {}: {line}\n", comm.rank());
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
                 comm.abort(2)
             }
             r => r,

@@ -158,6 +158,22 @@ mod with_mpi {
     }
 
     #[test]
+    fn a_failing_run_ends_every_rank_with_its_error_and_code_2() {
+        let dir = temp_dir("dist-fail");
+        let mut c = Command::new(TRAIN);
+        c.args(train_args(&dir.join("missing"), &dir.join("run"), 1))
+            .args(["--nproc", "2"]);
+        let (code, err) = run(c);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("train: error: rank"), "{err}");
+        assert!(err.contains("missing"), "{err}");
+        assert!(
+            !err.contains("MPI_ABORT") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn nproc_without_mpirun_fails_in_one_line() {
         let dir = temp_dir("dist-no-mpirun");
         let mut c = Command::new(TRAIN);

@@ -6,7 +6,8 @@
 //! - `--oversubscribe` when N exceeds the cores (Open MPI refuses that otherwise);
 //! - `--allow-run-as-root` when we are root (containers, CI);
 //! - `RAYON_NUM_THREADS` = cores / N (at least 1), so the ranks share the cores instead of each
-//!   starting one thread per core.
+//!   starting one thread per core;
+//! - `-q`: without Open MPI's banner when a rank aborts, the error line of `train` stands alone.
 //!
 //! Several machines need a hostfile instead: run `mpirun` by hand (README, "Distributed
 //! training").
@@ -34,7 +35,7 @@ impl Launch {
 
     /// The arguments to `mpirun` that start `exe args...` on `nproc` ranks.
     pub fn mpirun_args(&self, exe: &Path, args: &[OsString]) -> Vec<OsString> {
-        let mut v: Vec<OsString> = vec!["-np".into(), self.nproc.to_string().into()];
+        let mut v: Vec<OsString> = vec!["-q".into(), "-np".into(), self.nproc.to_string().into()];
         v.extend(["--bind-to".into(), "none".into()]);
         if self.nproc > self.cores {
             v.push("--oversubscribe".into());
@@ -129,6 +130,7 @@ mod tests {
         assert_eq!(
             strs(&a),
             [
+                "-q",
                 "-np",
                 "4",
                 "--bind-to",
@@ -151,6 +153,7 @@ mod tests {
         assert_eq!(
             strs(&a),
             [
+                "-q",
                 "-np",
                 "2",
                 "--bind-to",
