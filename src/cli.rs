@@ -50,6 +50,12 @@ impl Common {
         };
         VERBOSITY.store(level, Ordering::Relaxed);
     }
+
+    /// From now on print only results and errors, as `--quiet` does (e.g. on the ranks of a
+    /// distributed run other than the first).
+    pub fn apply_quiet(&self) {
+        VERBOSITY.store(0, Ordering::Relaxed);
+    }
 }
 
 /// True unless `--quiet` was given.

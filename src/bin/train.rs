@@ -6,6 +6,7 @@ use pretrain::cli::{self, Common, signals};
 use pretrain::model::config::GptConfig;
 use pretrain::model::memory::{self, MemoryEstimate, TrainingShape};
 use pretrain::tensor::cuda::DeviceArg;
+use pretrain::train::dist::{self, Comm};
 use pretrain::train::optim::AdamWConfig;
 use pretrain::train::run_config;
 use pretrain::train::schedule::{MIN_LR_FRACTION, ScheduleKind};
@@ -18,6 +19,9 @@ use std::process::ExitCode;
 /// The run folder gets train_config.json, metrics.jsonl, loss.svg and checkpoint/ (loadable by
 /// Hugging Face's GPT2LMHeadModel.from_pretrained). One run at a time per folder. Ctrl-C or
 /// SIGTERM saves a checkpoint, then exits with 130 or 143; errors exit with 2.
+///
+/// Data parallel on several processes: `train --nproc N ...` (or `mpirun -np N train ...`), with
+/// a binary built with `--features mpi`. --batch-size is then per rank.
 #[derive(Parser, Debug)]
 #[command(name = "train", version)]
 struct Args {
@@ -102,6 +106,10 @@ struct Args {
     /// Storage type on the GPU [default: bf16]; fp32 matches the CPU's numbers.
     #[arg(long, value_enum)]
     precision: Option<PrecisionArg>,
+    /// Data parallel on N processes on this machine: starts itself again under `mpirun -np N`
+    /// (needs Open MPI and a binary built with `--features mpi`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    nproc: Option<u32>,
     #[command(flatten)]
     common: Common,
 }
@@ -141,30 +149,57 @@ enum Sched {
 fn main() -> ExitCode {
     cli::run_with_code::<Args, _>("train", |a| {
         signals::on_stop_signals(&trainer::STOP, "saving a checkpoint after this step")?;
-        let resume = a.resume;
-        let device = Placement::from_args(a.device, a.precision);
-        let mut cfg = if resume {
-            // A resumed run keeps its settings; --steps may extend it, --data move it.
-            let mut cfg = run_config::resume_config(&a.out, a.data.as_deref())?;
-            cfg.steps = a.steps.unwrap_or(cfg.steps);
-            cfg
-        } else {
-            fresh_config(a)?
-        };
-        if cli::quick() {
-            // Quick sizes for tests and lessons: a handful of steps.
-            cfg.steps = cfg.steps.min(20);
-            cfg.eval_batches = cfg.eval_batches.min(2);
+        let launched = std::env::var_os(dist::MPI_WORLD_SIZE_VAR).is_some();
+        if let Some(n) = a.nproc.filter(|&n| n > 1 && !launched) {
+            let code = dist::launch::relaunch(n as usize)?;
+            return Ok(ExitCode::from(code.clamp(0, 255) as u8));
         }
-        check_memory(&cfg, resume, &device)?;
-        let s = trainer::train_on(&cfg, resume, &device)?;
-        report(&s);
-        if s.interrupted {
-            let sig = signals::stop_signal().unwrap_or(signal_hook::consts::SIGINT);
-            return Ok(ExitCode::from(signals::exit_code(sig)));
+        let comm = dist::connect()?;
+        if !comm.is_root() {
+            // Rank 0 speaks for the run; the others print only their errors.
+            cli::Common::default().apply_quiet();
         }
-        Ok(ExitCode::SUCCESS)
+        match run(a, comm.as_ref()) {
+            // One rank failing must not leave the others waiting in a collective: end them all.
+            Err(e) if comm.world_size() > 1 => {
+                // One write per line, so that the ranks' lines do not interleave.
+                let line = format!("{e:#}").replace('\n', " ");
+                let line = format!("train: error: rank {}: {line}\n", comm.rank());
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+                comm.abort(2)
+            }
+            r => r,
+        }
     })
+}
+
+/// One rank's run: the settings, the memory check, training, the report.
+fn run(a: Args, comm: &dyn Comm) -> anyhow::Result<ExitCode> {
+    let resume = a.resume;
+    let device = Placement::from_args(a.device, a.precision);
+    let mut cfg = if resume {
+        // A resumed run keeps its settings; --steps may extend it, --data move it.
+        let mut cfg = run_config::resume_config(&a.out, a.data.as_deref())?;
+        cfg.steps = a.steps.unwrap_or(cfg.steps);
+        cfg
+    } else {
+        fresh_config(a)?
+    };
+    if cli::quick() {
+        // Quick sizes for tests and lessons: a handful of steps.
+        cfg.steps = cfg.steps.min(20);
+        cfg.eval_batches = cfg.eval_batches.min(2);
+    }
+    check_memory(&cfg, resume, &device)?;
+    let s = trainer::train_with(&cfg, resume, &device, comm)?;
+    if comm.is_root() {
+        report(&s);
+    }
+    if s.interrupted {
+        let sig = signals::stop_signal().unwrap_or(signal_hook::consts::SIGINT);
+        return Ok(ExitCode::from(signals::exit_code(sig)));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The summary lines on stdout.

@@ -149,6 +149,16 @@ impl Loader {
         (inputs, targets)
     }
 
+    /// Moves past the next batch without reading it: the position afterwards is the one
+    /// [`Loader::next_batch`] would leave. Data parallel training uses it so that every rank walks
+    /// the same stream and keeps only its own share of each round of batches.
+    pub fn skip_batch(&mut self) {
+        for _ in 0..self.batch {
+            self.next_start();
+        }
+        self.pos.batches += 1;
+    }
+
     fn next_start(&mut self) -> usize {
         let t = self.seq_len;
         if self.sequential {

@@ -1,5 +1,6 @@
 //! Stage 4: training: the optimizer, the learning-rate schedule and the metrics a run records.
 
+pub mod dist;
 pub mod inputs;
 pub mod metrics;
 pub mod optim;

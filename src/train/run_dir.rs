@@ -23,6 +23,13 @@ pub struct TrainerState {
     /// Optimizer steps completed.
     pub step: usize,
     pub train_position: Position,
+    /// Ranks of the data parallel run that saved it (1 when alone; absent in older files).
+    #[serde(default = "one_rank")]
+    pub world_size: usize,
+}
+
+fn one_rank() -> usize {
+    1
 }
 
 /// The checkpoint folder of a run.

@@ -11,7 +11,17 @@
 //! gradient and optimizer moment) on the CPU or a GPU, in f32 or bf16, and the same ops follow.
 //! It is split the way a step reads: [`Run::setup`], `Run::step`, [`Run::evaluate`],
 //! [`Run::checkpoint`].
+//!
+//! Data parallel: started on several ranks ([`dist`]), each rank runs this same loop on its own
+//! share of every step's micro-batches, and the gradients are summed over the ranks before
+//! clipping and AdamW, so every rank applies the same update to the same weights. Rank `r`
+//! trains on the micro-batch that one process with `--grad-accum` × world size would take `r`-th,
+//! with the loss scaled the same way, so 2 ranks compute what one process does with
+//! `--grad-accum 2`, bit for bit (a sum of two numbers does not depend on their order; from 3
+//! ranks, or with `--grad-accum` above 1, the sums are grouped differently and the last bits can
+//! differ). Rank 0 alone writes the run folder.
 
+use super::dist::{self, Comm, Single};
 use super::inputs;
 use super::metrics::{MetricsLog, StepMetrics};
 use super::optim::{AdamW, AdamWConfig};
@@ -159,7 +169,18 @@ pub fn train(cfg: &TrainConfig, resume: bool) -> Result<TrainSummary> {
 
 /// [`train`] with the model on `place`.
 pub fn train_on(cfg: &TrainConfig, resume: bool, place: &Placement) -> Result<TrainSummary> {
-    let mut run = Run::setup(cfg, resume, *place)?;
+    train_with(cfg, resume, place, &Single)
+}
+
+/// [`train_on`] as one rank of a data parallel run over `comm` (world size 1: the same as
+/// [`train_on`]).
+pub fn train_with(
+    cfg: &TrainConfig,
+    resume: bool,
+    place: &Placement,
+    comm: &dyn Comm,
+) -> Result<TrainSummary> {
+    let mut run = Run::setup(cfg, resume, *place, comm)?;
     let summary = run.train()?;
     if let Some(m) = devices::memory(place.device) {
         info!(
@@ -176,13 +197,16 @@ pub fn train_on(cfg: &TrainConfig, resume: bool, place: &Placement) -> Result<Tr
 pub struct Run<'a> {
     cfg: &'a TrainConfig,
     place: Placement,
+    /// The other ranks of a data parallel run ([`Single`] when alone).
+    comm: &'a dyn Comm,
     model: Gpt,
     params: Vec<Tensor>,
     opt: AdamW,
     train_data: Loader,
     val_data: Option<Loader>,
     tokenizer: Option<Tokenizer>,
-    log: MetricsLog,
+    /// Rank 0's metrics (the other ranks write nothing).
+    log: Option<MetricsLog>,
     /// The step the run starts at (0, or where `--resume` picks up).
     start: usize,
     peak_gflops: f64,
@@ -190,8 +214,8 @@ pub struct Run<'a> {
     summary: TrainSummary,
     /// The step of the last checkpoint this run saved (or resumed from).
     saved: Option<usize>,
-    /// Held while the run lives: no other run writes this folder.
-    _lock: RunLock,
+    /// Held by rank 0 while the run lives: no other run writes this folder.
+    _lock: Option<RunLock>,
 }
 
 /// What one optimizer step measured.
@@ -199,20 +223,35 @@ struct StepResult {
     loss: f32,
     grad_norm: f32,
     secs: f64,
+    /// Some rank was asked to stop (Ctrl-C, SIGTERM): every rank stops after this step.
+    stop: bool,
 }
 
 impl<'a> Run<'a> {
     /// Checks the settings, locks and repairs the run folder, opens the data, builds or resumes
     /// the model and optimizer on `place`, records the config.
-    pub fn setup(cfg: &'a TrainConfig, resume: bool, place: Placement) -> Result<Run<'a>> {
+    pub fn setup(
+        cfg: &'a TrainConfig,
+        resume: bool,
+        place: Placement,
+        comm: &'a dyn Comm,
+    ) -> Result<Run<'a>> {
         inputs::check_config(cfg)?;
-        let lock = run_lock::open_run_folder(&cfg.out)?;
+        let root = comm.is_root();
+        let lock = root
+            .then(|| run_lock::open_run_folder(&cfg.out))
+            .transpose()?;
+        // Rank 0 has finished repairing the folder before the others read its checkpoint.
+        comm.barrier();
         let (train_data, val_data) = inputs::open_data(cfg)?;
         let tokenizer = crate::tokenizer::formats::load(&cfg.data, None).ok();
-        let (model, opt, start, train_data) = build_model(cfg, resume, place, train_data)?;
+        let world = comm.world_size();
+        let (model, opt, start, train_data) = build_model(cfg, resume, place, train_data, world)?;
         inputs::check_fits(&model.config, &train_data, cfg, resume)?;
-        run_config::write_config(cfg, &model.config)?;
-        announce(&model.config, &place);
+        if root {
+            run_config::write_config(cfg, &model.config)?;
+            announce(&model.config, &place, comm.world_size());
+        }
         let params: Vec<Tensor> = model.params().into_iter().map(|(_, p)| p.clone()).collect();
         let mut summary = TrainSummary {
             checkpoint: checkpoint_dir(&cfg.out),
@@ -230,7 +269,10 @@ impl<'a> Run<'a> {
         Ok(Run {
             cfg,
             place,
-            log: MetricsLog::open(&cfg.out, resume.then_some(start))?,
+            comm,
+            log: root
+                .then(|| MetricsLog::open(&cfg.out, resume.then_some(start)))
+                .transpose()?,
             model,
             params,
             opt,
@@ -259,6 +301,7 @@ impl<'a> Run<'a> {
         bar.set_position(self.start as u64);
         let flops_per_token = flops_per_token(&self.model.config, cfg.seq_len);
         let run_start = Instant::now();
+        let tokens_per_step = cfg.tokens_per_step() * self.comm.world_size();
         for step in self.start..cfg.steps {
             let r = match self.step(step) {
                 Ok(r) => r,
@@ -268,7 +311,7 @@ impl<'a> Run<'a> {
                 }
             };
             let done = step + 1;
-            let tok_per_sec = cfg.tokens_per_step() as f64 / r.secs;
+            let tok_per_sec = tokens_per_step as f64 / r.secs;
             let mfu = tok_per_sec * flops_per_token / (self.peak_gflops * 1e9);
             let last = done == cfg.steps;
             let val_loss = if last || (cfg.eval_every > 0 && done % cfg.eval_every == 0) {
@@ -276,7 +319,7 @@ impl<'a> Run<'a> {
             } else {
                 None
             };
-            self.log.log(&StepMetrics {
+            self.log_step(&StepMetrics {
                 step: done,
                 loss: r.loss,
                 lr: cfg.schedule().lr(step),
@@ -284,11 +327,11 @@ impl<'a> Run<'a> {
                 tokens_per_sec: tok_per_sec,
                 val_loss,
             })?;
-            if cfg.sample_every > 0 && done % cfg.sample_every == 0 {
+            if self.comm.is_root() && cfg.sample_every > 0 && done % cfg.sample_every == 0 {
                 let text = self.sample(done);
                 bar.suspend(|| info!("step {done} sample: {text:?}"));
             }
-            let interrupted = STOP.load(Ordering::Relaxed) && !last;
+            let interrupted = r.stop && !last;
             if last || interrupted || (cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0)
             {
                 self.checkpoint(done)?;
@@ -309,36 +352,48 @@ impl<'a> Run<'a> {
             }
         }
         bar.finish_and_clear();
-        let tokens = (self.summary.steps_done - self.start) * cfg.tokens_per_step();
+        let tokens = (self.summary.steps_done - self.start) * tokens_per_step;
         let s = &mut self.summary;
         s.tokens_per_sec = tokens as f64 / run_start.elapsed().as_secs_f64().max(1e-9);
         s.mfu = s.tokens_per_sec * flops_per_token / (self.peak_gflops * 1e9);
-        if s.steps_done == self.start && self.start == 0 {
-            self.log.redraw()?;
+        if let Some(log) = self.log.as_ref().filter(|_| s.steps_done == 0) {
+            log.redraw()?;
         }
         Ok(self.summary.clone())
     }
 
-    /// One optimizer step: `grad_accum` micro-batches forward and backward (the loss scaled so
-    /// the gradients average), then clipping and AdamW. Stops on a non-finite loss.
+    /// One optimizer step: `grad_accum` micro-batches forward and backward on every rank (the
+    /// loss scaled so the gradients average over all of them), the gradients summed over the
+    /// ranks, then clipping and AdamW. Stops on a non-finite loss.
     fn step(&mut self, step: usize) -> Result<StepResult> {
         let cfg = self.cfg;
         let t0 = Instant::now();
+        let micro_batches = cfg.grad_accum * self.comm.world_size();
         let mut loss_sum = 0.0f64;
         for _ in 0..cfg.grad_accum {
-            let (x, y) = self.train_data.next_batch();
+            let (x, y) = self.next_micro_batch();
             let loss = self.model.loss(&x, &y, cfg.batch_size, cfg.seq_len);
             let l = loss.item();
             if !l.is_finite() {
-                return Err(self.diverged(&format!("the loss became {l}"), step + 1));
+                loss_sum = f64::NAN;
+                break;
             }
             loss_sum += l as f64;
-            if cfg.grad_accum > 1 {
-                loss.mul_scalar(1.0 / cfg.grad_accum as f64).backward()
+            if micro_batches > 1 {
+                loss.mul_scalar(1.0 / micro_batches as f64).backward()
             } else {
                 loss.backward()
             }
         }
+        // One message for the loss and the stop flag, so every rank decides the same.
+        let mut sums = [loss_sum, STOP.load(Ordering::Relaxed) as u8 as f64];
+        self.comm.all_reduce_sum_f64(&mut sums);
+        let loss = (sums[0] / micro_batches as f64) as f32;
+        if !loss.is_finite() {
+            self.params.iter().for_each(|p| p.zero_grad());
+            return Err(self.diverged(&format!("the loss became {loss}"), step + 1));
+        }
+        dist::all_reduce_grads(self.comm, &self.params);
         let refs: Vec<&Tensor> = self.params.iter().collect();
         let lr = cfg.schedule().lr(step);
         let grad_norm = self.opt.update(&refs, lr, cfg.grad_clip);
@@ -348,10 +403,30 @@ impl<'a> Run<'a> {
             return Err(self.diverged(&what, step + 1));
         }
         Ok(StepResult {
-            loss: (loss_sum / cfg.grad_accum as f64) as f32,
+            loss,
             grad_norm,
             secs: t0.elapsed().as_secs_f64(),
+            stop: sums[1] > 0.0,
         })
+    }
+
+    /// This rank's next micro-batch: of the next `world_size` batches of the stream, the
+    /// `rank`-th. Every rank steps over all of them, so the loaders stay at the same position
+    /// (the one a single process with `--grad-accum` × world size would reach).
+    fn next_micro_batch(&mut self) -> (Vec<u32>, Vec<u32>) {
+        let (rank, world) = (self.comm.rank(), self.comm.world_size());
+        (0..rank).for_each(|_| self.train_data.skip_batch());
+        let batch = self.train_data.next_batch();
+        (rank + 1..world).for_each(|_| self.train_data.skip_batch());
+        batch
+    }
+
+    /// Appends a line to `metrics.jsonl` (rank 0 only).
+    fn log_step(&mut self, m: &StepMetrics) -> Result<()> {
+        match &mut self.log {
+            Some(log) => log.log(m),
+            None => Ok(()),
+        }
     }
 
     /// The validation loss (the same batches every time), or `None` without a validation split.
@@ -367,6 +442,9 @@ impl<'a> Run<'a> {
         done: usize,
         bar: &indicatif::ProgressBar,
     ) -> Result<Option<f32>> {
+        if !self.comm.is_root() {
+            return Ok(None);
+        }
         let Some(v) = self.evaluate()? else {
             return Ok(None);
         };
@@ -415,6 +493,10 @@ impl<'a> Run<'a> {
     /// Saves the checkpoint folder after step `done` and redraws the loss plot; refuses (with
     /// the error of [`Run::diverged`]) when a weight is no longer finite.
     pub fn checkpoint(&mut self, done: usize) -> Result<()> {
+        if !self.comm.is_root() {
+            self.saved = Some(done);
+            return Ok(());
+        }
         let refs: Vec<&Tensor> = self.params.iter().collect();
         if !self.opt.weights_finite(&refs) {
             return Err(self.diverged("the weights are no longer finite", done));
@@ -430,25 +512,30 @@ impl<'a> Run<'a> {
             state: TrainerState {
                 step: done,
                 train_position: self.train_data.position(),
+                world_size: self.comm.world_size(),
             },
             eos,
             data: &self.cfg.data,
         };
         run_dir::save_run(&self.summary.checkpoint, &ck)?;
         self.saved = Some(done);
-        self.log.redraw()?;
+        if let Some(log) = &self.log {
+            log.redraw()?;
+        }
         detail!("saved {}", self.summary.checkpoint.display());
         Ok(())
     }
 }
 
 /// The model and optimizer on `place`: resumed, initialised from a checkpoint, or fresh; and the
-/// step to start at (the loader moved to where a resumed run left off).
+/// step to start at (the loader moved to where a resumed run left off). A run resumes at the
+/// world size that saved it: at another, the same `--grad-accum` would mean another global batch.
 fn build_model(
     cfg: &TrainConfig,
     resume: bool,
     place: Placement,
     mut train_data: Loader,
+    world: usize,
 ) -> Result<(Gpt, AdamW, usize, Loader)> {
     let ckpt = checkpoint_dir(&cfg.out);
     let (cpu, saved) = if resume {
@@ -460,6 +547,14 @@ fn build_model(
                 inputs::describe(&model.config),
                 cfg.out.join(run_config::FILE).display(),
                 inputs::describe(&cfg.model)
+            );
+        }
+        if state.world_size != world {
+            bail!(
+                "{} was saved by a run on {saved} rank(s); resume it on {saved} (`--nproc \
+                 {saved}`), not {world}: resuming at another world size is not supported yet",
+                ckpt.display(),
+                saved = state.world_size,
             );
         }
         train_data.restore(state.train_position)?;
@@ -502,12 +597,15 @@ fn finish_optimizer(
     Ok((model, opt, start, train_data))
 }
 
-fn announce(c: &GptConfig, place: &Placement) {
+fn announce(c: &GptConfig, place: &Placement, world: usize) {
     info!(
         "model: {}: {} parameters",
         inputs::describe(c),
         group_digits(c.num_params())
     );
+    if world > 1 {
+        info!("data parallel on {world} ranks");
+    }
     if place.device != Device::Cpu {
         info!("training on {}", place.describe());
     }

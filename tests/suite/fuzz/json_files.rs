@@ -34,6 +34,7 @@ fn config_json_loads_or_refuses() {
 fn trainer_state_json_parses_or_refuses() {
     let state = TrainerState {
         step: 120,
+        world_size: 1,
         train_position: Position {
             offset: 30_720,
             rng: 0x9e37_79b9_7f4a_7c15,

@@ -1,0 +1,186 @@
+//! Data parallel training over MPI (`train::dist`): 2 ranks of `train` give, bit for bit, the
+//! losses, gradient norms and weights of one process with `--grad-accum 2`, before and after a
+//! resume (at the same world size; another is refused); `train --nproc 2`
+//! starts itself under `mpirun`; and the launch fails in one line without MPI.
+//!
+//! The MPI tests need a binary built with `--features mpi` and Open MPI's `mpirun`
+//! (`cargo test --release --features mpi --test suite dist_`, as `.ci/run` does); without the
+//! feature only the one-line errors are checked.
+
+use crate::common::{assert_one_line_error, temp_dir};
+use pretrain::dataset::shard::write_shard;
+use std::path::Path;
+use std::process::Command;
+
+const TRAIN: &str = env!("CARGO_BIN_EXE_train");
+
+/// Shards of a learnable sequence with a little noise (as in `train_loop`).
+fn shards(dir: &Path) {
+    let vocab = 50;
+    let mut rng = pretrain::tensor::Rng::new(7);
+    let tokens: Vec<u32> = (0..6000u64)
+        .map(|i| {
+            if rng.uniform() < 1.0 / 16.0 {
+                rng.below(vocab) as u32
+            } else {
+                (i % 13) as u32 * 3 % vocab as u32
+            }
+        })
+        .collect();
+    write_shard(
+        &dir.join("train_000000.bin"),
+        &tokens[..5000],
+        vocab as usize,
+    )
+    .unwrap();
+    write_shard(&dir.join("val_000000.bin"), &tokens[5000..], vocab as usize).unwrap();
+}
+
+/// `train` flags of a 12-step toy run into `out`, `grad_accum` micro-batches per rank.
+fn train_args(data: &Path, out: &Path, grad_accum: usize) -> Vec<String> {
+    let flags = [
+        "--steps 12 --batch-size 4 --seq-len 16 --n-layer 2 --n-head 2 --n-embd 32",
+        "--lr 1e-2 --warmup 2 --eval-every 0 --eval-batches 2 --checkpoint-every 0 --seed 5 -q",
+    ];
+    let mut v: Vec<String> = flags.join(" ").split(' ').map(String::from).collect();
+    v.extend(["--grad-accum".into(), grad_accum.to_string()]);
+    v.extend(["--data".into(), data.display().to_string()]);
+    v.extend(["--out".into(), out.display().to_string(), "--device".into()]);
+    v.push("cpu".into());
+    v
+}
+
+/// Runs `cmd` with one rayon thread per process (the same arithmetic on any machine) and
+/// returns its exit code and stderr.
+fn run(mut cmd: Command) -> (i32, String) {
+    let out = cmd.env("RAYON_NUM_THREADS", "1").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), err)
+}
+
+#[test]
+#[cfg(not(feature = "mpi"))]
+fn without_the_feature_the_launch_fails_in_one_line() {
+    let dir = temp_dir("dist-no-mpi");
+    shards(&dir);
+    let mut c = Command::new(TRAIN);
+    c.args(train_args(&dir, &dir.join("run"), 1))
+        .args(["--nproc", "2"]);
+    let (code, err) = run(c);
+    assert_one_line_error(code, &err, "--features mpi");
+    // Started by mpirun (as its environment says) but unable to talk MPI: refuse, not train alone.
+    let mut c = Command::new(TRAIN);
+    c.args(train_args(&dir, &dir.join("run"), 1))
+        .env("OMPI_COMM_WORLD_SIZE", "2");
+    let (code, err) = run(c);
+    assert_one_line_error(code, &err, "built without MPI");
+}
+
+#[cfg(feature = "mpi")]
+mod with_mpi {
+    use super::*;
+
+    /// `mpirun -np 2` with the flags a test machine of any size and user needs.
+    fn mpirun(args: &[String]) -> Command {
+        let mut c = Command::new("mpirun");
+        c.args(["-np", "2", "--bind-to", "none", "--oversubscribe"]);
+        if std::fs::metadata("/proc/self")
+            .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        {
+            c.arg("--allow-run-as-root");
+        }
+        c.args(["-x", "RAYON_NUM_THREADS=1", TRAIN]).args(args);
+        c
+    }
+
+    /// Each step's loss and gradient norm as printed (the same text = the same f32 bits).
+    fn steps(out: &Path) -> Vec<String> {
+        let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        text.lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                format!("{} {} {}", v["step"], v["loss"], v["grad_norm"])
+            })
+            .collect()
+    }
+
+    fn weights(out: &Path) -> Vec<u8> {
+        std::fs::read(out.join("checkpoint/model.safetensors")).unwrap()
+    }
+
+    #[test]
+    fn two_ranks_equal_grad_accum_two_bit_for_bit() {
+        let dir = temp_dir("dist-dp");
+        shards(&dir);
+        let (one, two) = (dir.join("one"), dir.join("two"));
+        let mut c = Command::new(TRAIN);
+        c.args(train_args(&dir, &one, 2));
+        let (code, err) = run(c);
+        assert_eq!(code, 0, "{err}");
+        let (code, err) = run(mpirun(&train_args(&dir, &two, 1)));
+        assert_eq!(code, 0, "{err}");
+        let (a, b) = (steps(&one), steps(&two));
+        assert_eq!(a.len(), 12);
+        assert_eq!(a, b, "2 ranks differ from --grad-accum 2");
+        assert!(weights(&one) == weights(&two), "the saved weights differ");
+        // Both resume to step 16, still in step; a 2-rank checkpoint refuses 1 rank.
+        let more = |out: &Path| {
+            let o = out.display().to_string();
+            [
+                "--resume", "--out", &o, "--steps", "16", "--device", "cpu", "-q",
+            ]
+            .map(String::from)
+        };
+        let mut c = Command::new(TRAIN);
+        c.args(more(&two));
+        let (code, err) = run(c);
+        assert_one_line_error(code, &err, "saved by a run on 2 rank(s)");
+        let mut c = Command::new(TRAIN);
+        c.args(more(&one));
+        assert_eq!(run(c).0, 0);
+        let (code, err) = run(mpirun(&more(&two)));
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(steps(&one).len(), 16);
+        assert_eq!(steps(&one), steps(&two), "the resumed runs differ");
+    }
+
+    #[test]
+    fn nproc_starts_itself_under_mpirun() {
+        let dir = temp_dir("dist-nproc");
+        shards(&dir);
+        let out = dir.join("run");
+        let mut c = Command::new(TRAIN);
+        c.args(train_args(&dir, &out, 1)).args(["--nproc", "2"]);
+        let (code, err) = run(c);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(steps(&out).len(), 12);
+        assert!(out.join("checkpoint/model.safetensors").is_file());
+    }
+
+    #[test]
+    fn a_failing_run_ends_every_rank_with_its_error_and_code_2() {
+        let dir = temp_dir("dist-fail");
+        let mut c = Command::new(TRAIN);
+        c.args(train_args(&dir.join("missing"), &dir.join("run"), 1))
+            .args(["--nproc", "2"]);
+        let (code, err) = run(c);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("train: error: rank"), "{err}");
+        assert!(err.contains("missing"), "{err}");
+        assert!(
+            !err.contains("MPI_ABORT") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn nproc_without_mpirun_fails_in_one_line() {
+        let dir = temp_dir("dist-no-mpirun");
+        let mut c = Command::new(TRAIN);
+        c.args(train_args(&dir, &dir.join("run"), 1))
+            .args(["--nproc", "2"])
+            .env("PATH", &dir);
+        let (code, err) = run(c);
+        assert_one_line_error(code, &err, "needs `mpirun`");
+    }
+}
