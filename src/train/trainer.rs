@@ -280,7 +280,8 @@ impl<'a> Run<'a> {
             val_data,
             tokenizer,
             start,
-            peak_gflops: devices::peak_gflops(place.device, place.dtype),
+            // MFU compares the global tokens/s with the peak of every rank's share of the machine.
+            peak_gflops: devices::peak_gflops(place.device, place.dtype) * world as f64,
             bytes_per_token,
             summary,
             saved: resume.then_some(start),
