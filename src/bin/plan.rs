@@ -140,14 +140,8 @@ fn model_shape(a: &Args) -> anyhow::Result<Option<ModelShape>> {
     let base = match (a.preset, f.n_layer, f.n_embd, f.n_head) {
         (Some(p), ..) => p.shape(),
         (None, Some(n_layer), Some(n_embd), Some(n_head)) => ModelShape {
-            arch: Arch::Gpt2,
-            n_layer,
-            n_embd,
-            n_head,
-            n_kv_head: n_head,
-            ffn: 4 * n_embd,
-            vocab: 50257,
             seq_len: 2048,
+            ..ModelShape::gpt2(n_layer, n_embd, n_head)
         },
         (None, None, None, None) if a.params.is_some() => return Ok(None),
         _ => anyhow::bail!("give --preset, --params, or --n-layer, --n-embd and --n-head"),

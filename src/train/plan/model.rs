@@ -60,11 +60,11 @@ pub enum Preset {
     Llama3_405b,
 }
 
-impl Preset {
-    /// The published shapes (GPT-2: the Hugging Face `gpt2` and `gpt2-xl` configs; LLaMA 3: the
-    /// paper's Table 3 and the released `config.json`, vocabulary 128,256, 8,192 tokens).
-    pub fn shape(self) -> ModelShape {
-        let gpt2 = |n_layer, n_embd, n_head| ModelShape {
+impl ModelShape {
+    /// A GPT-2 of the given depth, width and heads: MLP 4× wide, GPT-2's vocabulary of 50,257
+    /// and context of 1,024 tokens.
+    pub fn gpt2(n_layer: u64, n_embd: u64, n_head: u64) -> ModelShape {
+        ModelShape {
             arch: Arch::Gpt2,
             n_layer,
             n_embd,
@@ -73,7 +73,15 @@ impl Preset {
             ffn: 4 * n_embd,
             vocab: 50257,
             seq_len: 1024,
-        };
+        }
+    }
+}
+
+impl Preset {
+    /// The published shapes (GPT-2: the Hugging Face `gpt2` and `gpt2-xl` configs; LLaMA 3: the
+    /// paper's Table 3 and the released `config.json`, vocabulary 128,256, 8,192 tokens).
+    pub fn shape(self) -> ModelShape {
+        let gpt2 = ModelShape::gpt2;
         let llama = |n_layer, n_embd, n_head, ffn| ModelShape {
             arch: Arch::Llama,
             n_layer,
