@@ -18,6 +18,7 @@ mod cuda_ops;
 mod dataset_outputs;
 mod dataset_shards;
 mod device_train;
+mod dist_comm;
 mod dist_dp;
 mod fuzz;
 mod gpt2_reference;
