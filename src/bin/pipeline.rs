@@ -226,6 +226,7 @@ fn main() -> ExitCode {
         let t = Instant::now();
         let run = out.join("run");
         let cfg = TrainConfig {
+            layout: Default::default(),
             data: shards,
             out: run.clone(),
             init_from: None,

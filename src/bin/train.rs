@@ -6,7 +6,7 @@ use pretrain::cli::{self, Common, signals};
 use pretrain::model::config::GptConfig;
 use pretrain::model::memory::{self, MemoryEstimate, TrainingShape};
 use pretrain::tensor::cuda::DeviceArg;
-use pretrain::train::dist::{self, Comm};
+use pretrain::train::dist::{self, Comm, PipeSchedule};
 use pretrain::train::optim::AdamWConfig;
 use pretrain::train::run_config;
 use pretrain::train::schedule::{MIN_LR_FRACTION, ScheduleKind};
@@ -110,6 +110,19 @@ struct Args {
     /// (needs Open MPI and a binary built with `--features mpi`).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     nproc: Option<u32>,
+    /// ZeRO stage over the data parallel ranks: 1 shards the optimizer state, 2 also the
+    /// gradients, 3 also the weights [default: 0, or the resumed run's].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=3))]
+    zero: Option<u8>,
+    /// Tensor parallel ranks per layer (Megatron) [default: 1, or the resumed run's].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    tp: Option<u32>,
+    /// Pipeline stages [default: 1, or the resumed run's].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pp: Option<u32>,
+    /// Pipeline schedule [default: 1f1b, or the resumed run's].
+    #[arg(long, value_enum)]
+    pp_schedule: Option<PipeSchedule>,
     #[command(flatten)]
     common: Common,
 }
@@ -183,8 +196,14 @@ fn run(a: Args, comm: &dyn Comm) -> anyhow::Result<ExitCode> {
         cfg.steps = a.steps.unwrap_or(cfg.steps);
         cfg
     } else {
-        fresh_config(a)?
+        fresh_config(&a)?
     };
+    // The layout may change on resume: it splits the same math another way.
+    let l = &mut cfg.layout;
+    l.zero = a.zero.unwrap_or(l.zero);
+    l.tp = a.tp.map_or(l.tp, |n| n as usize);
+    l.pp = a.pp.map_or(l.pp, |n| n as usize);
+    l.schedule = a.pp_schedule.unwrap_or(l.schedule);
     if cli::quick() {
         // Quick sizes for tests and lessons: a handful of steps.
         cfg.steps = cfg.steps.min(20);
@@ -245,8 +264,8 @@ fn check_memory(cfg: &TrainConfig, resume: bool, place: &Placement) -> anyhow::R
 }
 
 /// The settings of a new run, from the flags.
-fn fresh_config(a: Args) -> anyhow::Result<TrainConfig> {
-    let data = a.data.context("--data is required for a new run")?;
+fn fresh_config(a: &Args) -> anyhow::Result<TrainConfig> {
+    let data = a.data.clone().context("--data is required for a new run")?;
     let shards = pretrain::dataset::loader::shard_paths(&data, "train")?;
     let vocab = pretrain::dataset::shard::read_header(&shards[0])?.vocab_size as usize;
     let model = GptConfig {
@@ -262,8 +281,8 @@ fn fresh_config(a: Args) -> anyhow::Result<TrainConfig> {
     }
     Ok(TrainConfig {
         data,
-        out: a.out,
-        init_from: a.init_from,
+        out: a.out.clone(),
+        init_from: a.init_from.clone(),
         model,
         steps: a.steps.unwrap_or(1000),
         batch_size: a.batch_size,
@@ -287,5 +306,6 @@ fn fresh_config(a: Args) -> anyhow::Result<TrainConfig> {
         eval_batches: a.eval_batches,
         sample_every: a.sample_every,
         checkpoint_every: a.checkpoint_every,
+        layout: Default::default(),
     })
 }

@@ -11,6 +11,20 @@ use crate::info;
 use crate::model::config::GptConfig;
 use anyhow::{Result, bail};
 
+/// Checks that `layout` splits `world` ranks, and that its strategies exist in this build.
+pub fn check_layout(layout: &crate::train::dist::Layout, world: usize) -> Result<()> {
+    layout.dp(world)?;
+    let missing = [
+        (layout.zero > 0, "ZeRO (--zero)"),
+        (layout.tp > 1, "tensor parallel (--tp)"),
+        (layout.pp > 1, "pipeline parallel (--pp)"),
+    ];
+    if let Some((_, what)) = missing.iter().find(|(on, _)| *on) {
+        bail!("{what} is not implemented yet");
+    }
+    Ok(())
+}
+
 /// Every number of `cfg` within its range (finite, positive where it must be) and every path
 /// valid UTF-8 (`train_config.json` records them as text).
 pub fn check_config(cfg: &TrainConfig) -> Result<()> {

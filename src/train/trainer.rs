@@ -70,6 +70,10 @@ pub struct TrainConfig {
     pub sample_every: usize,
     /// Save a checkpoint every this many steps (and at the end); 0 = only at the end.
     pub checkpoint_every: usize,
+    /// How the ranks split the work (ZeRO stage, tensor and pipeline parallel degrees). Not a
+    /// setting of the math: a run may resume under another layout.
+    #[serde(default)]
+    pub layout: dist::Layout,
 }
 
 impl TrainConfig {
@@ -237,6 +241,7 @@ impl<'a> Run<'a> {
         comm: &'a dyn Comm,
     ) -> Result<Run<'a>> {
         inputs::check_config(cfg)?;
+        inputs::check_layout(&cfg.layout, comm.world_size())?;
         let root = comm.is_root();
         let lock = root
             .then(|| run_lock::open_run_folder(&cfg.out))
@@ -250,7 +255,7 @@ impl<'a> Run<'a> {
         inputs::check_fits(&model.config, &train_data, cfg, resume)?;
         if root {
             run_config::write_config(cfg, &model.config)?;
-            announce(&model.config, &place, comm.world_size());
+            announce(&model.config, &place, comm.world_size(), &cfg.layout);
         }
         let params: Vec<Tensor> = model.params().into_iter().map(|(_, p)| p.clone()).collect();
         let mut summary = TrainSummary {
@@ -598,14 +603,14 @@ fn finish_optimizer(
     Ok((model, opt, start, train_data))
 }
 
-fn announce(c: &GptConfig, place: &Placement, world: usize) {
+fn announce(c: &GptConfig, place: &Placement, world: usize, layout: &dist::Layout) {
     info!(
         "model: {}: {} parameters",
         inputs::describe(c),
         group_digits(c.num_params())
     );
     if world > 1 {
-        info!("data parallel on {world} ranks");
+        info!("{world} ranks: {}", layout.describe(world));
     }
     if place.device != Device::Cpu {
         info!("training on {}", place.describe());

@@ -271,6 +271,7 @@ fn tmp(tag: &str) -> PathBuf {
 fn run_config(data: &Path, out: &Path, steps: usize) -> TrainConfig {
     TrainConfig {
         data: data.to_path_buf(),
+        layout: Default::default(),
         out: out.to_path_buf(),
         init_from: None,
         model: config(32),

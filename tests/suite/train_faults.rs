@@ -217,6 +217,7 @@ fn resume_rejects_data_or_a_model_that_do_not_match() {
 fn config(data: &Path, out: &Path, steps: usize) -> TrainConfig {
     TrainConfig {
         data: data.to_path_buf(),
+        layout: Default::default(),
         out: out.to_path_buf(),
         init_from: None,
         model: GptConfig {

@@ -37,6 +37,7 @@ fn shards(dir: &Path, vocab: usize) {
 fn config(data: &Path, out: &Path, steps: usize) -> TrainConfig {
     TrainConfig {
         data: data.to_path_buf(),
+        layout: Default::default(),
         out: out.to_path_buf(),
         init_from: None,
         model: GptConfig {

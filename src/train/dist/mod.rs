@@ -26,6 +26,9 @@
 #[cfg(feature = "mpi")]
 mod mpi;
 pub mod launch;
+pub mod layout;
+
+pub use layout::{Layout, PipeSchedule};
 
 use crate::tensor::Tensor;
 use anyhow::Result;
