@@ -204,11 +204,23 @@ impl Gpt {
             ids.len(),
             self.config.block_size
         );
-        let mut x = self.embed(ids, &[b, t], 0);
-        for block in &self.blocks {
+        let x = self.embed(ids, &[b, t], 0);
+        self.final_norm(&self.run_blocks(x, 0..self.config.n_layer, b, t))
+    }
+
+    /// The blocks `range` in turn on the rows `x` (`[B·T, C]`), with training attention: the
+    /// whole stack, or one pipeline stage's share of it.
+    pub fn run_blocks(
+        &self,
+        mut x: Tensor,
+        range: std::ops::Range<usize>,
+        b: usize,
+        t: usize,
+    ) -> Tensor {
+        for block in &self.blocks[range] {
             x = self.block(block, &x, |qkv| self.attend(qkv, b, t));
         }
-        self.final_norm(&x)
+        x
     }
 
     /// `wte[ids] + wpe[start..start + T]` as `[N, C]` rows, for ids of shape `[.., T]` at

@@ -17,7 +17,6 @@ pub fn check_layout(layout: &crate::train::dist::Layout, world: usize) -> Result
     let missing = [
         (layout.zero > 0, "ZeRO (--zero)"),
         (layout.tp > 1, "tensor parallel (--tp)"),
-        (layout.pp > 1, "pipeline parallel (--pp)"),
     ];
     if let Some((_, what)) = missing.iter().find(|(on, _)| *on) {
         bail!("{what} is not implemented yet");

@@ -81,12 +81,20 @@ impl AdamW {
     /// The global L2 norm of the gradients of `params` (missing gradients count as zero),
     /// summed on the parameters' device and read back once.
     pub fn grad_norm(params: &[&Tensor]) -> f32 {
-        let squares = params
-            .iter()
-            .filter_map(|p| p.grad())
-            .map(|g| backend::sum_squares(&g))
-            .reduce(|a, b| backend::binary(backend::Binary::Add, &a, &b));
-        squares.map_or(0.0, |s| s.item_f64().sqrt() as f32)
+        Self::norm_of_squares(
+            params
+                .iter()
+                .filter_map(|p| p.grad())
+                .map(|g| backend::sum_squares(&g)),
+        )
+    }
+
+    /// `√(s₀ + s₁ + …)` for per-tensor sums of squares (scalar tensors), added in the order
+    /// given: the one fold every gradient norm goes through, so that a pipeline whose stages
+    /// computed the squares gets the norm of one process bit for bit.
+    pub fn norm_of_squares(squares: impl Iterator<Item = Tensor>) -> f32 {
+        let sum = squares.reduce(|a, b| backend::binary(backend::Binary::Add, &a, &b));
+        sum.map_or(0.0, |s| s.item_f64().sqrt() as f32)
     }
 
     /// Clip the gradients to a global norm of `grad_clip` (0 = off), then update every parameter
@@ -99,9 +107,25 @@ impl AdamW {
             "AdamW::update: parameter count"
         );
         let norm = Self::grad_norm(params);
-        let grad_scale = clip_factor(norm, grad_clip);
+        self.apply(params, lr, clip_factor(norm, grad_clip), &|_| true);
+        norm
+    }
+
+    /// One AdamW step with the gradients scaled by `grad_scale`, for the parameters (by index)
+    /// that `mine` selects; the others keep their values and moments (a pipeline stage updates
+    /// only its own).
+    pub fn apply(
+        &mut self,
+        params: &[&Tensor],
+        lr: f32,
+        grad_scale: f32,
+        mine: &dyn Fn(usize) -> bool,
+    ) {
         self.step += 1;
-        for (p, s) in params.iter().zip(&self.state) {
+        for (i, (p, s)) in params.iter().zip(&self.state).enumerate() {
+            if !mine(i) {
+                continue;
+            }
             let grad = p
                 .grad()
                 .unwrap_or_else(|| backend::full(p.shape(), 0.0, p.dtype(), p.device()));
@@ -117,7 +141,6 @@ impl AdamW {
             };
             p.adamw_(&grad, [&s.m, &s.v], s.master.as_ref(), &h);
         }
-        norm
     }
 
     /// True when every parameter (its f32 master copy where it has one) is finite. `Σ (0·w)²`

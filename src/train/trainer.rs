@@ -21,6 +21,7 @@
 //! ranks, or with `--grad-accum` above 1, the sums are grouped differently and the last bits can
 //! differ). Rank 0 alone writes the run folder.
 
+use super::dist::pipeline::Pipeline;
 use super::dist::{self, Comm, Single};
 use super::inputs;
 use super::metrics::{MetricsLog, StepMetrics};
@@ -220,6 +221,8 @@ pub struct Run<'a> {
     saved: Option<usize>,
     /// Held by rank 0 while the run lives: no other run writes this folder.
     _lock: Option<RunLock>,
+    /// This rank's stage when the run is pipeline parallel (`--pp` above 1).
+    pipe: Option<Pipeline>,
 }
 
 /// What one optimizer step measured.
@@ -242,6 +245,9 @@ impl<'a> Run<'a> {
     ) -> Result<Run<'a>> {
         inputs::check_config(cfg)?;
         inputs::check_layout(&cfg.layout, comm.world_size())?;
+        let pipe = (cfg.layout.pp > 1)
+            .then(|| Pipeline::new(comm, &cfg.layout, cfg.model.n_layer))
+            .transpose()?;
         let root = comm.is_root();
         let lock = root
             .then(|| run_lock::open_run_folder(&cfg.out))
@@ -251,7 +257,8 @@ impl<'a> Run<'a> {
         let (train_data, val_data) = inputs::open_data(cfg)?;
         let tokenizer = crate::tokenizer::formats::load(&cfg.data, None).ok();
         let world = comm.world_size();
-        let (model, opt, start, train_data) = build_model(cfg, resume, place, train_data, world)?;
+        let dp = cfg.layout.dp(world)?;
+        let (model, opt, start, train_data) = build_model(cfg, resume, place, train_data, dp)?;
         inputs::check_fits(&model.config, &train_data, cfg, resume)?;
         if root {
             run_config::write_config(cfg, &model.config)?;
@@ -291,6 +298,7 @@ impl<'a> Run<'a> {
             summary,
             saved: resume.then_some(start),
             _lock: lock,
+            pipe,
         })
     }
 
@@ -307,7 +315,7 @@ impl<'a> Run<'a> {
         bar.set_position(self.start as u64);
         let flops_per_token = flops_per_token(&self.model.config, cfg.seq_len);
         let run_start = Instant::now();
-        let tokens_per_step = cfg.tokens_per_step() * self.comm.world_size();
+        let tokens_per_step = cfg.tokens_per_step() * self.dp();
         for step in self.start..cfg.steps {
             let r = match self.step(step) {
                 Ok(r) => r,
@@ -320,6 +328,7 @@ impl<'a> Run<'a> {
             let tok_per_sec = tokens_per_step as f64 / r.secs;
             let mfu = tok_per_sec * flops_per_token / (self.peak_gflops * 1e9);
             let last = done == cfg.steps;
+            self.gather_stages(done, last || r.stop);
             let val_loss = if last || (cfg.eval_every > 0 && done % cfg.eval_every == 0) {
                 self.evaluate_and_report(done, &bar)?
             } else {
@@ -358,6 +367,13 @@ impl<'a> Run<'a> {
             }
         }
         bar.finish_and_clear();
+        if let Some(line) = self
+            .pipe
+            .as_ref()
+            .and_then(|p| p.report(self.comm, cfg.grad_accum))
+        {
+            info!("{line}");
+        }
         let tokens = (self.summary.steps_done - self.start) * tokens_per_step;
         let s = &mut self.summary;
         s.tokens_per_sec = tokens as f64 / run_start.elapsed().as_secs_f64().max(1e-9);
@@ -374,23 +390,11 @@ impl<'a> Run<'a> {
     fn step(&mut self, step: usize) -> Result<StepResult> {
         let cfg = self.cfg;
         let t0 = Instant::now();
-        let micro_batches = cfg.grad_accum * self.comm.world_size();
-        let mut loss_sum = 0.0f64;
-        for _ in 0..cfg.grad_accum {
-            let (x, y) = self.next_micro_batch();
-            let loss = self.model.loss(&x, &y, cfg.batch_size, cfg.seq_len);
-            let l = loss.item();
-            if !l.is_finite() {
-                loss_sum = f64::NAN;
-                break;
-            }
-            loss_sum += l as f64;
-            if micro_batches > 1 {
-                loss.mul_scalar(1.0 / micro_batches as f64).backward()
-            } else {
-                loss.backward()
-            }
-        }
+        let micro_batches = cfg.grad_accum * self.dp();
+        let loss_sum = match self.pipe.is_some() {
+            true => self.pipeline_forward_backward(micro_batches),
+            false => self.forward_backward(micro_batches),
+        };
         // One message for the loss and the stop flag, so every rank decides the same.
         let mut sums = [loss_sum, STOP.load(Ordering::Relaxed) as u8 as f64];
         self.comm.all_reduce_sum_f64(&mut sums);
@@ -399,10 +403,15 @@ impl<'a> Run<'a> {
             self.params.iter().for_each(|p| p.zero_grad());
             return Err(self.diverged(&format!("the loss became {loss}"), step + 1));
         }
-        dist::all_reduce_grads(self.comm, &self.params);
-        let refs: Vec<&Tensor> = self.params.iter().collect();
         let lr = cfg.schedule().lr(step);
-        let grad_norm = self.opt.update(&refs, lr, cfg.grad_clip);
+        let grad_norm = match &self.pipe {
+            Some(pipe) => pipe.update(&self.params, &mut self.opt, lr, cfg.grad_clip),
+            None => {
+                dist::all_reduce_grads(self.comm, &self.params);
+                let refs: Vec<&Tensor> = self.params.iter().collect();
+                self.opt.update(&refs, lr, cfg.grad_clip)
+            }
+        };
         self.params.iter().for_each(|p| p.zero_grad());
         if !grad_norm.is_finite() {
             let what = format!("the gradient norm became {grad_norm}");
@@ -416,11 +425,63 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// This rank's next micro-batch: of the next `world_size` batches of the stream, the
-    /// `rank`-th. Every rank steps over all of them, so the loaders stay at the same position
-    /// (the one a single process with `--grad-accum` × world size would reach).
+    /// `grad_accum` micro-batches forward and backward on this rank, each loss scaled by
+    /// `1/micro_batches`: the sum of the losses (NaN from the first that is not finite).
+    fn forward_backward(&mut self, micro_batches: usize) -> f64 {
+        let cfg = self.cfg;
+        let mut loss_sum = 0.0f64;
+        for _ in 0..cfg.grad_accum {
+            let (x, y) = self.next_micro_batch();
+            let loss = self.model.loss(&x, &y, cfg.batch_size, cfg.seq_len);
+            let l = loss.item();
+            if !l.is_finite() {
+                return f64::NAN;
+            }
+            loss_sum += l as f64;
+            if micro_batches > 1 {
+                loss.mul_scalar(1.0 / micro_batches as f64).backward()
+            } else {
+                loss.backward()
+            }
+        }
+        loss_sum
+    }
+
+    /// [`Run::forward_backward`] through the stages of a pipeline: the losses sum on the last.
+    fn pipeline_forward_backward(&mut self, micro_batches: usize) -> f64 {
+        let cfg = self.cfg;
+        let batches: Vec<_> = (0..cfg.grad_accum)
+            .map(|_| self.next_micro_batch())
+            .collect();
+        let shape = (cfg.batch_size, cfg.seq_len);
+        let pipe = self.pipe.as_mut().expect("a pipeline parallel run");
+        pipe.forward_backward(self.comm, &self.model, &batches, micro_batches, shape)
+    }
+
+    /// The data parallel degree: how many copies of the model train on different batches.
+    fn dp(&self) -> usize {
+        let l = &self.cfg.layout;
+        self.comm.world_size() / (l.tp * l.pp)
+    }
+
+    /// Pipeline parallel: before rank 0 evaluates, samples or saves after step `done`, the
+    /// stages send it their current weights (every rank calls this after every step).
+    fn gather_stages(&mut self, done: usize, saving: bool) {
+        let c = self.cfg;
+        let every = |n: usize| n > 0 && done.is_multiple_of(n);
+        let needed =
+            saving || every(c.eval_every) || every(c.sample_every) || every(c.checkpoint_every);
+        if let Some(pipe) = self.pipe.as_ref().filter(|_| needed) {
+            pipe.gather_to_root(self.comm, &self.params, &mut self.opt);
+        }
+    }
+
+    /// This rank's next micro-batch: of the next `dp` batches of the stream, the one of its
+    /// data parallel coordinate (its rank without tensor or pipeline parallelism). Every rank
+    /// steps over all of them, so the loaders stay at the same position (the one a single
+    /// process with `--grad-accum` × dp would reach), and the stages of a pipeline read the same.
     fn next_micro_batch(&mut self) -> (Vec<u32>, Vec<u32>) {
-        let (rank, world) = (self.comm.rank(), self.comm.world_size());
+        let (rank, world) = (self.cfg.layout.coords(self.comm.rank()).0, self.dp());
         (0..rank).for_each(|_| self.train_data.skip_batch());
         let batch = self.train_data.next_batch();
         (rank + 1..world).for_each(|_| self.train_data.skip_batch());
@@ -518,7 +579,7 @@ impl<'a> Run<'a> {
             state: TrainerState {
                 step: done,
                 train_position: self.train_data.position(),
-                world_size: self.comm.world_size(),
+                world_size: self.dp(),
             },
             eos,
             data: &self.cfg.data,
@@ -535,13 +596,14 @@ impl<'a> Run<'a> {
 
 /// The model and optimizer on `place`: resumed, initialised from a checkpoint, or fresh; and the
 /// step to start at (the loader moved to where a resumed run left off). A run resumes at the
-/// world size that saved it: at another, the same `--grad-accum` would mean another global batch.
+/// data parallel degree `dp` that saved it: at another, the same `--grad-accum` would mean
+/// another global batch. Tensor and pipeline parallel degrees may change.
 fn build_model(
     cfg: &TrainConfig,
     resume: bool,
     place: Placement,
     mut train_data: Loader,
-    world: usize,
+    dp: usize,
 ) -> Result<(Gpt, AdamW, usize, Loader)> {
     let ckpt = checkpoint_dir(&cfg.out);
     let (cpu, saved) = if resume {
@@ -555,10 +617,11 @@ fn build_model(
                 inputs::describe(&cfg.model)
             );
         }
-        if state.world_size != world {
+        if state.world_size != dp {
             bail!(
-                "{} was saved by a run on {saved} rank(s); resume it on {saved} (`--nproc \
-                 {saved}`), not {world}: resuming at another world size is not supported yet",
+                "{} was saved by a run on {saved} rank(s) of data parallelism; resume it on as \
+                 many (`--nproc` {saved} × --tp × --pp), not {dp}: resuming at another data \
+                 parallel degree is not supported yet",
                 ckpt.display(),
                 saved = state.world_size,
             );

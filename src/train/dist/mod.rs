@@ -27,6 +27,7 @@
 mod mpi;
 pub mod launch;
 pub mod layout;
+pub mod pipeline;
 
 pub use layout::{Layout, PipeSchedule};
 

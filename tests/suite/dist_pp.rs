@@ -1,0 +1,199 @@
+//! Pipeline parallel training (`train::dist::pipeline`): 2 stages with 4 micro-batches give, bit
+//! for bit, the losses, gradient norms and saved weights of one process with `--grad-accum 4`,
+//! under GPipe and 1F1B (clipping off in one, active in the other); a 2-stage checkpoint resumes
+//! in one process and back, still in step; impossible layouts fail in one line.
+//!
+//! The MPI tests need `--features mpi` and Open MPI's `mpirun`, as in `dist_dp`.
+
+use crate::common::{assert_one_line_error, temp_dir};
+use pretrain::dataset::shard::write_shard;
+use std::path::Path;
+use std::process::Command;
+
+const TRAIN: &str = env!("CARGO_BIN_EXE_train");
+
+/// Shards of a learnable sequence with a little noise (as in `dist_dp`).
+fn shards(dir: &Path) {
+    let vocab = 50;
+    let mut rng = pretrain::tensor::Rng::new(11);
+    let tokens: Vec<u32> = (0..6000u64)
+        .map(|i| {
+            if rng.uniform() < 1.0 / 16.0 {
+                rng.below(vocab) as u32
+            } else {
+                (i % 11) as u32 * 7 % vocab as u32
+            }
+        })
+        .collect();
+    write_shard(&dir.join("train_000000.bin"), &tokens[..5000], 50).unwrap();
+    write_shard(&dir.join("val_000000.bin"), &tokens[5000..], 50).unwrap();
+}
+
+/// `train` flags of a 12-step toy run of 3 blocks (split 1 + 2 over two stages) into `out`.
+fn train_args(data: &Path, out: &Path, extra: &str) -> Vec<String> {
+    let flags = [
+        "--steps 12 --batch-size 2 --seq-len 16 --n-head 2 --n-embd 32",
+        "--lr 1e-2 --warmup 2 --eval-every 6 --eval-batches 2 --checkpoint-every 0 --seed 3",
+        "--grad-accum 4 --device cpu -q",
+        extra,
+    ];
+    let layers = if extra.contains("--n-layer") {
+        ""
+    } else {
+        "--n-layer 3"
+    };
+    let mut v: Vec<String> = (flags.join(" ") + " " + layers)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    v.extend(["--data".into(), data.display().to_string()]);
+    v.extend(["--out".into(), out.display().to_string()]);
+    v
+}
+
+/// Runs `cmd` with one rayon thread per process and returns its exit code and stderr.
+fn run(mut cmd: Command) -> (i32, String) {
+    let out = cmd.env("RAYON_NUM_THREADS", "1").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), err)
+}
+
+#[test]
+fn a_pipeline_needs_as_many_ranks_as_stages() {
+    let dir = temp_dir("dist-pp-ranks");
+    shards(&dir);
+    let mut c = Command::new(TRAIN);
+    c.args(train_args(&dir, &dir.join("run"), "--pp 2"));
+    let (code, err) = run(c);
+    assert_one_line_error(code, &err, "--pp 2 = 2 does not divide the 1 rank(s)");
+}
+
+#[cfg(feature = "mpi")]
+mod with_mpi {
+    use super::*;
+
+    /// `mpirun -np 2` with the flags a test machine of any size and user needs.
+    fn mpirun(args: &[String]) -> Command {
+        let mut c = Command::new("mpirun");
+        c.args(["-np", "2", "--bind-to", "none", "--oversubscribe"]);
+        if std::fs::metadata("/proc/self")
+            .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        {
+            c.arg("--allow-run-as-root");
+        }
+        c.args(["-x", "RAYON_NUM_THREADS=1", TRAIN]).args(args);
+        c
+    }
+
+    /// Each step's loss, gradient norm and validation loss as printed (the same text = the
+    /// same f32 bits).
+    fn steps(out: &Path) -> Vec<String> {
+        let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        text.lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                format!(
+                    "{} {} {} {}",
+                    v["step"], v["loss"], v["grad_norm"], v["val_loss"]
+                )
+            })
+            .collect()
+    }
+
+    fn grad_norms(out: &Path) -> Vec<f64> {
+        let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        let norm =
+            |l: &str| serde_json::from_str::<serde_json::Value>(l).unwrap()["grad_norm"].as_f64();
+        text.lines().map(|l| norm(l).unwrap()).collect()
+    }
+
+    fn weights(out: &Path) -> Vec<u8> {
+        std::fs::read(out.join("checkpoint/model.safetensors")).unwrap()
+    }
+
+    fn ok((code, err): (i32, String)) {
+        assert_eq!(code, 0, "{err}");
+    }
+
+    /// One process with `--grad-accum 4` and 2 stages of `schedule` with `clip`, compared.
+    fn same_as_one_process(name: &str, schedule: &str, clip: &str) -> std::path::PathBuf {
+        let dir = temp_dir(name);
+        shards(&dir);
+        let (one, two) = (dir.join("one"), dir.join("two"));
+        let mut c = Command::new(TRAIN);
+        c.args(train_args(&dir, &one, clip));
+        ok(run(c));
+        let pp = format!("{clip} --pp 2 --pp-schedule {schedule}");
+        ok(run(mpirun(&train_args(&dir, &two, &pp))));
+        let (a, b) = (steps(&one), steps(&two));
+        assert_eq!(a.len(), 12);
+        assert_eq!(a, b, "2 stages ({schedule}) differ from --grad-accum 4");
+        assert!(weights(&one) == weights(&two), "the saved weights differ");
+        dir
+    }
+
+    #[test]
+    fn gpipe_equals_grad_accum_bit_for_bit() {
+        same_as_one_process("dist-pp-gpipe", "gpipe", "--grad-clip 0");
+    }
+
+    #[test]
+    fn one_f_one_b_with_clipping_equals_grad_accum_bit_for_bit() {
+        let dir = same_as_one_process("dist-pp-1f1b", "1f1b", "--grad-clip 0.3");
+        let clipped = grad_norms(&dir.join("one"))
+            .iter()
+            .filter(|&&n| n > 0.3)
+            .count();
+        assert!(clipped >= 6, "clipping should be active in most steps");
+    }
+
+    /// One process 12 → 16 → 20 steps, against 2 stages → one process → 2 stages.
+    #[test]
+    fn a_pipeline_checkpoint_resumes_in_one_process_and_back() {
+        let dir = temp_dir("dist-pp-resume");
+        shards(&dir);
+        let (one, two) = (dir.join("one"), dir.join("two"));
+        let mut c = Command::new(TRAIN);
+        c.args(train_args(&dir, &one, ""));
+        ok(run(c));
+        ok(run(mpirun(&train_args(&dir, &two, "--pp 2"))));
+        let more = |out: &Path, steps: usize, pp: usize| {
+            let o = out.display().to_string();
+            let flags = format!("--resume --out {o} --steps {steps} --pp {pp} --device cpu -q");
+            flags.split(' ').map(String::from).collect::<Vec<_>>()
+        };
+        for (steps, pp) in [(16, 1), (20, 2)] {
+            let mut c = Command::new(TRAIN);
+            c.args(more(&one, steps, 1));
+            ok(run(c));
+            match pp {
+                1 => {
+                    let mut c = Command::new(TRAIN);
+                    c.args(more(&two, steps, 1));
+                    ok(run(c));
+                }
+                _ => ok(run(mpirun(&more(&two, steps, 2)))),
+            }
+            assert_eq!(self::steps(&one).len(), steps);
+            assert_eq!(self::steps(&one), self::steps(&two), "after {steps} steps");
+            assert!(
+                weights(&one) == weights(&two),
+                "weights after {steps} steps"
+            );
+        }
+    }
+
+    #[test]
+    fn more_stages_than_blocks_fail_on_every_rank() {
+        let dir = temp_dir("dist-pp-blocks");
+        shards(&dir);
+        let args = train_args(&dir, &dir.join("run"), "--pp 2 --n-layer 1");
+        let (code, err) = run(mpirun(&args));
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("needs at least 2 blocks"), "{err}");
+        assert!(
+            err.lines().all(|l| l.starts_with("train: error: rank")),
+            "{err}"
+        );
+    }
+}
