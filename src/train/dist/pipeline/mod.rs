@@ -133,17 +133,20 @@ impl Pipeline {
         for op in ops.iter().copied() {
             run.op(comm, op);
         }
+        let (loss_sum, wait_s) = (run.loss_sum, run.wait_s);
+        // Exchanging wte's gradient and the barrier make every stage wait for the slowest
+        // one's drain: that idle time counts too.
+        let tied = Instant::now();
+        self.tie_wte(comm, model, batches, run.embed_grads, run.head_grads);
+        self.pp_group.barrier();
         // The first step (buffers allocated, connections made) is not counted.
         let s = &mut self.stats;
         if s.steps > 0 {
             s.total_s += start.elapsed().as_secs_f64();
-            s.wait_s += run.wait_s;
+            s.wait_s += wait_s + tied.elapsed().as_secs_f64();
         }
         s.steps += 1;
         s.peak_held = s.peak_held.max(schedule::peak_held(&ops));
-        let loss_sum = run.loss_sum;
-        let (e, gc) = (run.embed_grads, run.head_grads);
-        self.tie_wte(comm, model, batches, e, gc);
         loss_sum
     }
 

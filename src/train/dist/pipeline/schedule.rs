@@ -119,6 +119,43 @@ pub fn peak_held(ops: &[Op]) -> usize {
     peak
 }
 
+/// Each stage's idle share of the step when a forward takes `f` and a backward `b` on every
+/// stage and messages take no time: the ops run in order, each as soon as its input exists.
+/// For equal stages this is the bubble, `(p − 1)/(m + p − 1)` of the step on every stage.
+pub fn idle_shares(kind: PipeSchedule, p: usize, m: usize, f: f64, b: f64) -> Vec<f64> {
+    let all: Vec<Vec<Op>> = (0..p).map(|s| ops(kind, p, s, m)).collect();
+    // done_f[s][i], done_b[s][j]: when stage s finished that forward or backward.
+    let (mut done_f, mut done_b) = (vec![vec![f64::NAN; m]; p], vec![vec![f64::NAN; m]; p]);
+    let (mut at, mut clock) = (vec![0usize; p], vec![0.0f64; p]);
+    let mut moved = true;
+    while moved {
+        moved = false;
+        for s in 0..p {
+            while let Some(&op) = all[s].get(at[s]) {
+                let ready = match op {
+                    Op::Forward(i) if s > 0 => done_f[s - 1][i],
+                    Op::Backward(j) if s + 1 < p => done_b[s + 1][j],
+                    Op::Backward(j) => done_f[s][j],
+                    _ => 0.0,
+                };
+                if ready.is_nan() {
+                    break;
+                }
+                let start = clock[s].max(ready);
+                match op {
+                    Op::Forward(i) => (clock[s], done_f[s][i]) = (start + f, start + f),
+                    Op::Backward(j) => (clock[s], done_b[s][j]) = (start + b, start + b),
+                    _ => {}
+                }
+                at[s] += 1;
+                moved = true;
+            }
+        }
+    }
+    let end = clock.iter().cloned().fold(0.0, f64::max);
+    (0..p).map(|_| 1.0 - m as f64 * (f + b) / end).collect()
+}
+
 /// One end of a message: (sender stage, receiver stage, is a gradient, micro-batch).
 type Msg = (usize, usize, bool, usize);
 
@@ -204,6 +241,18 @@ mod tests {
                             .collect();
                         assert_eq!(bwd, (0..m).collect::<Vec<_>>(), "backwards in order");
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn equal_stages_idle_for_the_bubble() {
+        for kind in [PipeSchedule::Gpipe, PipeSchedule::OneFOneB] {
+            for (p, m) in [(2, 1), (2, 4), (3, 8), (4, 4), (5, 2)] {
+                let want = (p - 1) as f64 / (m + p - 1) as f64;
+                for idle in idle_shares(kind, p, m, 1.0, 2.0) {
+                    assert!((idle - want).abs() < 1e-12, "{kind:?} p={p} m={m}: {idle}");
                 }
             }
         }
