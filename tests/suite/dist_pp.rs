@@ -1,7 +1,8 @@
 //! Pipeline parallel training (`train::dist::pipeline`): 2 stages with 4 micro-batches give, bit
 //! for bit, the losses, gradient norms and saved weights of one process with `--grad-accum 4`,
-//! under GPipe and 1F1B (clipping off in one, active in the other); a 2-stage checkpoint resumes
-//! in one process and back, still in step; impossible layouts fail in one line.
+//! under GPipe and 1F1B (clipping off in one, active in the other); two pipelines side by side
+//! (4 ranks) equal `--grad-accum 2`; a 2-stage checkpoint resumes in one process and back, still
+//! in step; impossible layouts fail in one line.
 //!
 //! The MPI tests need `--features mpi` and Open MPI's `mpirun`, as in `dist_dp`.
 
@@ -181,6 +182,29 @@ mod with_mpi {
                 "weights after {steps} steps"
             );
         }
+    }
+
+    /// 4 ranks = 2 pipelines × 2 stages, one micro-batch each: the stages' gradients are summed
+    /// over the two pipelines, as one process sums 2 micro-batches (a sum of two is exact).
+    #[test]
+    fn two_pipelines_side_by_side_equal_grad_accum_two() {
+        let dir = temp_dir("dist-pp-dp");
+        shards(&dir);
+        let (one, four) = (dir.join("one"), dir.join("four"));
+        let flags = |out: &Path, extra: &str| {
+            let mut v = train_args(&dir, out, extra);
+            let at = v.iter().position(|a| a == "--grad-accum").unwrap();
+            v.drain(at..at + 2);
+            v
+        };
+        let mut c = Command::new(TRAIN);
+        c.args(flags(&one, "--grad-accum 2 --grad-clip 0.3"));
+        ok(run(c));
+        let mut c = Command::new(TRAIN);
+        c.args(flags(&four, "--grad-accum 1 --grad-clip 0.3 --pp 2 --nproc 4"));
+        ok(run(c));
+        assert_eq!(steps(&one), steps(&four), "dp 2 × pp 2 differs from --grad-accum 2");
+        assert!(weights(&one) == weights(&four), "the saved weights differ");
     }
 
     #[test]
