@@ -20,6 +20,10 @@
 //! `--grad-accum 2`, bit for bit (a sum of two numbers does not depend on their order; from 3
 //! ranks, or with `--grad-accum` above 1, the sums are grouped differently and the last bits can
 //! differ). Rank 0 alone writes the run folder.
+//!
+//! Pipeline parallel (`--pp`): the step's forwards and backwards go through the stages of
+//! [`dist::pipeline`] instead, which also updates each stage's own weights; rank 0 gathers the
+//! whole model before it evaluates, samples or saves.
 
 use super::dist::pipeline::Pipeline;
 use super::dist::{self, Comm, Single};

@@ -201,9 +201,16 @@ mod with_mpi {
         c.args(flags(&one, "--grad-accum 2 --grad-clip 0.3"));
         ok(run(c));
         let mut c = Command::new(TRAIN);
-        c.args(flags(&four, "--grad-accum 1 --grad-clip 0.3 --pp 2 --nproc 4"));
+        c.args(flags(
+            &four,
+            "--grad-accum 1 --grad-clip 0.3 --pp 2 --nproc 4",
+        ));
         ok(run(c));
-        assert_eq!(steps(&one), steps(&four), "dp 2 × pp 2 differs from --grad-accum 2");
+        assert_eq!(
+            steps(&one),
+            steps(&four),
+            "dp 2 × pp 2 differs from --grad-accum 2"
+        );
         assert!(weights(&one) == weights(&four), "the saved weights differ");
     }
 
