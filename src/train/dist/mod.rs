@@ -27,6 +27,7 @@
 mod mpi;
 pub mod launch;
 pub mod layout;
+pub mod relay;
 
 pub use layout::{Layout, PipeSchedule};
 
