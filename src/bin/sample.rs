@@ -98,8 +98,17 @@ fn main() -> std::process::ExitCode {
             return Err(e).context("writing the sample");
         }
         let secs = t0.elapsed().as_secs_f64();
+        // Fewer tokens than asked for means the model chose to end the document.
+        let ended = if ids.len() < max_new {
+            format!(
+                "; stopped at {}, the end of a document",
+                pretrain::tokenizer::ENDOFTEXT
+            )
+        } else {
+            String::new()
+        };
         pretrain::info!(
-            "{} prompt tokens, {} new tokens in {secs:.2} s ({:.1} tokens/s, KV cache)",
+            "{} prompt tokens, {} new tokens in {secs:.2} s ({:.1} tokens/s, KV cache){ended}",
             prompt.len(),
             ids.len(),
             ids.len() as f64 / secs.max(1e-9)
