@@ -10,6 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The longest a block may run (the longest takes about a minute under `PRETRAIN_QUICK=1`).
+const BLOCK_TIMEOUT_SECS: u32 = 600;
+
 /// One runnable block of a lesson.
 #[derive(Debug)]
 struct Block {
@@ -146,9 +149,17 @@ fn every_lesson_has_runnable_blocks_and_exercises() {
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.display();
-        assert!(
-            !blocks_of("", &text).is_empty(),
-            "{name}: no runnable block (```sh run)"
+        let blocks = blocks_of("", &text);
+        assert!(!blocks.is_empty(), "{name}: no runnable block (```sh run)");
+        // Every `sh run` fence is a block the harness runs (none swallowed by a bad fence).
+        let fences = text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("```sh run"))
+            .count();
+        assert_eq!(
+            fences,
+            blocks.len(),
+            "{name}: fences and parsed blocks differ"
         );
         assert!(
             text.contains("## Exercises"),
@@ -199,8 +210,9 @@ fn run_blocks(pick: impl Fn(&Block) -> bool) {
 
 /// Runs one block with bash in the repository root; an error says where and what it printed.
 fn run_block(block: &Block, prelude: &str, root: &Path) -> Result<(), String> {
-    let out = Command::new("bash")
-        .arg("-c")
+    // coreutils' `timeout` ends a block that hangs (exit code 124).
+    let out = Command::new("timeout")
+        .args([&BLOCK_TIMEOUT_SECS.to_string(), "bash", "-c"])
         .arg(format!("{prelude}{}", block.script))
         .current_dir(root)
         .env("PRETRAIN_QUICK", "1")
@@ -212,6 +224,11 @@ fn run_block(block: &Block, prelude: &str, root: &Path) -> Result<(), String> {
         String::from_utf8_lossy(&out.stderr)
     );
     let at = format!("{}:{}", block.lesson, block.line);
+    if out.status.code() == Some(124) {
+        return Err(format!(
+            "{at}: still running after {BLOCK_TIMEOUT_SECS} s\n{printed}"
+        ));
+    }
     if !out.status.success() {
         return Err(format!("{at}: exited with {}\n{printed}", out.status));
     }
