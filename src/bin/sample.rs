@@ -4,10 +4,12 @@ use anyhow::Context;
 use clap::Parser;
 use pretrain::cli::{self, Common};
 use pretrain::model::config::GptConfig;
+use pretrain::model::gpt::Gpt;
 use pretrain::model::memory::{self, MemoryEstimate, SamplingShape};
-use pretrain::sample::{SamplingConfig, generate};
+use pretrain::sample::{SamplingConfig, generate, next};
 use pretrain::tensor::Device;
 use pretrain::tensor::cuda::DeviceArg;
+use pretrain::tokenizer::Tokenizer;
 use pretrain::tokenizer::encode::StreamDecoder;
 use pretrain::train::trainer::load_model;
 use std::io::Write;
@@ -35,6 +37,14 @@ struct Args {
     /// Seed of the sampling.
     #[arg(long, default_value_t = 1337)]
     seed: u64,
+    /// Instead of generating, print the N most likely next tokens after the prompt, with their
+    /// probabilities and the entropy of the distribution.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    next_tokens: Option<u32>,
+    /// Instead of generating, walk the prompt: the probability the model gave each of its
+    /// tokens after the ones before it (combines with --next-tokens).
+    #[arg(long)]
+    walk: bool,
     /// Accepted for symmetry with train; sampling always runs on the CPU (one token at a time
     /// with a KV cache; a GPU sampler is not written yet).
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
@@ -64,6 +74,11 @@ fn main() -> std::process::ExitCode {
         let prompt = tok.encode_ordinary(&a.prompt);
         if prompt.is_empty() {
             anyhow::bail!("--prompt is empty");
+        }
+        if a.next_tokens.is_some() || a.walk {
+            check_memory(config, prompt.len(), 1)?;
+            let model = load_model(&a.checkpoint)?;
+            return inspect(&model, &tok, &prompt, &a);
         }
         let max_new = if cli::quick() {
             a.max_new_tokens.min(16)
@@ -98,14 +113,82 @@ fn main() -> std::process::ExitCode {
             return Err(e).context("writing the sample");
         }
         let secs = t0.elapsed().as_secs_f64();
+        // Fewer tokens than asked for means the model chose to end the document.
+        let ended = if ids.len() < max_new {
+            format!(
+                "; stopped at {}, the end of a document",
+                pretrain::tokenizer::ENDOFTEXT
+            )
+        } else {
+            String::new()
+        };
         pretrain::info!(
-            "{} prompt tokens, {} new tokens in {secs:.2} s ({:.1} tokens/s, KV cache)",
+            "{} prompt tokens, {} new tokens in {secs:.2} s ({:.1} tokens/s, KV cache){ended}",
             prompt.len(),
             ids.len(),
             ids.len() as f64 / secs.max(1e-9)
         );
         Ok(())
     })
+}
+
+/// `--walk` and `--next-tokens`: what the model believes, token by token, then what comes next.
+fn inspect(model: &Gpt, tok: &Tokenizer, prompt: &[u32], a: &Args) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if prompt.len() > model.config.block_size {
+        pretrain::info!(
+            "the prompt has {} tokens; the model sees the last {}",
+            prompt.len(),
+            model.config.block_size
+        );
+    }
+    if a.walk {
+        writeln!(out, "p(token | the tokens before it):")?;
+        let seen = &prompt[prompt.len().saturating_sub(model.config.block_size)..];
+        writeln!(
+            out,
+            "  {:<16} (first: nothing before it)",
+            show(tok, seen[0])
+        )?;
+        for (&id, p) in seen[1..].iter().zip(next::walk(model, seen)) {
+            writeln!(out, "  {:<16} {:6.2}%", show(tok, id), 100.0 * p)?;
+        }
+    }
+    if let Some(n) = a.next_tokens {
+        let next = next::next_tokens(model, prompt, n as usize);
+        writeln!(out, "after {:?}, the next token:", a.prompt)?;
+        for (rank, c) in next.top.iter().enumerate() {
+            writeln!(
+                out,
+                "  {:>2}. {:<16} {:6.2}%",
+                rank + 1,
+                show(tok, c.id),
+                100.0 * c.prob
+            )?;
+        }
+        let uniform = (model.config.vocab_size as f64).log2();
+        writeln!(
+            out,
+            "entropy {:.2} bits (as uncertain as {:.1} equally likely tokens; a uniform guess is \
+             {uniform:.2} bits)",
+            next.entropy_bits,
+            next.entropy_bits.exp2()
+        )?;
+    }
+    Ok(())
+}
+
+/// A token as text in quotes, escaped; a token that is only part of a UTF-8 character (common
+/// in Chinese) as its bytes in hex.
+fn show(tok: &Tokenizer, id: u32) -> String {
+    match tok.decode_bytes(&[id]).map(String::from_utf8) {
+        Ok(Ok(text)) => format!("{text:?}"),
+        Ok(Err(e)) => {
+            let hex: Vec<String> = e.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+            format!("<{}>", hex.join(" "))
+        }
+        Err(_) => format!("<id {id}>"),
+    }
 }
 
 /// Refuses, before the weights are read, a run whose model, KV cache and tokens cannot fit in

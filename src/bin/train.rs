@@ -168,6 +168,11 @@ fn main() -> ExitCode {
             return Ok(ExitCode::from(code.clamp(0, 255) as u8));
         }
         let comm = dist::connect()?;
+        if comm.world_size() > 1 {
+            // The launcher (or mpirun) speaks of signals: mpirun's SIGTERM as it ends the ranks
+            // after a failure is not news.
+            signals::quiet();
+        }
         if !comm.is_root() {
             // Rank 0 speaks for the run; the others print only their errors.
             cli::Common::default().apply_quiet();

@@ -167,10 +167,119 @@ mod with_mpi {
         assert_eq!(code, 2, "{err}");
         assert!(err.contains("train: error: rank"), "{err}");
         assert!(err.contains("missing"), "{err}");
+        // Both ranks hit it; the launcher shows it once.
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(
             !err.contains("MPI_ABORT") && !err.contains("panicked"),
             "{err}"
         );
+    }
+
+    /// Ctrl-C in a terminal signals the whole foreground process group. `train --nproc 2`
+    /// passes it on to both ranks, which finish the step, save, and stop: exit code 130, one
+    /// message, a checkpoint at the last logged step, and the run resumes from it.
+    #[test]
+    fn ctrl_c_on_nproc_saves_a_checkpoint_and_exits_130() {
+        use std::os::unix::process::CommandExt;
+        let dir = temp_dir("dist-ctrl-c");
+        shards(&dir);
+        let out = dir.join("run");
+        let mut args = train_args(&dir, &out, 1);
+        let at = args.iter().position(|a| a == "--steps").unwrap();
+        args[at + 1] = "1000000".into();
+        let mut c = Command::new(TRAIN);
+        c.args(&args)
+            .args(["--nproc", "2"])
+            .env("RAYON_NUM_THREADS", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0);
+        let mut child = c.spawn().unwrap();
+        let metrics = out.join("metrics.jsonl");
+        let logged = || std::fs::read_to_string(&metrics).map_or(0, |t| t.lines().count());
+        while logged() < 3 {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "train ended before the signal"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // bash's own `kill`, which signals a process group given as a negative number.
+        let kill = format!("kill -INT -- -{}", child.id());
+        let sent = Command::new("bash").args(["-c", &kill]).status();
+        assert!(sent.unwrap().success());
+        let done = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&done.stderr);
+        assert_eq!(done.status.code(), Some(130), "{err}");
+        assert_eq!(err.matches("interrupted (SIGINT)").count(), 1, "{err}");
+        let state = std::fs::read_to_string(out.join("checkpoint/trainer_state.json")).unwrap();
+        let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+        assert_eq!(state["step"].as_u64().unwrap() as usize, logged(), "{err}");
+    }
+
+    /// The processes whose parent is `pid` (from `/proc/*/stat`, field 4).
+    fn children(pid: u32) -> Vec<u32> {
+        let parent_of = |stat: &str| {
+            let after = &stat[stat.rfind(')')? + 2..];
+            after.split(' ').nth(1)?.parse::<u32>().ok()
+        };
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .is_ok_and(|s| parent_of(&s) == Some(pid))
+            })
+            .collect()
+    }
+
+    /// A rank killed outright (`kill -9`, the out-of-memory killer) cannot say why: mpirun ends
+    /// the other rank, the launcher says so in one line, and the last checkpoint resumes.
+    #[test]
+    fn a_killed_rank_ends_the_run_in_one_line_and_the_checkpoint_resumes() {
+        let dir = temp_dir("dist-kill");
+        shards(&dir);
+        let out = dir.join("run");
+        let mut args = train_args(&dir, &out, 1);
+        let at = args.iter().position(|a| a == "--steps").unwrap();
+        args[at + 1] = "1000000".into();
+        let every = args.iter().position(|a| a == "--checkpoint-every").unwrap();
+        args[every + 1] = "2".into();
+        let mut c = Command::new(TRAIN);
+        c.args(&args)
+            .args(["--nproc", "2"])
+            .env("RAYON_NUM_THREADS", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let state = out.join("checkpoint/trainer_state.json");
+        while !state.is_file() {
+            assert!(child.try_wait().unwrap().is_none(), "train ended early");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let launched = children(child.id());
+        let ranks = children(launched[0]);
+        assert_eq!(ranks.len(), 2, "{ranks:?}");
+        let kill = format!("kill -KILL {}", ranks.iter().max().unwrap());
+        assert!(
+            Command::new("bash")
+                .args(["-c", &kill])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let done = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&done.stderr);
+        assert_eq!(done.status.code(), Some(2), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("killed by signal 9"), "{err}");
+        let step: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+        let steps = (step["step"].as_u64().unwrap() + 2).to_string();
+        let o = out.display().to_string();
+        let resume = ["--resume", "--out", &o, "--steps", &steps, "-q"].map(String::from);
+        let (code, err) = run(mpirun(&resume));
+        assert_eq!(code, 0, "{err}");
     }
 
     #[test]

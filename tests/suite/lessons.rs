@@ -2,10 +2,16 @@
 //!
 //! The marker and the rules are documented in `lessons/README.md`: a block whose info string is
 //! `sh run` is executed with bash in the repository root, with `PRETRAIN_QUICK=1`, and each
-//! `expect="TEXT"` attribute must appear in what it printed.
+//! `expect="TEXT"` attribute must appear in what it printed. A block marked `sh run mpi` needs
+//! a build with the `mpi` feature and Open MPI: `cargo test --release --features mpi --test
+//! suite dist_` runs those blocks (test `dist_lesson_blocks`); without the feature that test is
+//! reported as ignored, with the reason.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The longest a block may run (the longest takes about a minute under `PRETRAIN_QUICK=1`).
+const BLOCK_TIMEOUT_SECS: u32 = 600;
 
 /// One runnable block of a lesson.
 #[derive(Debug)]
@@ -14,6 +20,8 @@ struct Block {
     line: usize,
     script: String,
     expects: Vec<String>,
+    /// Marked `sh run mpi`: runs only in a build with the `mpi` feature.
+    mpi: bool,
 }
 
 /// Parse the `expect="..."` attributes of an info string.
@@ -42,6 +50,7 @@ fn blocks_of(lesson: &str, text: &str) -> Vec<Block> {
         let fence_indent = line.len() - line.trim_start().len();
         let mut words = info.split_whitespace();
         let runnable = words.next() == Some("sh") && words.next() == Some("run");
+        let mpi = runnable && words.next() == Some("mpi");
         let mut body = String::new();
         for (_, inner) in lines.by_ref() {
             if inner.trim_start().starts_with("```") {
@@ -56,6 +65,7 @@ fn blocks_of(lesson: &str, text: &str) -> Vec<Block> {
                 line: n + 1,
                 script: body,
                 expects: expects_of(info),
+                mpi,
             });
         }
     }
@@ -73,6 +83,8 @@ cargo() {{
     echo "lesson harness: only 'cargo run --release ...' is supported, got: cargo $*" >&2; return 97
   fi
   shift 2
+  # This test run's binaries were built with the features it was given.
+  [ "$1" = --features ] && shift 2
   local exe="$__bin_dir/pipeline"
   case "$1" in
     --bin) exe="$__bin_dir/$2"; shift 2 ;;
@@ -124,6 +136,10 @@ fn parser_finds_blocks_and_expects() {
     assert_eq!(blocks[0].line, 2);
     assert_eq!(blocks[0].script, "echo hi\n");
     assert_eq!(blocks[0].expects, vec!["a b".to_string(), "c".to_string()]);
+    assert!(!blocks[0].mpi);
+    let mpi = blocks_of("x.md", "```sh run mpi expect=\"ok\"\necho ok\n```\n");
+    assert!(mpi[0].mpi);
+    assert_eq!(mpi[0].expects, vec!["ok".to_string()]);
 }
 
 #[test]
@@ -133,9 +149,17 @@ fn every_lesson_has_runnable_blocks_and_exercises() {
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.display();
-        assert!(
-            !blocks_of("", &text).is_empty(),
-            "{name}: no runnable block (```sh run)"
+        let blocks = blocks_of("", &text);
+        assert!(!blocks.is_empty(), "{name}: no runnable block (```sh run)");
+        // Every `sh run` fence is a block the harness runs (none swallowed by a bad fence).
+        let fences = text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("```sh run"))
+            .count();
+        assert_eq!(
+            fences,
+            blocks.len(),
+            "{name}: fences and parsed blocks differ"
         );
         assert!(
             text.contains("## Exercises"),
@@ -146,6 +170,21 @@ fn every_lesson_has_runnable_blocks_and_exercises() {
 
 #[test]
 fn every_lesson_command_runs() {
+    run_blocks(|b| !b.mpi);
+}
+
+/// The lessons' MPI blocks (`sh run mpi`), on real ranks.
+#[test]
+#[cfg_attr(
+    not(feature = "mpi"),
+    ignore = "lesson blocks marked `sh run mpi` need `cargo test --release --features mpi --test suite dist_`"
+)]
+fn dist_lesson_blocks() {
+    run_blocks(|b| b.mpi);
+}
+
+/// Runs the blocks of every lesson that `pick` selects, in order, and checks their output.
+fn run_blocks(pick: impl Fn(&Block) -> bool) {
     let root = repo_root();
     let prelude = prelude(&bin_dir());
     let mut failures = Vec::new();
@@ -153,29 +192,10 @@ fn every_lesson_command_runs() {
     for path in lesson_files() {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(&path).unwrap();
-        for block in blocks_of(&name, &text) {
+        for block in blocks_of(&name, &text).into_iter().filter(&pick) {
             ran += 1;
-            let out = Command::new("bash")
-                .arg("-c")
-                .arg(format!("{prelude}{}", block.script))
-                .current_dir(&root)
-                .env("PRETRAIN_QUICK", "1")
-                .output()
-                .expect("bash runs");
-            let printed = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let at = format!("{}:{}", block.lesson, block.line);
-            if !out.status.success() {
-                failures.push(format!("{at}: exited with {}\n{printed}", out.status));
-                continue;
-            }
-            for want in &block.expects {
-                if !printed.contains(want.as_str()) {
-                    failures.push(format!("{at}: output lacks {want:?}\n{printed}"));
-                }
+            if let Err(e) = run_block(&block, &prelude, &root) {
+                failures.push(e);
             }
         }
     }
@@ -186,4 +206,34 @@ fn every_lesson_command_runs() {
         failures.len(),
         failures.join("\n---\n")
     );
+}
+
+/// Runs one block with bash in the repository root; an error says where and what it printed.
+fn run_block(block: &Block, prelude: &str, root: &Path) -> Result<(), String> {
+    // coreutils' `timeout` ends a block that hangs (exit code 124).
+    let out = Command::new("timeout")
+        .args([&BLOCK_TIMEOUT_SECS.to_string(), "bash", "-c"])
+        .arg(format!("{prelude}{}", block.script))
+        .current_dir(root)
+        .env("PRETRAIN_QUICK", "1")
+        .output()
+        .expect("bash runs");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let at = format!("{}:{}", block.lesson, block.line);
+    if out.status.code() == Some(124) {
+        return Err(format!(
+            "{at}: still running after {BLOCK_TIMEOUT_SECS} s\n{printed}"
+        ));
+    }
+    if !out.status.success() {
+        return Err(format!("{at}: exited with {}\n{printed}", out.status));
+    }
+    match block.expects.iter().find(|w| !printed.contains(w.as_str())) {
+        Some(want) => Err(format!("{at}: output lacks {want:?}\n{printed}")),
+        None => Ok(()),
+    }
 }

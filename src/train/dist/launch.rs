@@ -12,8 +12,11 @@
 //! Several machines need a hostfile instead: run `mpirun` by hand (README, "Distributed
 //! training").
 
+use super::relay::ErrorRelay;
 use anyhow::{Result, bail};
 use std::ffi::OsString;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 /// What decides the `mpirun` command line.
@@ -104,11 +107,41 @@ pub fn relaunch(nproc: usize) -> Result<i32> {
     };
     let exe = std::env::current_exe()?;
     let args = args_without_nproc(std::env::args_os().skip(1));
-    let status = std::process::Command::new(&mpirun)
+    // In a process group of its own, the terminal's Ctrl-C reaches this process only, which
+    // passes it on as SIGUSR1 (see `cli::signals`): every rank then saves and stops cleanly.
+    let mut child = std::process::Command::new(&mpirun)
         .args(launch.mpirun_args(&exe, &args))
-        .status()
+        .process_group(0)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .map_err(|e| anyhow::anyhow!("starting {}: {e}", mpirun.display()))?;
-    Ok(status.code().unwrap_or(2))
+    crate::cli::signals::forward_to(child.id());
+    let mut relay = ErrorRelay::default();
+    if let Some(mut err) = child.stderr.take() {
+        let mut buf = [0u8; 4096];
+        let mut stderr = std::io::stderr();
+        while let Ok(n @ 1..) = err.read(&mut buf) {
+            relay.feed(&buf[..n], &mut stderr)?;
+        }
+        relay.finish(&mut stderr)?;
+    }
+    let status = child.wait()?;
+    if let Some(sig) = crate::cli::signals::stop_signal() {
+        return Ok(128 + sig);
+    }
+    let code = status.code().unwrap_or(2);
+    if code != 0 && !relay.saw_errors() {
+        // No rank could say why: one was killed (out of memory, `kill -9`, a crash).
+        bail!(
+            "a rank of the run ended without an error message (mpirun's exit code {code}{}); \
+             the last checkpoint saved is intact: continue with --resume",
+            match code {
+                129.. => format!(", killed by signal {}", code - 128),
+                _ => String::new(),
+            }
+        );
+    }
+    Ok(code)
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ mod mpi;
 pub mod launch;
 pub mod layout;
 pub mod pipeline;
+pub mod relay;
 
 pub use layout::{Layout, PipeSchedule};
 

@@ -4,6 +4,8 @@
 //! recompute the keys and values of the whole prefix: O(n²) work for n tokens. The cache keeps each
 //! layer's keys and values; a step computes them only for the new token and attends over the rest.
 
+pub mod next;
+
 use crate::model::gpt::Gpt;
 use crate::tensor::{Rng, Tensor, no_grad};
 
