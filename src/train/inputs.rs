@@ -16,7 +16,6 @@ pub fn check_layout(layout: &crate::train::dist::Layout, world: usize) -> Result
     layout.dp(world)?;
     let missing = [
         (layout.zero > 0, "ZeRO (--zero)"),
-        (layout.tp > 1, "tensor parallel (--tp)"),
         (layout.pp > 1, "pipeline parallel (--pp)"),
     ];
     if let Some((_, what)) = missing.iter().find(|(on, _)| *on) {

@@ -93,12 +93,19 @@ impl AdamW {
     /// in place. 2-D tensors (weights and embeddings) get weight decay; 1-D ones (biases and
     /// LayerNorm) do not, as in nanoGPT. Returns the gradient norm before clipping.
     pub fn update(&mut self, params: &[&Tensor], lr: f32, grad_clip: f32) -> f32 {
+        let norm = Self::grad_norm(params);
+        self.update_with_norm(params, lr, grad_clip, norm);
+        norm
+    }
+
+    /// [`AdamW::update`] with the gradient norm measured by the caller (over every rank when
+    /// the parameters are sliced between ranks, as in tensor parallel).
+    pub fn update_with_norm(&mut self, params: &[&Tensor], lr: f32, grad_clip: f32, norm: f32) {
         assert_eq!(
             params.len(),
             self.state.len(),
             "AdamW::update: parameter count"
         );
-        let norm = Self::grad_norm(params);
         let grad_scale = clip_factor(norm, grad_clip);
         self.step += 1;
         for (p, s) in params.iter().zip(&self.state) {
@@ -117,7 +124,6 @@ impl AdamW {
             };
             p.adamw_(&grad, [&s.m, &s.v], s.master.as_ref(), &h);
         }
-        norm
     }
 
     /// True when every parameter (its f32 master copy where it has one) is finite. `Σ (0·w)²`

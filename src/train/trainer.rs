@@ -20,7 +20,12 @@
 //! `--grad-accum 2`, bit for bit (a sum of two numbers does not depend on their order; from 3
 //! ranks, or with `--grad-accum` above 1, the sums are grouped differently and the last bits can
 //! differ). Rank 0 alone writes the run folder.
+//!
+//! Tensor parallel (`--tp N`, [`dist::tp`]): each group of `N` neighbouring ranks holds one
+//! model in slices and runs the same micro-batches together; the data parallel rank and degree
+//! above are then those of the group (`Layout::coords`), not of the single rank.
 
+use super::dist::tp::TensorParallel;
 use super::dist::{self, Comm, Single};
 use super::inputs;
 use super::metrics::{MetricsLog, StepMetrics};
@@ -220,6 +225,8 @@ pub struct Run<'a> {
     saved: Option<usize>,
     /// Held by rank 0 while the run lives: no other run writes this folder.
     _lock: Option<RunLock>,
+    /// The tensor parallel groups, when `--tp` is above 1.
+    tp: Option<TensorParallel>,
 }
 
 /// What one optimizer step measured.
@@ -241,6 +248,7 @@ impl<'a> Run<'a> {
         comm: &'a dyn Comm,
     ) -> Result<Run<'a>> {
         inputs::check_config(cfg)?;
+        dist::tp::check_model(&cfg.model, cfg.layout.tp)?;
         inputs::check_layout(&cfg.layout, comm.world_size())?;
         let root = comm.is_root();
         let lock = root
@@ -251,7 +259,10 @@ impl<'a> Run<'a> {
         let (train_data, val_data) = inputs::open_data(cfg)?;
         let tokenizer = crate::tokenizer::formats::load(&cfg.data, None).ok();
         let world = comm.world_size();
-        let (model, opt, start, train_data) = build_model(cfg, resume, place, train_data, world)?;
+        let tp = (cfg.layout.tp > 1).then(|| TensorParallel::new(comm, &cfg.layout));
+        let dp = cfg.layout.dp(world)?;
+        let (model, opt, start, train_data) =
+            build_model(cfg, resume, place, train_data, (dp, tp.as_ref()))?;
         inputs::check_fits(&model.config, &train_data, cfg, resume)?;
         if root {
             run_config::write_config(cfg, &model.config)?;
@@ -291,6 +302,7 @@ impl<'a> Run<'a> {
             summary,
             saved: resume.then_some(start),
             _lock: lock,
+            tp,
         })
     }
 
@@ -307,7 +319,7 @@ impl<'a> Run<'a> {
         bar.set_position(self.start as u64);
         let flops_per_token = flops_per_token(&self.model.config, cfg.seq_len);
         let run_start = Instant::now();
-        let tokens_per_step = cfg.tokens_per_step() * self.comm.world_size();
+        let tokens_per_step = cfg.tokens_per_step() * self.data_rank().1;
         for step in self.start..cfg.steps {
             let r = match self.step(step) {
                 Ok(r) => r,
@@ -333,9 +345,10 @@ impl<'a> Run<'a> {
                 tokens_per_sec: tok_per_sec,
                 val_loss,
             })?;
-            if self.comm.is_root() && cfg.sample_every > 0 && done % cfg.sample_every == 0 {
-                let text = self.sample(done);
-                bar.suspend(|| info!("step {done} sample: {text:?}"));
+            if cfg.sample_every > 0 && done % cfg.sample_every == 0 {
+                if let Some(text) = self.sample(done) {
+                    bar.suspend(|| info!("step {done} sample: {text:?}"));
+                }
             }
             let interrupted = r.stop && !last;
             if last || interrupted || (cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0)
@@ -365,6 +378,10 @@ impl<'a> Run<'a> {
         if let Some(log) = self.log.as_ref().filter(|_| s.steps_done == 0) {
             log.redraw()?;
         }
+        if let Some(tp) = self.tp.as_ref().filter(|_| self.comm.is_root()) {
+            let (c, b, t) = (&self.model.config, cfg.batch_size, cfg.seq_len);
+            detail!("{}", tp.traffic(c, cfg.grad_accum, b, t));
+        }
         Ok(self.summary.clone())
     }
 
@@ -374,8 +391,9 @@ impl<'a> Run<'a> {
     fn step(&mut self, step: usize) -> Result<StepResult> {
         let cfg = self.cfg;
         let t0 = Instant::now();
-        let micro_batches = cfg.grad_accum * self.comm.world_size();
+        let micro_batches = cfg.grad_accum * self.data_rank().1;
         let mut loss_sum = 0.0f64;
+        self.tp.iter().for_each(|tp| tp.step_begins());
         for _ in 0..cfg.grad_accum {
             let (x, y) = self.next_micro_batch();
             let loss = self.model.loss(&x, &y, cfg.batch_size, cfg.seq_len);
@@ -391,18 +409,30 @@ impl<'a> Run<'a> {
                 loss.backward()
             }
         }
-        // One message for the loss and the stop flag, so every rank decides the same.
+        self.tp.iter().for_each(|tp| tp.step_done());
+        // One message for the loss and the stop flag, so every rank decides the same. (The
+        // ranks of a tensor parallel group add the same loss: divide by all the ranks.)
         let mut sums = [loss_sum, STOP.load(Ordering::Relaxed) as u8 as f64];
         self.comm.all_reduce_sum_f64(&mut sums);
-        let loss = (sums[0] / micro_batches as f64) as f32;
+        let loss = (sums[0] / (cfg.grad_accum * self.comm.world_size()) as f64) as f32;
         if !loss.is_finite() {
             self.params.iter().for_each(|p| p.zero_grad());
             return Err(self.diverged(&format!("the loss became {loss}"), step + 1));
         }
-        dist::all_reduce_grads(self.comm, &self.params);
         let refs: Vec<&Tensor> = self.params.iter().collect();
         let lr = cfg.schedule().lr(step);
-        let grad_norm = self.opt.update(&refs, lr, cfg.grad_clip);
+        let grad_norm = match &self.tp {
+            None => {
+                dist::all_reduce_grads(self.comm, &self.params);
+                self.opt.update(&refs, lr, cfg.grad_clip)
+            }
+            Some(tp) => {
+                dist::all_reduce_grads(tp.dp(), &self.params);
+                let norm = tp.grad_norm(&self.model);
+                self.opt.update_with_norm(&refs, lr, cfg.grad_clip, norm);
+                norm
+            }
+        };
         self.params.iter().for_each(|p| p.zero_grad());
         if !grad_norm.is_finite() {
             let what = format!("the gradient norm became {grad_norm}");
@@ -416,15 +446,23 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// This rank's next micro-batch: of the next `world_size` batches of the stream, the
-    /// `rank`-th. Every rank steps over all of them, so the loaders stay at the same position
-    /// (the one a single process with `--grad-accum` × world size would reach).
+    /// This rank's next micro-batch: of the next `dp` batches of the stream, the one of its
+    /// data parallel rank. Every rank steps over all of them, so the loaders stay at the same
+    /// position (the one a single process with `--grad-accum` × `dp` would reach).
     fn next_micro_batch(&mut self) -> (Vec<u32>, Vec<u32>) {
-        let (rank, world) = (self.comm.rank(), self.comm.world_size());
+        let (rank, world) = self.data_rank();
         (0..rank).for_each(|_| self.train_data.skip_batch());
         let batch = self.train_data.next_batch();
         (rank + 1..world).for_each(|_| self.train_data.skip_batch());
         batch
+    }
+
+    /// This rank's data parallel coordinate and the data parallel degree (the rank and the
+    /// world size when every rank holds the whole model).
+    fn data_rank(&self) -> (usize, usize) {
+        let (world, layout) = (self.comm.world_size(), &self.cfg.layout);
+        let dp = layout.dp(world).unwrap_or(world);
+        (layout.coords(self.comm.rank()).0, dp)
     }
 
     /// Appends a line to `metrics.jsonl` (rank 0 only).
@@ -448,10 +486,12 @@ impl<'a> Run<'a> {
         done: usize,
         bar: &indicatif::ProgressBar,
     ) -> Result<Option<f32>> {
-        if !self.comm.is_root() {
+        // A tensor parallel model evaluates on every rank: its forward needs the whole group.
+        if !self.comm.is_root() && self.tp.is_none() {
             return Ok(None);
         }
-        let Some(v) = self.evaluate()? else {
+        let v = self.evaluate()?;
+        let Some(v) = v.filter(|_| self.comm.is_root()) else {
             return Ok(None);
         };
         let bpb = self
@@ -469,16 +509,28 @@ impl<'a> Run<'a> {
         Ok(Some(v))
     }
 
-    /// A short sample from the model (on the CPU, from the full-precision weights).
-    fn sample(&self, done: usize) -> String {
+    /// A short sample from the model (on the CPU, from the full-precision weights), on rank 0
+    /// (`None` elsewhere). A tensor parallel group first gathers the whole model.
+    fn sample(&self, done: usize) -> Option<String> {
+        let whole = match &self.tp {
+            Some(tp) => Some(tp.gather_weights(&self.model, &self.opt)),
+            None => None,
+        };
+        if !self.comm.is_root() {
+            return None;
+        }
         let Some(tok) = &self.tokenizer else {
-            return String::new();
+            return Some(String::new());
         };
         let seed = self.cfg.seed + done as u64;
-        if self.place.device == Device::Cpu {
-            return sample_text(&self.model, tok, 32, seed);
-        }
-        sample_text(&run_dir::cpu_model(&self.model, &self.opt), tok, 32, seed)
+        let model = match whole {
+            Some(weights) => Gpt::from_named(self.model.config, weights),
+            None if self.place.device == Device::Cpu => {
+                return Some(sample_text(&self.model, tok, 32, seed));
+            }
+            None => run_dir::cpu_model(&self.model, &self.opt),
+        };
+        Some(sample_text(&model, tok, 32, seed))
     }
 
     /// The error that stops a run whose numbers are no longer finite, saying what is kept.
@@ -499,26 +551,42 @@ impl<'a> Run<'a> {
     /// Saves the checkpoint folder after step `done` and redraws the loss plot; refuses (with
     /// the error of [`Run::diverged`]) when a weight is no longer finite.
     pub fn checkpoint(&mut self, done: usize) -> Result<()> {
+        // A tensor parallel group gathers its slices (every rank takes part) for rank 0 to save.
+        let gathered = self.tp.as_ref().map(|tp| {
+            let weights = tp.gather_weights(&self.model, &self.opt);
+            (weights, tp.gather_optimizer(&self.model, &self.opt))
+        });
         if !self.comm.is_root() {
             self.saved = Some(done);
             return Ok(());
         }
         let refs: Vec<&Tensor> = self.params.iter().collect();
-        if !self.opt.weights_finite(&refs) {
+        let finite = match &gathered {
+            Some((w, _)) => w.iter().all(|t| t.data.iter().all(|v| v.is_finite())),
+            None => self.opt.weights_finite(&refs),
+        };
+        if !finite {
             return Err(self.diverged("the weights are no longer finite", done));
         }
         let eos = self
             .tokenizer
             .as_ref()
             .and_then(|t| t.special_id(crate::tokenizer::ENDOFTEXT));
+        let (weights, whole_opt) = match gathered {
+            Some((w, opt)) => (w, Some(opt)),
+            None => (
+                run_dir::full_precision_weights(&self.model, &self.opt),
+                None,
+            ),
+        };
         let ck = Checkpoint {
             config: self.model.config,
-            weights: run_dir::full_precision_weights(&self.model, &self.opt),
-            opt: &self.opt,
+            weights,
+            opt: whole_opt.as_ref().unwrap_or(&self.opt),
             state: TrainerState {
                 step: done,
                 train_position: self.train_data.position(),
-                world_size: self.comm.world_size(),
+                world_size: self.data_rank().1,
             },
             eos,
             data: &self.cfg.data,
@@ -535,13 +603,14 @@ impl<'a> Run<'a> {
 
 /// The model and optimizer on `place`: resumed, initialised from a checkpoint, or fresh; and the
 /// step to start at (the loader moved to where a resumed run left off). A run resumes at the
-/// world size that saved it: at another, the same `--grad-accum` would mean another global batch.
+/// data parallel degree `dp` that saved it: at another, the same `--grad-accum` would mean
+/// another global batch. With tensor parallel `tp`, the rank keeps its slices of the model.
 fn build_model(
     cfg: &TrainConfig,
     resume: bool,
     place: Placement,
     mut train_data: Loader,
-    world: usize,
+    (dp, tp): (usize, Option<&TensorParallel>),
 ) -> Result<(Gpt, AdamW, usize, Loader)> {
     let ckpt = checkpoint_dir(&cfg.out);
     let (cpu, saved) = if resume {
@@ -555,10 +624,11 @@ fn build_model(
                 inputs::describe(&cfg.model)
             );
         }
-        if state.world_size != world {
+        if state.world_size != dp {
             bail!(
-                "{} was saved by a run on {saved} rank(s); resume it on {saved} (`--nproc \
-                 {saved}`), not {world}: resuming at another world size is not supported yet",
+                "{} was saved by a run on {saved} rank(s) of data parallel; resume it on \
+                 {saved} (`--nproc {saved}` × --tp × --pp), not {dp}: resuming at another \
+                 data parallel degree is not supported yet",
                 ckpt.display(),
                 saved = state.world_size,
             );
@@ -572,6 +642,10 @@ fn build_model(
             None => Gpt::new(cfg.model, cfg.seed),
         };
         (model, None)
+    };
+    let (cpu, saved) = match tp {
+        Some(tp) => tp.shard(cpu, saved),
+        None => (cpu, saved),
     };
     // The f32 values: the source of the master copies when the model is kept in bf16.
     let values: Vec<Tensor> = cpu.params().into_iter().map(|(_, p)| p.clone()).collect();

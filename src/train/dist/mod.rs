@@ -28,6 +28,7 @@ mod mpi;
 pub mod launch;
 pub mod layout;
 pub mod relay;
+pub mod tp;
 
 pub use layout::{Layout, PipeSchedule};
 
