@@ -345,10 +345,11 @@ impl<'a> Run<'a> {
                 tokens_per_sec: tok_per_sec,
                 val_loss,
             })?;
-            if cfg.sample_every > 0 && done % cfg.sample_every == 0 {
-                if let Some(text) = self.sample(done) {
-                    bar.suspend(|| info!("step {done} sample: {text:?}"));
-                }
+            if cfg.sample_every > 0
+                && done % cfg.sample_every == 0
+                && let Some(text) = self.sample(done)
+            {
+                bar.suspend(|| info!("step {done} sample: {text:?}"));
             }
             let interrupted = r.stop && !last;
             if last || interrupted || (cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0)
@@ -512,10 +513,10 @@ impl<'a> Run<'a> {
     /// A short sample from the model (on the CPU, from the full-precision weights), on rank 0
     /// (`None` elsewhere). A tensor parallel group first gathers the whole model.
     fn sample(&self, done: usize) -> Option<String> {
-        let whole = match &self.tp {
-            Some(tp) => Some(tp.gather_weights(&self.model, &self.opt)),
-            None => None,
-        };
+        let whole = self
+            .tp
+            .as_ref()
+            .map(|tp| tp.gather_weights(&self.model, &self.opt));
         if !self.comm.is_root() {
             return None;
         }

@@ -9,7 +9,7 @@
 
 use crate::common::{assert_one_line_error, temp_dir};
 use pretrain::dataset::shard::write_shard;
-use pretrain::model::checkpoint::{gpt2_param_shapes, read_safetensors};
+use pretrain::model::checkpoint::gpt2_param_shapes;
 use pretrain::model::config::GptConfig;
 use pretrain::model::gpt::Gpt;
 use pretrain::model::tp::{Split, slice, split_of, unslice};
@@ -240,6 +240,7 @@ fn refuses_a_model_it_cannot_split_in_one_line() {
 #[cfg(feature = "mpi")]
 mod with_mpi {
     use super::*;
+    use pretrain::model::checkpoint::read_safetensors;
 
     /// `mpirun -np 2` with the flags a test machine of any size and user needs.
     fn mpirun(args: &[String]) -> Command {
