@@ -111,6 +111,8 @@ pub struct TrainSummary {
     pub mfu: f64,
     pub interrupted: bool,
     pub checkpoint: PathBuf,
+    /// Tensor parallel: what the last step all-reduced inside a group, against the formula.
+    pub tp_traffic: Option<String>,
 }
 
 /// Where the training steps run: a device, and the dtype of the parameters and activations
@@ -379,9 +381,9 @@ impl<'a> Run<'a> {
         if let Some(log) = self.log.as_ref().filter(|_| s.steps_done == 0) {
             log.redraw()?;
         }
-        if let Some(tp) = self.tp.as_ref().filter(|_| self.comm.is_root()) {
+        if let Some(tp) = &self.tp {
             let (c, b, t) = (&self.model.config, cfg.batch_size, cfg.seq_len);
-            detail!("{}", tp.traffic(c, cfg.grad_accum, b, t));
+            self.summary.tp_traffic = Some(tp.traffic(c, cfg.grad_accum, b, t));
         }
         Ok(self.summary.clone())
     }
