@@ -339,6 +339,40 @@ mod with_mpi {
         assert_runs_agree(&one, &two, 1e-5);
     }
 
+    /// On a GPU (here the CPU emulator of one when there is none; each rank opens its own), in
+    /// f32: the activations cross ranks through host buffers, and TP-2 follows TP-1.
+    #[test]
+    fn two_ranks_on_the_gpu_match_one() {
+        let test = "dist_tp::two_ranks_on_the_gpu_match_one";
+        if pretrain::tensor::cuda::device::for_tests(test).is_none() {
+            return;
+        }
+        let dir = temp_dir("dist-tp-gpu");
+        shards(&dir);
+        let (one, two) = (dir.join("one"), dir.join("two"));
+        let gpu = |out: &Path, tp: &str| {
+            let extra = format!("--tp {tp} --steps 3 --n-layer 1 --seq-len 8 --batch-size 2");
+            let args = train_args(&dir, out, &extra).join(" ");
+            let args = args.replace("--device cpu", "--device cuda --precision fp32");
+            let args = args.replace("--steps 10 ", "").replace("--n-layer 2 ", "");
+            let args = args.replace("--batch-size 4 --seq-len 16 ", "");
+            args.split(' ').map(String::from).collect::<Vec<_>>()
+        };
+        let mut c = Command::new(TRAIN);
+        c.args(gpu(&one, "1")).env("PRETRAIN_GPU_EMU", "1");
+        let (code, err) = run(c);
+        assert_eq!(code, 0, "{err}");
+        // The ranks inherit mpirun's environment on this machine.
+        let mut c = mpirun(&gpu(&two, "2"));
+        c.env("PRETRAIN_GPU_EMU", "1");
+        let (code, err) = run(c);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(steps(&two).len(), 3);
+        for (x, y) in steps(&one).iter().zip(&steps(&two)) {
+            assert_close(x, y, 1e-5, "loss, grad norm on the GPU");
+        }
+    }
+
     /// 4 ranks as data parallel 2 × tensor parallel 2 (more ranks than this machine's cores:
     /// slow, but a toy model): the same as one process with `--grad-accum 2`. The weights are
     /// held to 1e-4: with twice the micro-batches the sums are grouped differently in twice
