@@ -1,7 +1,8 @@
 //! Tensor parallel (`--tp`, Megatron-LM's split): the slicing and its inverse; the f and g ops'
 //! gradients; a whole GPT split over two "ranks" (threads of this process) against the whole
 //! model, with the all-reduce bytes Megatron's formula predicts; and, over MPI, `train --tp 2`
-//! against one rank over 10 steps, through a checkpoint resumed the other way round.
+//! against one rank over 10 steps, through a checkpoint resumed the other way round, on the GPU
+//! (or its CPU emulator), and as data parallel 2 × tensor parallel 2 on 4 ranks.
 //!
 //! TP-2 does not reproduce TP-1 bit for bit: the row-parallel matmul sums its `K` products in
 //! two halves that the all-reduce adds, where one rank sums them in one pass, so the last bits
