@@ -241,6 +241,9 @@ fn report(s: &TrainSummary) {
     if let Some(u) = s.unigram_val_loss {
         println!("unigram baseline val loss {u:.4}");
     }
+    if let Some(t) = &s.tp_traffic {
+        println!("{t}");
+    }
     if s.interrupted {
         println!(
             "interrupted after step {}; continue with --resume",

@@ -14,6 +14,7 @@
 
 use super::checkpoint::{NamedTensor, gpt2_param_shapes};
 use super::config::{GptConfig, INIT_STD, LAYER_NORM_EPS};
+use crate::tensor::parallel::Group;
 use crate::tensor::{DType, Device, Rng, Tensor};
 
 /// How attention is computed: the fused op (fast, the default) or composed from basic ops
@@ -55,6 +56,9 @@ pub struct Gpt {
     pub ln_f_w: Tensor,
     pub ln_f_b: Tensor,
     pub attention: Attention,
+    /// Set when the blocks hold one rank's slices of a tensor parallel group (see
+    /// [`super::tp`]); `None` for the whole model.
+    pub tp: Option<Group>,
 }
 
 impl Gpt {
@@ -103,7 +107,7 @@ impl Gpt {
     }
 
     /// The model whose parameters are `tensors`, in [`gpt2_param_shapes`] order.
-    fn from_tensors(
+    pub(super) fn from_tensors(
         config: GptConfig,
         tensors: impl IntoIterator<Item = Tensor>,
         attention: Attention,
@@ -136,6 +140,7 @@ impl Gpt {
             ln_f_w,
             ln_f_b,
             attention,
+            tp: None,
         }
     }
 
@@ -187,7 +192,9 @@ impl Gpt {
             .into_iter()
             .map(|(_, p)| p.detach().to(device).to_dtype(dtype).requires_grad_());
         let moved: Vec<Tensor> = moved.collect();
-        Gpt::from_tensors(self.config, moved, self.attention)
+        let mut model = Gpt::from_tensors(self.config, moved, self.attention);
+        model.tp = self.tp.clone();
+        model
     }
 
     /// Where the parameters live, and their dtype.
@@ -235,6 +242,10 @@ impl Gpt {
     /// One transformer block on the rows `x` (`[N, C]`): `x + attn(ln_1(x))`, then
     /// `x + mlp(ln_2(x))`. `attend` maps the query-key-value projection (`[N, 3C]`) to the
     /// attention's output (`[N, C]`): the fused op in training, a KV cache when sampling.
+    ///
+    /// Tensor parallel, each rank runs this with its slices: `column` (Megatron's *f*, then
+    /// the rank's heads or MLP columns) and `row` (its rows of the projection, Megatron's *g*
+    /// summing the ranks' partial outputs, then the bias once).
     pub fn block(
         &self,
         block: &Block,
@@ -243,11 +254,35 @@ impl Gpt {
     ) -> Tensor {
         let eps = LAYER_NORM_EPS as f64;
         let h = x.layer_norm(&block.ln_1_w, &block.ln_1_b, eps);
-        let y = attend(&h.linear(&block.attn_w, Some(&block.attn_b)));
-        let x = x + &y.linear(&block.attn_proj_w, Some(&block.attn_proj_b));
+        let y = attend(&self.column(&h, &block.attn_w, &block.attn_b));
+        let x = x + &self.row(&y, &block.attn_proj_w, &block.attn_proj_b);
         let h = x.layer_norm(&block.ln_2_w, &block.ln_2_b, eps);
-        let h = h.linear(&block.fc_w, Some(&block.fc_b)).gelu();
-        &x + &h.linear(&block.mlp_proj_w, Some(&block.mlp_proj_b))
+        let h = self.column(&h, &block.fc_w, &block.fc_b).gelu();
+        &x + &self.row(&h, &block.mlp_proj_w, &block.mlp_proj_b)
+    }
+
+    /// `x·w + b` for a column-parallel weight: `x` enters through *f* when tensor parallel.
+    fn column(&self, x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
+        match &self.tp {
+            None => x.linear(w, Some(b)),
+            Some(group) => x.tp_copy(group).linear(w, Some(b)),
+        }
+    }
+
+    /// `x·w + b` for a row-parallel weight: the ranks' partial products summed by *g* when
+    /// tensor parallel, and the (replicated) bias added once, after the sum.
+    fn row(&self, x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
+        match &self.tp {
+            None => x.linear(w, Some(b)),
+            Some(group) => &x.linear(w, None).tp_reduce(group) + b,
+        }
+    }
+
+    /// The embedding width and the heads of this rank's share of each attention layer: all
+    /// of them, or `1/tp` of each when tensor parallel.
+    fn local_heads(&self) -> (usize, usize) {
+        let tp = self.tp.as_ref().map_or(1, Group::size);
+        (self.config.n_embd / tp, self.config.n_head / tp)
     }
 
     /// The last LayerNorm, `ln_f`.
@@ -262,7 +297,7 @@ impl Gpt {
 
     /// Causal self-attention on the query-key-value rows `qkv` (`[B·T, 3C]`): `[B·T, C]`.
     fn attend(&self, qkv: &Tensor, b: usize, t: usize) -> Tensor {
-        let (c, nh) = (self.config.n_embd, self.config.n_head);
+        let (c, nh) = self.local_heads();
         let qkv = qkv.reshape(&[b, t, 3 * c]);
         let y = match self.attention {
             Attention::Fused => qkv.causal_self_attention(nh),

@@ -5,3 +5,4 @@ pub mod checkpoint;
 pub mod config;
 pub mod gpt;
 pub mod memory;
+pub mod tp;

@@ -20,7 +20,8 @@
 //!   `layer_norm`, `embedding`, `cross_entropy[_ignore]`, `masked_fill`, `causal_mask`; views
 //!   `reshape`, `permute`, `transpose`, `t`, `narrow`, `expand`, `split`, `chunk`; `cat`;
 //!   `contiguous`, `to_dtype`; fused: `causal_self_attention(n_head)` (from a `[B, T, 3C]` qkv),
-//!   `classifier_loss` (the LM head with its loss), and the optimizer's `adamw_`. A shape
+//!   `classifier_loss` (the LM head with its loss), and the optimizer's `adamw_`; tensor
+//!   parallel's `tp_copy` and `tp_reduce` ([`parallel`](crate::tensor::parallel)). A shape
 //!   mismatch panics naming the op and both shapes; so do operands on two devices.
 //! - [`gradcheck`](crate::tensor::gradcheck) checks every op's backward against finite differences in `f64`
 //!   (`|analytic − numeric| ≤ 1e-6·(1 + |numeric|)`, eps 1e-6).
@@ -39,6 +40,8 @@ pub mod cuda;
 pub mod devices;
 pub mod gradcheck;
 mod ops;
+/// Megatron's f and g ops over a group of ranks (tensor parallel, lesson 09).
+pub mod parallel;
 pub mod pool;
 pub mod profile;
 pub mod rng;

@@ -14,10 +14,7 @@ use anyhow::{Result, bail};
 /// Checks that `layout` splits `world` ranks, and that its strategies exist in this build.
 pub fn check_layout(layout: &crate::train::dist::Layout, world: usize) -> Result<()> {
     layout.dp(world)?;
-    let missing = [
-        (layout.zero > 0, "ZeRO (--zero)"),
-        (layout.tp > 1, "tensor parallel (--tp)"),
-    ];
+    let missing = [(layout.zero > 0, "ZeRO (--zero)")];
     if let Some((_, what)) = missing.iter().find(|(on, _)| *on) {
         bail!("{what} is not implemented yet");
     }

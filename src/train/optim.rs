@@ -101,14 +101,15 @@ impl AdamW {
     /// in place. 2-D tensors (weights and embeddings) get weight decay; 1-D ones (biases and
     /// LayerNorm) do not, as in nanoGPT. Returns the gradient norm before clipping.
     pub fn update(&mut self, params: &[&Tensor], lr: f32, grad_clip: f32) -> f32 {
-        assert_eq!(
-            params.len(),
-            self.state.len(),
-            "AdamW::update: parameter count"
-        );
         let norm = Self::grad_norm(params);
-        self.apply(params, lr, clip_factor(norm, grad_clip), &|_| true);
+        self.update_with_norm(params, lr, grad_clip, norm);
         norm
+    }
+
+    /// [`AdamW::update`] with the gradient norm measured by the caller (over every rank when
+    /// the parameters are sliced between ranks, as in tensor parallel).
+    pub fn update_with_norm(&mut self, params: &[&Tensor], lr: f32, grad_clip: f32, norm: f32) {
+        self.apply(params, lr, clip_factor(norm, grad_clip), &|_| true);
     }
 
     /// One AdamW step with the gradients scaled by `grad_scale`, for the parameters (by index)
@@ -121,6 +122,11 @@ impl AdamW {
         grad_scale: f32,
         mine: &dyn Fn(usize) -> bool,
     ) {
+        assert_eq!(
+            params.len(),
+            self.state.len(),
+            "AdamW::update: parameter count"
+        );
         self.step += 1;
         for (i, (p, s)) in params.iter().zip(&self.state).enumerate() {
             if !mine(i) {

@@ -24,8 +24,13 @@
 //! Pipeline parallel (`--pp`): the step's forwards and backwards go through the stages of
 //! [`dist::pipeline`] instead, which also updates each stage's own weights; rank 0 gathers the
 //! whole model before it evaluates, samples or saves.
+//!
+//! Tensor parallel (`--tp N`, [`dist::tp`]): each group of `N` neighbouring ranks holds one
+//! model in slices and runs the same micro-batches together; the data parallel rank and degree
+//! above are then those of the group (`Layout::coords`), not of the single rank.
 
 use super::dist::pipeline::Pipeline;
+use super::dist::tp::TensorParallel;
 use super::dist::{self, Comm, Single};
 use super::inputs;
 use super::metrics::{MetricsLog, StepMetrics};
@@ -111,6 +116,8 @@ pub struct TrainSummary {
     pub mfu: f64,
     pub interrupted: bool,
     pub checkpoint: PathBuf,
+    /// Tensor parallel: what the last step all-reduced inside a group, against the formula.
+    pub tp_traffic: Option<String>,
 }
 
 /// Where the training steps run: a device, and the dtype of the parameters and activations
@@ -227,6 +234,8 @@ pub struct Run<'a> {
     _lock: Option<RunLock>,
     /// This rank's stage when the run is pipeline parallel (`--pp` above 1).
     pipe: Option<Pipeline>,
+    /// The tensor parallel groups, when `--tp` is above 1.
+    tp: Option<TensorParallel>,
 }
 
 /// What one optimizer step measured.
@@ -248,6 +257,7 @@ impl<'a> Run<'a> {
         comm: &'a dyn Comm,
     ) -> Result<Run<'a>> {
         inputs::check_config(cfg)?;
+        dist::tp::check_model(&cfg.model, cfg.layout.tp)?;
         inputs::check_layout(&cfg.layout, comm.world_size())?;
         let pipe = (cfg.layout.pp > 1)
             .then(|| Pipeline::new(comm, &cfg.layout, cfg.model.n_layer))
@@ -261,8 +271,10 @@ impl<'a> Run<'a> {
         let (train_data, val_data) = inputs::open_data(cfg)?;
         let tokenizer = crate::tokenizer::formats::load(&cfg.data, None).ok();
         let world = comm.world_size();
+        let tp = (cfg.layout.tp > 1).then(|| TensorParallel::new(comm, &cfg.layout));
         let dp = cfg.layout.dp(world)?;
-        let (model, opt, start, train_data) = build_model(cfg, resume, place, train_data, dp)?;
+        let (model, opt, start, train_data) =
+            build_model(cfg, resume, place, train_data, (dp, tp.as_ref()))?;
         inputs::check_fits(&model.config, &train_data, cfg, resume)?;
         if root {
             run_config::write_config(cfg, &model.config)?;
@@ -303,6 +315,7 @@ impl<'a> Run<'a> {
             saved: resume.then_some(start),
             _lock: lock,
             pipe,
+            tp,
         })
     }
 
@@ -319,7 +332,7 @@ impl<'a> Run<'a> {
         bar.set_position(self.start as u64);
         let flops_per_token = flops_per_token(&self.model.config, cfg.seq_len);
         let run_start = Instant::now();
-        let tokens_per_step = cfg.tokens_per_step() * self.dp();
+        let tokens_per_step = cfg.tokens_per_step() * self.data_rank().1;
         for step in self.start..cfg.steps {
             let r = match self.step(step) {
                 Ok(r) => r,
@@ -346,8 +359,10 @@ impl<'a> Run<'a> {
                 tokens_per_sec: tok_per_sec,
                 val_loss,
             })?;
-            if self.comm.is_root() && cfg.sample_every > 0 && done % cfg.sample_every == 0 {
-                let text = self.sample(done);
+            if cfg.sample_every > 0
+                && done % cfg.sample_every == 0
+                && let Some(text) = self.sample(done)
+            {
                 bar.suspend(|| info!("step {done} sample: {text:?}"));
             }
             let interrupted = r.stop && !last;
@@ -385,6 +400,10 @@ impl<'a> Run<'a> {
         if let Some(log) = self.log.as_ref().filter(|_| s.steps_done == 0) {
             log.redraw()?;
         }
+        if let Some(tp) = &self.tp {
+            let (c, b, t) = (&self.model.config, cfg.batch_size, cfg.seq_len);
+            self.summary.tp_traffic = Some(tp.traffic(c, cfg.grad_accum, b, t));
+        }
         Ok(self.summary.clone())
     }
 
@@ -394,26 +413,37 @@ impl<'a> Run<'a> {
     fn step(&mut self, step: usize) -> Result<StepResult> {
         let cfg = self.cfg;
         let t0 = Instant::now();
-        let micro_batches = cfg.grad_accum * self.dp();
+        let micro_batches = cfg.grad_accum * self.data_rank().1;
+        self.tp.iter().for_each(|tp| tp.step_begins());
         let loss_sum = match self.pipe.is_some() {
             true => self.pipeline_forward_backward(micro_batches),
             false => self.forward_backward(micro_batches),
         };
-        // One message for the loss and the stop flag, so every rank decides the same.
+        self.tp.iter().for_each(|tp| tp.step_done());
+        // One message for the loss and the stop flag, so every rank decides the same. (The
+        // ranks of a tensor parallel group add the same loss, and of a pipeline only the last
+        // stage adds it: divide by all the ranks over the stages.)
         let mut sums = [loss_sum, STOP.load(Ordering::Relaxed) as u8 as f64];
         self.comm.all_reduce_sum_f64(&mut sums);
-        let loss = (sums[0] / micro_batches as f64) as f32;
+        let ranks = self.comm.world_size() / cfg.layout.pp;
+        let loss = (sums[0] / (cfg.grad_accum * ranks) as f64) as f32;
         if !loss.is_finite() {
             self.params.iter().for_each(|p| p.zero_grad());
             return Err(self.diverged(&format!("the loss became {loss}"), step + 1));
         }
+        let refs: Vec<&Tensor> = self.params.iter().collect();
         let lr = cfg.schedule().lr(step);
-        let grad_norm = match &self.pipe {
-            Some(pipe) => pipe.update(&self.params, &mut self.opt, lr, cfg.grad_clip),
-            None => {
+        let grad_norm = match (&self.pipe, &self.tp) {
+            (Some(pipe), _) => pipe.update(&self.params, &mut self.opt, lr, cfg.grad_clip),
+            (None, None) => {
                 dist::all_reduce_grads(self.comm, &self.params);
-                let refs: Vec<&Tensor> = self.params.iter().collect();
                 self.opt.update(&refs, lr, cfg.grad_clip)
+            }
+            (None, Some(tp)) => {
+                dist::all_reduce_grads(tp.dp(), &self.params);
+                let norm = tp.grad_norm(&self.model);
+                self.opt.update_with_norm(&refs, lr, cfg.grad_clip, norm);
+                norm
             }
         };
         self.params.iter().for_each(|p| p.zero_grad());
@@ -462,12 +492,6 @@ impl<'a> Run<'a> {
         pipe.forward_backward(self.comm, &self.model, &batches, micro_batches, shape)
     }
 
-    /// The data parallel degree: how many copies of the model train on different batches.
-    fn dp(&self) -> usize {
-        let l = &self.cfg.layout;
-        self.comm.world_size() / (l.tp * l.pp)
-    }
-
     /// Pipeline parallel: before rank 0 evaluates, samples or saves after step `done`, the
     /// stages send it their current weights (every rank calls this after every step).
     fn gather_stages(&mut self, done: usize, saving: bool) {
@@ -481,15 +505,22 @@ impl<'a> Run<'a> {
     }
 
     /// This rank's next micro-batch: of the next `dp` batches of the stream, the one of its
-    /// data parallel coordinate (its rank without tensor or pipeline parallelism). Every rank
-    /// steps over all of them, so the loaders stay at the same position (the one a single
-    /// process with `--grad-accum` × dp would reach), and the stages of a pipeline read the same.
+    /// data parallel rank. Every rank steps over all of them, so the loaders stay at the same
+    /// position (the one a single process with `--grad-accum` × `dp` would reach).
     fn next_micro_batch(&mut self) -> (Vec<u32>, Vec<u32>) {
-        let (rank, world) = (self.cfg.layout.coords(self.comm.rank()).0, self.dp());
+        let (rank, world) = self.data_rank();
         (0..rank).for_each(|_| self.train_data.skip_batch());
         let batch = self.train_data.next_batch();
         (rank + 1..world).for_each(|_| self.train_data.skip_batch());
         batch
+    }
+
+    /// This rank's data parallel coordinate and the data parallel degree (the rank and the
+    /// world size when every rank holds the whole model).
+    fn data_rank(&self) -> (usize, usize) {
+        let (world, layout) = (self.comm.world_size(), &self.cfg.layout);
+        let dp = layout.dp(world).unwrap_or(world);
+        (layout.coords(self.comm.rank()).0, dp)
     }
 
     /// Appends a line to `metrics.jsonl` (rank 0 only).
@@ -513,10 +544,12 @@ impl<'a> Run<'a> {
         done: usize,
         bar: &indicatif::ProgressBar,
     ) -> Result<Option<f32>> {
-        if !self.comm.is_root() {
+        // A tensor parallel model evaluates on every rank: its forward needs the whole group.
+        if !self.comm.is_root() && self.tp.is_none() {
             return Ok(None);
         }
-        let Some(v) = self.evaluate()? else {
+        let v = self.evaluate()?;
+        let Some(v) = v.filter(|_| self.comm.is_root()) else {
             return Ok(None);
         };
         let bpb = self
@@ -534,16 +567,28 @@ impl<'a> Run<'a> {
         Ok(Some(v))
     }
 
-    /// A short sample from the model (on the CPU, from the full-precision weights).
-    fn sample(&self, done: usize) -> String {
+    /// A short sample from the model (on the CPU, from the full-precision weights), on rank 0
+    /// (`None` elsewhere). A tensor parallel group first gathers the whole model.
+    fn sample(&self, done: usize) -> Option<String> {
+        let whole = self
+            .tp
+            .as_ref()
+            .map(|tp| tp.gather_weights(&self.model, &self.opt));
+        if !self.comm.is_root() {
+            return None;
+        }
         let Some(tok) = &self.tokenizer else {
-            return String::new();
+            return Some(String::new());
         };
         let seed = self.cfg.seed + done as u64;
-        if self.place.device == Device::Cpu {
-            return sample_text(&self.model, tok, 32, seed);
-        }
-        sample_text(&run_dir::cpu_model(&self.model, &self.opt), tok, 32, seed)
+        let model = match whole {
+            Some(weights) => Gpt::from_named(self.model.config, weights),
+            None if self.place.device == Device::Cpu => {
+                return Some(sample_text(&self.model, tok, 32, seed));
+            }
+            None => run_dir::cpu_model(&self.model, &self.opt),
+        };
+        Some(sample_text(&model, tok, 32, seed))
     }
 
     /// The error that stops a run whose numbers are no longer finite, saying what is kept.
@@ -564,26 +609,42 @@ impl<'a> Run<'a> {
     /// Saves the checkpoint folder after step `done` and redraws the loss plot; refuses (with
     /// the error of [`Run::diverged`]) when a weight is no longer finite.
     pub fn checkpoint(&mut self, done: usize) -> Result<()> {
+        // A tensor parallel group gathers its slices (every rank takes part) for rank 0 to save.
+        let gathered = self.tp.as_ref().map(|tp| {
+            let weights = tp.gather_weights(&self.model, &self.opt);
+            (weights, tp.gather_optimizer(&self.model, &self.opt))
+        });
         if !self.comm.is_root() {
             self.saved = Some(done);
             return Ok(());
         }
         let refs: Vec<&Tensor> = self.params.iter().collect();
-        if !self.opt.weights_finite(&refs) {
+        let finite = match &gathered {
+            Some((w, _)) => w.iter().all(|t| t.data.iter().all(|v| v.is_finite())),
+            None => self.opt.weights_finite(&refs),
+        };
+        if !finite {
             return Err(self.diverged("the weights are no longer finite", done));
         }
         let eos = self
             .tokenizer
             .as_ref()
             .and_then(|t| t.special_id(crate::tokenizer::ENDOFTEXT));
+        let (weights, whole_opt) = match gathered {
+            Some((w, opt)) => (w, Some(opt)),
+            None => (
+                run_dir::full_precision_weights(&self.model, &self.opt),
+                None,
+            ),
+        };
         let ck = Checkpoint {
             config: self.model.config,
-            weights: run_dir::full_precision_weights(&self.model, &self.opt),
-            opt: &self.opt,
+            weights,
+            opt: whole_opt.as_ref().unwrap_or(&self.opt),
             state: TrainerState {
                 step: done,
                 train_position: self.train_data.position(),
-                world_size: self.dp(),
+                world_size: self.data_rank().1,
             },
             eos,
             data: &self.cfg.data,
@@ -601,13 +662,14 @@ impl<'a> Run<'a> {
 /// The model and optimizer on `place`: resumed, initialised from a checkpoint, or fresh; and the
 /// step to start at (the loader moved to where a resumed run left off). A run resumes at the
 /// data parallel degree `dp` that saved it: at another, the same `--grad-accum` would mean
-/// another global batch. Tensor and pipeline parallel degrees may change.
+/// another global batch. With tensor parallel `tp`, the rank keeps its slices of the model;
+/// the pipeline parallel degree may change.
 fn build_model(
     cfg: &TrainConfig,
     resume: bool,
     place: Placement,
     mut train_data: Loader,
-    dp: usize,
+    (dp, tp): (usize, Option<&TensorParallel>),
 ) -> Result<(Gpt, AdamW, usize, Loader)> {
     let ckpt = checkpoint_dir(&cfg.out);
     let (cpu, saved) = if resume {
@@ -623,9 +685,9 @@ fn build_model(
         }
         if state.world_size != dp {
             bail!(
-                "{} was saved by a run on {saved} rank(s) of data parallelism; resume it on as \
-                 many (`--nproc` {saved} × --tp × --pp), not {dp}: resuming at another data \
-                 parallel degree is not supported yet",
+                "{} was saved by a run on {saved} rank(s) of data parallel; resume it on \
+                 {saved} (`--nproc {saved}` × --tp × --pp), not {dp}: resuming at another \
+                 data parallel degree is not supported yet",
                 ckpt.display(),
                 saved = state.world_size,
             );
@@ -639,6 +701,10 @@ fn build_model(
             None => Gpt::new(cfg.model, cfg.seed),
         };
         (model, None)
+    };
+    let (cpu, saved) = match tp {
+        Some(tp) => tp.shard(cpu, saved),
+        None => (cpu, saved),
     };
     // The f32 values: the source of the master copies when the model is kept in bf16.
     let values: Vec<Tensor> = cpu.params().into_iter().map(|(_, p)| p.clone()).collect();

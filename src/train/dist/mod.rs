@@ -29,6 +29,7 @@ pub mod launch;
 pub mod layout;
 pub mod pipeline;
 pub mod relay;
+pub mod tp;
 
 pub use layout::{Layout, PipeSchedule};
 
