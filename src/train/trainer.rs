@@ -20,7 +20,12 @@
 //! `--grad-accum 2`, bit for bit (a sum of two numbers does not depend on their order; from 3
 //! ranks, or with `--grad-accum` above 1, the sums are grouped differently and the last bits can
 //! differ). Rank 0 alone writes the run folder.
+//!
+//! With `--zero 1|2|3` the ranks shard the optimizer state, gradients and weights among
+//! themselves instead of repeating them ([`dist::zero`]); the step hands over to it after
+//! backward, and the numbers stay those of plain data parallel, bit for bit.
 
+use super::dist::zero::{self, HeldBytes, Zero};
 use super::dist::{self, Comm, Single};
 use super::inputs;
 use super::metrics::{MetricsLog, StepMetrics};
@@ -186,6 +191,7 @@ pub fn train_with(
 ) -> Result<TrainSummary> {
     let mut run = Run::setup(cfg, resume, *place, comm)?;
     let summary = run.train()?;
+    run.report_memory();
     if let Some(m) = devices::memory(place.device) {
         info!(
             "GPU memory: peak {:.1} MiB in use, {:.1} MiB reserved, {} driver allocations",
@@ -220,6 +226,10 @@ pub struct Run<'a> {
     saved: Option<usize>,
     /// Held by rank 0 while the run lives: no other run writes this folder.
     _lock: Option<RunLock>,
+    /// The ZeRO sharding (`--zero` above 0), else `None`: plain data parallel.
+    zero: Option<Zero>,
+    /// What this rank held after its first step here (for the memory report).
+    held: Option<HeldBytes>,
 }
 
 /// What one optimizer step measured.
@@ -251,7 +261,8 @@ impl<'a> Run<'a> {
         let (train_data, val_data) = inputs::open_data(cfg)?;
         let tokenizer = crate::tokenizer::formats::load(&cfg.data, None).ok();
         let world = comm.world_size();
-        let (model, opt, start, train_data) = build_model(cfg, resume, place, train_data, world)?;
+        let (model, opt, start, train_data, zero) =
+            build_model(cfg, resume, place, train_data, comm)?;
         inputs::check_fits(&model.config, &train_data, cfg, resume)?;
         if root {
             run_config::write_config(cfg, &model.config)?;
@@ -291,6 +302,8 @@ impl<'a> Run<'a> {
             summary,
             saved: resume.then_some(start),
             _lock: lock,
+            zero,
+            held: None,
         })
     }
 
@@ -333,6 +346,9 @@ impl<'a> Run<'a> {
                 tokens_per_sec: tok_per_sec,
                 val_loss,
             })?;
+            if cfg.sample_every > 0 && done % cfg.sample_every == 0 {
+                self.gather_weights();
+            }
             if self.comm.is_root() && cfg.sample_every > 0 && done % cfg.sample_every == 0 {
                 let text = self.sample(done);
                 bar.suspend(|| info!("step {done} sample: {text:?}"));
@@ -374,6 +390,7 @@ impl<'a> Run<'a> {
     fn step(&mut self, step: usize) -> Result<StepResult> {
         let cfg = self.cfg;
         let t0 = Instant::now();
+        self.gather_weights();
         let micro_batches = cfg.grad_accum * self.comm.world_size();
         let mut loss_sum = 0.0f64;
         for _ in 0..cfg.grad_accum {
@@ -399,10 +416,18 @@ impl<'a> Run<'a> {
             self.params.iter().for_each(|p| p.zero_grad());
             return Err(self.diverged(&format!("the loss became {loss}"), step + 1));
         }
-        dist::all_reduce_grads(self.comm, &self.params);
-        let refs: Vec<&Tensor> = self.params.iter().collect();
         let lr = cfg.schedule().lr(step);
-        let grad_norm = self.opt.update(&refs, lr, cfg.grad_clip);
+        let grad_norm = match &mut self.zero {
+            Some(z) => z.step(self.comm, &self.params, &mut self.opt, lr, cfg.grad_clip),
+            None => {
+                dist::all_reduce_grads(self.comm, &self.params);
+                let refs: Vec<&Tensor> = self.params.iter().collect();
+                self.opt.update(&refs, lr, cfg.grad_clip)
+            }
+        };
+        if self.held.is_none() {
+            self.held = Some(HeldBytes::count(&self.params, &self.opt));
+        }
         self.params.iter().for_each(|p| p.zero_grad());
         if !grad_norm.is_finite() {
             let what = format!("the gradient norm became {grad_norm}");
@@ -414,6 +439,25 @@ impl<'a> Run<'a> {
             secs: t0.elapsed().as_secs_f64(),
             stop: sums[1] > 0.0,
         })
+    }
+
+    /// ZeRO-3: every rank gathers the weights it released (before the forward, an evaluation
+    /// or a sample). Nothing otherwise.
+    fn gather_weights(&mut self) {
+        if let Some(z) = &mut self.zero {
+            z.gather(self.comm, &self.params);
+        }
+    }
+
+    /// Each rank's bytes held and peak memory, printed by rank 0 (runs on several ranks).
+    fn report_memory(&self) {
+        if let (Some(held), true) = (self.held, self.comm.world_size() > 1) {
+            for line in zero::memory_report(self.comm, held) {
+                if self.comm.is_root() {
+                    info!("{line}");
+                }
+            }
+        }
     }
 
     /// This rank's next micro-batch: of the next `world_size` batches of the stream, the
@@ -448,6 +492,7 @@ impl<'a> Run<'a> {
         done: usize,
         bar: &indicatif::ProgressBar,
     ) -> Result<Option<f32>> {
+        self.gather_weights();
         if !self.comm.is_root() {
             return Ok(None);
         }
@@ -499,26 +544,43 @@ impl<'a> Run<'a> {
     /// Saves the checkpoint folder after step `done` and redraws the loss plot; refuses (with
     /// the error of [`Run::diverged`]) when a weight is no longer finite.
     pub fn checkpoint(&mut self, done: usize) -> Result<()> {
+        // ZeRO: the owners send their shards to rank 0, which saves what one process would.
+        let gathered = self
+            .zero
+            .as_ref()
+            .and_then(|z| z.gather_checkpoint(self.comm, &self.model.params(), &self.opt));
         if !self.comm.is_root() {
             self.saved = Some(done);
             return Ok(());
         }
         let refs: Vec<&Tensor> = self.params.iter().collect();
-        if !self.opt.weights_finite(&refs) {
+        let finite = match &gathered {
+            Some((weights, _)) => weights.iter().all(|w| w.data.iter().all(|x| x.is_finite())),
+            None => self.opt.weights_finite(&refs),
+        };
+        if !finite {
             return Err(self.diverged("the weights are no longer finite", done));
         }
+        let (weights, full_opt) = match gathered {
+            Some((weights, opt)) => (weights, Some(opt)),
+            None => (
+                run_dir::full_precision_weights(&self.model, &self.opt),
+                None,
+            ),
+        };
         let eos = self
             .tokenizer
             .as_ref()
             .and_then(|t| t.special_id(crate::tokenizer::ENDOFTEXT));
         let ck = Checkpoint {
             config: self.model.config,
-            weights: run_dir::full_precision_weights(&self.model, &self.opt),
-            opt: &self.opt,
+            weights,
+            opt: full_opt.as_ref().unwrap_or(&self.opt),
             state: TrainerState {
                 step: done,
                 train_position: self.train_data.position(),
                 world_size: self.comm.world_size(),
+                global_batch: Some(global_batch(self.cfg, self.comm.world_size())),
             },
             eos,
             data: &self.cfg.data,
@@ -533,16 +595,22 @@ impl<'a> Run<'a> {
     }
 }
 
-/// The model and optimizer on `place`: resumed, initialised from a checkpoint, or fresh; and the
-/// step to start at (the loader moved to where a resumed run left off). A run resumes at the
-/// world size that saved it: at another, the same `--grad-accum` would mean another global batch.
+/// Sequences per optimizer step over the data parallel ranks: what a resumed run must keep.
+pub fn global_batch(cfg: &TrainConfig, world: usize) -> usize {
+    cfg.batch_size * cfg.grad_accum * cfg.layout.dp(world).unwrap_or(world)
+}
+
+/// The model and optimizer on `place`: resumed, initialised from a checkpoint, or fresh; the
+/// step to start at (the loader moved to where a resumed run left off); the ZeRO sharding. A run
+/// may resume on another number of ranks (or ZeRO stage) if it keeps the global batch.
 fn build_model(
     cfg: &TrainConfig,
     resume: bool,
     place: Placement,
     mut train_data: Loader,
-    world: usize,
-) -> Result<(Gpt, AdamW, usize, Loader)> {
+    comm: &dyn Comm,
+) -> Result<(Gpt, AdamW, usize, Loader, Option<Zero>)> {
+    let world = comm.world_size();
     let ckpt = checkpoint_dir(&cfg.out);
     let (cpu, saved) = if resume {
         let (model, moments, state) = run_dir::load_run(&ckpt)?;
@@ -555,14 +623,7 @@ fn build_model(
                 inputs::describe(&cfg.model)
             );
         }
-        if state.world_size != world {
-            bail!(
-                "{} was saved by a run on {saved} rank(s); resume it on {saved} (`--nproc \
-                 {saved}`), not {world}: resuming at another world size is not supported yet",
-                ckpt.display(),
-                saved = state.world_size,
-            );
-        }
+        inputs::check_global_batch(cfg, &state, world, &ckpt)?;
         train_data.restore(state.train_position)?;
         info!("resuming {} at step {}", ckpt.display(), state.step);
         (model, Some((moments, state.step)))
@@ -580,7 +641,12 @@ fn build_model(
     } else {
         cpu.to(place.device, place.dtype)
     };
-    finish_optimizer(cfg, model, &values, saved, train_data)
+    let sizes: Vec<usize> = values.iter().map(Tensor::numel).collect();
+    let zero = (cfg.layout.zero > 0).then(|| Zero::new(cfg.layout.zero, sizes, comm));
+    let owned = zero.as_ref().map_or(0..values.len(), Zero::owned);
+    let (model, opt, start, train_data) =
+        finish_optimizer(cfg, model, &values, saved, train_data, owned)?;
+    Ok((model, opt, start, train_data, zero))
 }
 
 /// The optimizer for `model`, fresh or with the saved moments; `values` are the f32 weights.
@@ -590,15 +656,16 @@ fn finish_optimizer(
     values: &[Tensor],
     saved: Option<(run_dir::SavedMoments, usize)>,
     train_data: Loader,
+    owned: std::ops::Range<usize>,
 ) -> Result<(Gpt, AdamW, usize, Loader)> {
     let params: Vec<Tensor> = model.params().into_iter().map(|(_, p)| p.clone()).collect();
     let (p, v): (Vec<&Tensor>, Vec<&Tensor>) = (params.iter().collect(), values.iter().collect());
     let (opt, start) = match saved {
         Some((moments, step)) => (
-            run_dir::restore_optimizer(cfg.adamw, &p, &v, moments, step),
+            run_dir::restore_optimizer(cfg.adamw, &p, &v, moments, step, owned),
             step,
         ),
-        None => (AdamW::new(cfg.adamw, &p, &v), 0),
+        None => (AdamW::new_sharded(cfg.adamw, &p, &v, owned), 0),
     };
     Ok((model, opt, start, train_data))
 }

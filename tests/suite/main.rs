@@ -20,6 +20,7 @@ mod dataset_shards;
 mod device_train;
 mod dist_comm;
 mod dist_dp;
+mod dist_zero;
 mod fuzz;
 mod gpt2_reference;
 mod layers;

@@ -28,6 +28,7 @@ mod mpi;
 pub mod launch;
 pub mod layout;
 pub mod relay;
+pub mod zero;
 
 pub use layout::{Layout, PipeSchedule};
 
