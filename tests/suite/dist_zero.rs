@@ -124,6 +124,27 @@ fn zero_on_one_process_is_plain_training() {
     assert_same_run(&plain, &zero, "--zero 3 on one process");
 }
 
+#[test]
+fn a_resume_keeps_the_global_batch_and_may_change_the_stage() {
+    let dir = temp_dir("zero-resume-one");
+    shards(&dir);
+    let constant = "--schedule constant -q --grad-accum 2";
+    let (reference, run_dir) = (dir.join("reference"), dir.join("run"));
+    // Stopped where it evaluates (every 4 steps), as the reference does there.
+    train_alone(&train_args(&dir, &reference, 8, constant));
+    train_alone(&train_args(&dir, &run_dir, 4, constant));
+    let mut c = Command::new(TRAIN);
+    c.args(resume_args(&run_dir, 8, "--grad-accum 1"));
+    let (code, err) = run(c);
+    assert_one_line_error(code, &err, "8 sequences per step");
+    assert!(
+        err.contains("resume with --grad-accum 2 to keep it"),
+        "{err}"
+    );
+    train_alone(&resume_args(&run_dir, 8, "--zero 1"));
+    assert_same_run(&reference, &run_dir, "resumed under --zero 1");
+}
+
 #[cfg(feature = "mpi")]
 mod with_mpi {
     use super::*;
