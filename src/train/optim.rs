@@ -159,14 +159,16 @@ impl AdamW {
         zeros.is_none_or(|z| z.item_f64() == 0.0)
     }
 
-    /// Parameter `i`'s value in f32 on the host: its master copy when it has one. `i` must be
-    /// an owned parameter.
+    /// Parameter `i`'s value in f32 on the host: its master copy when it has one. For a
+    /// parameter another rank owns (ZeRO), the parameter's own value: good for a sample, not
+    /// for a checkpoint, which gathers the owners' copies instead.
     pub fn full_precision(&self, i: usize, param: &Tensor) -> Vec<f32> {
-        self.state[i - self.owned.start]
-            .master
-            .as_ref()
-            .unwrap_or(param)
-            .to_vec()
+        let master = self
+            .owned
+            .contains(&i)
+            .then(|| self.state[i - self.owned.start].master.as_ref())
+            .flatten();
+        master.unwrap_or(param).to_vec()
     }
 }
 
