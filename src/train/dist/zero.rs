@@ -401,6 +401,7 @@ pub fn memory_report(comm: &dyn Comm, held: HeldBytes) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Single;
     use super::*;
 
     fn check_covers(p: &Partition, n: usize) {
@@ -433,6 +434,69 @@ mod tests {
         assert_eq!(empty, 2);
         let p = Partition::balanced(&[], 3);
         check_covers(&p, 0);
+    }
+
+    #[test]
+    fn a_released_tensor_holds_nothing_until_refilled() {
+        let t = Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3]);
+        t.release();
+        assert!(t.is_released());
+        t.refill(&Tensor::from_vec(vec![4.0, 5.0, 6.0], &[3]));
+        assert!(!t.is_released());
+        assert_eq!(t.to_vec(), vec![4.0, 5.0, 6.0]);
+    }
+
+    /// Two parameters with gradients, and an optimizer for them sharded to `owned`.
+    fn toy(owned: Range<usize>) -> (Vec<Tensor>, AdamW) {
+        let params: Vec<Tensor> = [vec![0.5f32, -1.0, 2.0], vec![3.0, 0.25]]
+            .into_iter()
+            .map(|v| {
+                let n = v.len();
+                Tensor::from_vec(v, &[n])
+            })
+            .collect();
+        for (k, p) in params.iter().enumerate() {
+            let g: Vec<f32> = (0..p.numel()).map(|i| (i + k) as f32 * 0.7 - 0.4).collect();
+            p.set_grad(Some(Tensor::from_vec(g, p.shape())));
+        }
+        let refs: Vec<&Tensor> = params.iter().collect();
+        let opt = AdamW::new_sharded(optim::AdamWConfig::default(), &refs, &refs, owned);
+        (params, opt)
+    }
+
+    #[test]
+    fn every_stage_on_one_rank_steps_exactly_like_adamw() {
+        let (plain, mut opt) = toy(0..2);
+        let refs: Vec<&Tensor> = plain.iter().collect();
+        let want_norm = opt.update(&refs, 0.1, 0.5);
+        for stage in 1..=3 {
+            let (params, mut opt) = toy(0..2);
+            let mut zero = Zero::new(stage, vec![3, 2], &Single);
+            let norm = zero.step(&Single, &params, &mut opt, 0.1, 0.5);
+            assert_eq!(norm.to_bits(), want_norm.to_bits(), "stage {stage}");
+            zero.gather(&Single, &params);
+            for (p, q) in params.iter().zip(&plain) {
+                assert_eq!(p.to_vec(), q.to_vec(), "stage {stage}");
+            }
+        }
+    }
+
+    #[test]
+    fn held_bytes_count_only_what_a_rank_keeps() {
+        let (params, opt) = toy(1..2);
+        params[0].release();
+        params[0].set_grad(None);
+        let held = HeldBytes::count(&params, &opt);
+        // Tensor 1 (2 values): its weight, its gradient, its two moments.
+        assert_eq!(
+            held,
+            HeldBytes {
+                params: 8,
+                grads: 8,
+                optimizer: 16
+            }
+        );
+        assert_eq!(held.total(), 32);
     }
 
     #[test]
