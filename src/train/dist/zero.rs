@@ -13,7 +13,10 @@
 //! Whole tensors keep the gradient-clipping norm bit-exact: each owner computes the sum of
 //! squares of each of its tensors' gradients exactly as one process would, the ranks all-reduce
 //! the vector of them (a non-owner adds an exact zero, and `x + 0 = x`), and every rank folds it
-//! in parameter order with [`optim::fold_norm`], the very fold of [`AdamW::grad_norm`]. The price
+//! in parameter order with [`optim::fold_norm`], the very fold of [`AdamW::grad_norm`]. (On two
+//! ranks every stage then equals plain data parallel bit for bit; from three, MPI's
+//! reduce-scatter may add the ranks' gradients in another order than its all-reduce, and the
+//! last bits can differ, as they do between data parallel and one process.) The price
 //! is balance: a tensor is not split, so a rank may hold more than `1/N` (the token embedding
 //! alone can be a large share of a small model).
 //!
