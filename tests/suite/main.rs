@@ -21,6 +21,7 @@ mod device_train;
 mod dist_comm;
 mod dist_dp;
 mod dist_tp;
+mod dist_zero;
 mod fuzz;
 mod gpt2_reference;
 mod layers;

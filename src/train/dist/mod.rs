@@ -29,6 +29,7 @@ pub mod launch;
 pub mod layout;
 pub mod relay;
 pub mod tp;
+pub mod zero;
 
 pub use layout::{Layout, PipeSchedule};
 
