@@ -36,7 +36,9 @@ struct Args {
     #[arg(long)]
     init_from: Option<PathBuf>,
     /// Continue the run in --out from its checkpoint, bit for bit (optimizer, data position). It
-    /// keeps the run's settings: only --steps, --data, --device and --precision may be given.
+    /// keeps the run's settings: only --steps, --data, --device, --precision, the layout flags
+    /// (--nproc, --zero, ...) and --grad-accum may be given; on another number of ranks,
+    /// --grad-accum must keep the global batch (--batch-size × --grad-accum × ranks).
     #[arg(long, conflicts_with_all = SETTINGS)]
     resume: bool,
     /// Optimizer steps in total [default: 1000, or the resumed run's].
@@ -48,9 +50,10 @@ struct Args {
     /// Tokens per sequence.
     #[arg(long, default_value_t = 256)]
     seq_len: usize,
-    /// Micro-batches per optimizer step (gradient accumulation).
-    #[arg(long, default_value_t = 1)]
-    grad_accum: usize,
+    /// Micro-batches per optimizer step (gradient accumulation) [default: 1, or the resumed
+    /// run's].
+    #[arg(long)]
+    grad_accum: Option<usize>,
     /// Peak learning rate.
     #[arg(long, default_value_t = 1e-3, value_parser = cli::positive, allow_negative_numbers = true)]
     lr: f32,
@@ -130,11 +133,10 @@ pretrain::has_common!(Args);
 
 /// The flags that set a run's settings: a resumed run keeps its own, so they conflict with
 /// --resume.
-const SETTINGS: [&str; 20] = [
+const SETTINGS: [&str; 19] = [
     "init_from",
     "batch_size",
     "seq_len",
-    "grad_accum",
     "lr",
     "min_lr",
     "warmup",
@@ -199,6 +201,7 @@ fn run(a: Args, comm: &dyn Comm) -> anyhow::Result<ExitCode> {
         // A resumed run keeps its settings; --steps may extend it, --data move it.
         let mut cfg = run_config::resume_config(&a.out, a.data.as_deref())?;
         cfg.steps = a.steps.unwrap_or(cfg.steps);
+        cfg.grad_accum = a.grad_accum.unwrap_or(cfg.grad_accum);
         cfg
     } else {
         fresh_config(&a)?
@@ -295,7 +298,7 @@ fn fresh_config(a: &Args) -> anyhow::Result<TrainConfig> {
         steps: a.steps.unwrap_or(1000),
         batch_size: a.batch_size,
         seq_len: a.seq_len,
-        grad_accum: a.grad_accum.max(1),
+        grad_accum: a.grad_accum.unwrap_or(1),
         lr: a.lr,
         min_lr: a.min_lr.unwrap_or(a.lr * MIN_LR_FRACTION),
         warmup: a.warmup,

@@ -302,6 +302,38 @@ impl Tensor {
     }
 }
 
+impl Tensor {
+    // ---- releasing storage (ZeRO-3) -----------------------------------------------------
+
+    /// Frees this tensor's elements but keeps its shape, device and dtype: a parameter that
+    /// another rank holds between steps (ZeRO-3). Reading it before [`Tensor::refill`] panics.
+    /// The freed buffer goes where every dropped buffer goes (the host pool, the GPU's cache).
+    pub fn release(&self) {
+        *self.0.storage.write().unwrap() = Storage::F32(Vec::new());
+    }
+
+    /// True after [`Tensor::release`] (and before [`Tensor::refill`]).
+    pub fn is_released(&self) -> bool {
+        self.numel() > 0 && self.0.storage.read().unwrap().is_empty()
+    }
+
+    /// Gives a released tensor new storage holding `src`'s values (same shape, any device or
+    /// dtype: converted to this tensor's). Not recorded by autograd.
+    pub fn refill(&self, src: &Tensor) {
+        assert_eq!(self.shape(), src.shape(), "refill: shapes differ");
+        assert_eq!(self.offset(), 0, "refill: a view cannot be refilled");
+        // A fresh contiguous copy on our device and dtype, whose storage we take over.
+        let converted = backend::cast(&backend::to_device(src, self.device()), self.dtype());
+        let fresh = backend::copy(&converted);
+        let storage = std::mem::replace(
+            &mut *fresh.0.storage.write().unwrap(),
+            Storage::F32(Vec::new()),
+        );
+        assert_eq!(storage.len(), self.numel(), "refill: storage size");
+        *self.0.storage.write().unwrap() = storage;
+    }
+}
+
 impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let v = self.to_vec_f64();

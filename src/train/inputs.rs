@@ -4,21 +4,64 @@
 //! fails here instead, in one line naming the flag or the file and both values, before any
 //! work can be lost.
 
-use super::trainer::TrainConfig;
+use super::run_dir::TrainerState;
+use super::trainer::{TrainConfig, global_batch};
 use crate::dataset::loader::{Loader, shard_paths};
 use crate::dataset::shard::read_header;
 use crate::info;
 use crate::model::config::GptConfig;
 use anyhow::{Result, bail};
+use std::path::Path;
 
 /// Checks that `layout` splits `world` ranks, and that its strategies exist in this build.
 pub fn check_layout(layout: &crate::train::dist::Layout, world: usize) -> Result<()> {
     layout.dp(world)?;
-    let missing = [(layout.zero > 0, "ZeRO (--zero)")];
+    let missing = [(
+        layout.zero > 0 && layout.tp * layout.pp > 1,
+        "ZeRO together with --tp or --pp",
+    )];
     if let Some((_, what)) = missing.iter().find(|(on, _)| *on) {
         bail!("{what} is not implemented yet");
     }
     Ok(())
+}
+
+/// A run resumes on any number of ranks (and at any ZeRO stage) that keeps its global batch,
+/// `--batch-size × --grad-accum × data parallel ranks`: the same sequences per optimizer step,
+/// so the same math. A checkpoint from before the global batch was recorded needs the world
+/// size that saved it.
+pub fn check_global_batch(
+    cfg: &TrainConfig,
+    state: &TrainerState,
+    world: usize,
+    ckpt: &Path,
+) -> Result<()> {
+    let now = global_batch(cfg, world);
+    let saved = match state.global_batch {
+        Some(saved) if saved == now => return Ok(()),
+        Some(saved) => saved,
+        None if state.world_size == world => return Ok(()),
+        None => bail!(
+            "{} was saved by a run on {saved} rank(s); resume it on {saved} (`--nproc {saved}`), \
+             not {world}",
+            ckpt.display(),
+            saved = state.world_size,
+        ),
+    };
+    let per_accum = now / cfg.grad_accum;
+    let hint = if saved.is_multiple_of(per_accum) {
+        format!("resume with --grad-accum {} to keep it", saved / per_accum)
+    } else {
+        "no --grad-accum keeps it on this number of ranks".to_string()
+    };
+    bail!(
+        "{} was saved by a run on {} rank(s) with {saved} sequences per step, but --batch-size {} \
+         × --grad-accum {} × {world} rank(s) makes {now}: {hint}",
+        ckpt.display(),
+        state.world_size,
+        cfg.batch_size,
+        cfg.grad_accum,
+    )
 }
 
 /// Every number of `cfg` within its range (finite, positive where it must be) and every path

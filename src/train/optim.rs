@@ -10,6 +10,7 @@
 //! This is exactly PyTorch's `torch.optim.AdamW`, which the reference fixtures use.
 
 use crate::tensor::{AdamwHyper, DType, Tensor, backend};
+use std::ops::Range;
 
 /// AdamW's hyper-parameters (the learning rate comes from the schedule each step).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -43,12 +44,17 @@ pub struct ParamState {
 }
 
 /// AdamW over a model's parameters: the state of each, and the step count.
+///
+/// Sharded (ZeRO, see `train::dist::zero`), it keeps state for and updates only the parameters
+/// `owned` (a range of parameter indices); the other ranks own the rest.
 pub struct AdamW {
     pub cfg: AdamWConfig,
     /// Optimizer steps taken so far.
     pub step: u64,
-    /// One per parameter, in parameter order.
+    /// One per owned parameter, in parameter order: `state[0]` is parameter `owned.start`'s.
     pub state: Vec<ParamState>,
+    /// The parameters this optimizer updates: all of them unless sharded.
+    pub owned: Range<usize>,
 }
 
 impl AdamW {
@@ -56,10 +62,21 @@ impl AdamW {
     /// the master copies of parameters kept in bf16; it may be `params` itself when they are
     /// f32).
     pub fn new(cfg: AdamWConfig, params: &[&Tensor], values: &[&Tensor]) -> AdamW {
+        Self::new_sharded(cfg, params, values, 0..params.len())
+    }
+
+    /// [`AdamW::new`] with state for the parameters `owned` only (ZeRO's sharded optimizer).
+    pub fn new_sharded(
+        cfg: AdamWConfig,
+        params: &[&Tensor],
+        values: &[&Tensor],
+        owned: Range<usize>,
+    ) -> AdamW {
         assert_eq!(params.len(), values.len(), "AdamW::new: parameter count");
-        let state = params
+        assert!(owned.end <= params.len(), "AdamW::new: owned {owned:?}");
+        let state = params[owned.clone()]
             .iter()
-            .zip(values)
+            .zip(&values[owned.clone()])
             .map(|(p, v)| {
                 let zeros = || backend::full(p.shape(), 0.0, DType::F32, p.device());
                 let master = (p.dtype() != DType::F32)
@@ -75,13 +92,14 @@ impl AdamW {
             cfg,
             step: 0,
             state,
+            owned,
         }
     }
 
     /// The global L2 norm of the gradients of `params` (missing gradients count as zero),
     /// summed on the parameters' device and read back once.
     pub fn grad_norm(params: &[&Tensor]) -> f32 {
-        Self::norm_of_squares(
+        fold_norm(
             params
                 .iter()
                 .filter_map(|p| p.grad())
@@ -89,49 +107,56 @@ impl AdamW {
         )
     }
 
-    /// `√(s₀ + s₁ + …)` for per-tensor sums of squares (scalar tensors), added in the order
-    /// given: the one fold every gradient norm goes through, so that a pipeline whose stages
-    /// computed the squares gets the norm of one process bit for bit.
-    pub fn norm_of_squares(squares: impl Iterator<Item = Tensor>) -> f32 {
-        let sum = squares.reduce(|a, b| backend::binary(backend::Binary::Add, &a, &b));
-        sum.map_or(0.0, |s| s.item_f64().sqrt() as f32)
-    }
-
     /// Clip the gradients to a global norm of `grad_clip` (0 = off), then update every parameter
     /// in place. 2-D tensors (weights and embeddings) get weight decay; 1-D ones (biases and
     /// LayerNorm) do not, as in nanoGPT. Returns the gradient norm before clipping.
     pub fn update(&mut self, params: &[&Tensor], lr: f32, grad_clip: f32) -> f32 {
         let norm = Self::grad_norm(params);
-        self.update_with_norm(params, lr, grad_clip, norm);
+        self.apply(params, lr, norm, grad_clip);
         norm
     }
 
-    /// [`AdamW::update`] with the gradient norm measured by the caller (over every rank when
-    /// the parameters are sliced between ranks, as in tensor parallel).
-    pub fn update_with_norm(&mut self, params: &[&Tensor], lr: f32, grad_clip: f32, norm: f32) {
-        self.apply(params, lr, clip_factor(norm, grad_clip), &|_| true);
+    /// [`AdamW::update`] of the owned parameters, given the global gradient norm `norm` (which
+    /// a sharded optimizer cannot compute alone).
+    pub fn apply(&mut self, params: &[&Tensor], lr: f32, norm: f32, grad_clip: f32) {
+        assert!(
+            self.owned.end <= params.len() && self.owned.len() == self.state.len(),
+            "AdamW::update: parameter count"
+        );
+        let grad_scale = clip_factor(norm, grad_clip);
+        self.step += 1;
+        for (p, s) in params[self.owned.clone()].iter().zip(&self.state) {
+            let grad = p
+                .grad()
+                .unwrap_or_else(|| backend::full(p.shape(), 0.0, p.dtype(), p.device()));
+            let decay = p.ndim() == 2;
+            let h = AdamwHyper {
+                lr,
+                beta1: self.cfg.beta1,
+                beta2: self.cfg.beta2,
+                eps: self.cfg.eps,
+                weight_decay: if decay { self.cfg.weight_decay } else { 0.0 },
+                grad_scale,
+                step: self.step,
+            };
+            p.adamw_(&grad, [&s.m, &s.v], s.master.as_ref(), &h);
+        }
     }
 
-    /// One AdamW step with the gradients scaled by `grad_scale`, for the parameters (by index)
-    /// that `mine` selects; the others keep their values and moments (a pipeline stage updates
-    /// only its own).
-    pub fn apply(
+    /// One AdamW step with the gradients scaled by `grad_scale`, for the owned parameters (by
+    /// index) that `mine` selects; the others keep their values and moments (a pipeline stage
+    /// updates only its own).
+    pub fn apply_selected(
         &mut self,
         params: &[&Tensor],
         lr: f32,
         grad_scale: f32,
         mine: &dyn Fn(usize) -> bool,
     ) {
-        assert_eq!(
-            params.len(),
-            self.state.len(),
-            "AdamW::update: parameter count"
-        );
         self.step += 1;
-        for (i, (p, s)) in params.iter().zip(&self.state).enumerate() {
-            if !mine(i) {
-                continue;
-            }
+        let owned = self.owned.clone();
+        for (i, s) in owned.zip(&self.state).filter(|(i, _)| mine(*i)) {
+            let p = params[i];
             let grad = p
                 .grad()
                 .unwrap_or_else(|| backend::full(p.shape(), 0.0, p.dtype(), p.device()));
@@ -154,7 +179,7 @@ impl AdamW {
     /// exact, where a sum of squares would also overflow for finite weights above 1e19.
     /// Computed on the parameters' device and read back once; checked before every save.
     pub fn weights_finite(&self, params: &[&Tensor]) -> bool {
-        let zeros = params
+        let zeros = params[self.owned.clone()]
             .iter()
             .zip(&self.state)
             .map(|(p, s)| {
@@ -165,10 +190,26 @@ impl AdamW {
         zeros.is_none_or(|z| z.item_f64() == 0.0)
     }
 
-    /// Parameter `i`'s value in f32 on the host: its master copy when it has one.
+    /// Parameter `i`'s value in f32 on the host: its master copy when it has one. For a
+    /// parameter another rank owns (ZeRO), the parameter's own value: good for a sample, not
+    /// for a checkpoint, which gathers the owners' copies instead.
     pub fn full_precision(&self, i: usize, param: &Tensor) -> Vec<f32> {
-        self.state[i].master.as_ref().unwrap_or(param).to_vec()
+        let master = self
+            .owned
+            .contains(&i)
+            .then(|| self.state[i - self.owned.start].master.as_ref())
+            .flatten();
+        master.unwrap_or(param).to_vec()
     }
+}
+
+/// The global gradient norm from the per-tensor sums of squares (scalars on the parameters'
+/// device), added in parameter order on that device: `√(s₀ + s₁ + …)`, 0 when there are none.
+/// [`AdamW::grad_norm`] and ZeRO's sharded norm both end here, so they agree to the bit.
+pub fn fold_norm(squares: impl Iterator<Item = Tensor>) -> f32 {
+    squares
+        .reduce(|a, b| backend::binary(backend::Binary::Add, &a, &b))
+        .map_or(0.0, |s| s.item_f64().sqrt() as f32)
 }
 
 /// Scale factor that brings the global L2 norm of all gradients down to `max_norm`

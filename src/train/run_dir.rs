@@ -26,6 +26,10 @@ pub struct TrainerState {
     /// Ranks of the data parallel run that saved it (1 when alone; absent in older files).
     #[serde(default = "one_rank")]
     pub world_size: usize,
+    /// Sequences per optimizer step over all data parallel ranks, which a resumed run keeps
+    /// (absent in older files).
+    #[serde(default)]
+    pub global_batch: Option<usize>,
 }
 
 fn one_rank() -> usize {
@@ -115,17 +119,20 @@ fn take_moment(
     Ok(t.data)
 }
 
-/// An optimizer for `params` (on their device) with the saved moments and step count.
+/// An optimizer for `params` (on their device) with the saved moments and step count; state
+/// only for the parameters `owned` (all of them, unless ZeRO shards the optimizer).
 pub fn restore_optimizer(
     cfg: AdamWConfig,
     params: &[&Tensor],
     values: &[&Tensor],
     saved: SavedMoments,
     step: usize,
+    owned: std::ops::Range<usize>,
 ) -> AdamW {
-    let mut opt = AdamW::new(cfg, params, values);
+    let mut opt = AdamW::new_sharded(cfg, params, values, owned.clone());
     opt.step = step as u64;
-    for ((s, m), v) in opt.state.iter_mut().zip(saved.m).zip(saved.v) {
+    let mine = |all: Vec<Vec<f32>>| all.into_iter().skip(owned.start).take(owned.len());
+    for ((s, m), v) in opt.state.iter_mut().zip(mine(saved.m)).zip(mine(saved.v)) {
         let device = s.m.device();
         let shape = s.m.shape().to_vec();
         s.m = Tensor::from_vec(m, &shape).to(device);

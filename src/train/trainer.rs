@@ -28,9 +28,14 @@
 //! Tensor parallel (`--tp N`, [`dist::tp`]): each group of `N` neighbouring ranks holds one
 //! model in slices and runs the same micro-batches together; the data parallel rank and degree
 //! above are then those of the group (`Layout::coords`), not of the single rank.
+//!
+//! With `--zero 1|2|3` the ranks shard the optimizer state, gradients and weights among
+//! themselves instead of repeating them ([`dist::zero`]); the step hands over to it after
+//! backward, and the numbers stay those of plain data parallel, bit for bit.
 
 use super::dist::pipeline::Pipeline;
 use super::dist::tp::TensorParallel;
+use super::dist::zero::{self, HeldBytes, Zero};
 use super::dist::{self, Comm, Single};
 use super::inputs;
 use super::metrics::{MetricsLog, StepMetrics};
@@ -198,6 +203,7 @@ pub fn train_with(
 ) -> Result<TrainSummary> {
     let mut run = Run::setup(cfg, resume, *place, comm)?;
     let summary = run.train()?;
+    run.report_memory();
     if let Some(m) = devices::memory(place.device) {
         info!(
             "GPU memory: peak {:.1} MiB in use, {:.1} MiB reserved, {} driver allocations",
@@ -236,6 +242,10 @@ pub struct Run<'a> {
     pipe: Option<Pipeline>,
     /// The tensor parallel groups, when `--tp` is above 1.
     tp: Option<TensorParallel>,
+    /// The ZeRO sharding (`--zero` above 0), else `None`: plain data parallel.
+    zero: Option<Zero>,
+    /// What this rank held after its first step here (for the memory report).
+    held: Option<HeldBytes>,
 }
 
 /// What one optimizer step measured.
@@ -272,9 +282,8 @@ impl<'a> Run<'a> {
         let tokenizer = crate::tokenizer::formats::load(&cfg.data, None).ok();
         let world = comm.world_size();
         let tp = (cfg.layout.tp > 1).then(|| TensorParallel::new(comm, &cfg.layout));
-        let dp = cfg.layout.dp(world)?;
-        let (model, opt, start, train_data) =
-            build_model(cfg, resume, place, train_data, (dp, tp.as_ref()))?;
+        let (model, opt, start, train_data, zero) =
+            build_model(cfg, resume, place, train_data, (comm, tp.as_ref()))?;
         inputs::check_fits(&model.config, &train_data, cfg, resume)?;
         if root {
             run_config::write_config(cfg, &model.config)?;
@@ -316,6 +325,8 @@ impl<'a> Run<'a> {
             _lock: lock,
             pipe,
             tp,
+            zero,
+            held: None,
         })
     }
 
@@ -359,6 +370,9 @@ impl<'a> Run<'a> {
                 tokens_per_sec: tok_per_sec,
                 val_loss,
             })?;
+            if cfg.sample_every > 0 && done % cfg.sample_every == 0 {
+                self.gather_weights();
+            }
             if cfg.sample_every > 0
                 && done % cfg.sample_every == 0
                 && let Some(text) = self.sample(done)
@@ -413,6 +427,7 @@ impl<'a> Run<'a> {
     fn step(&mut self, step: usize) -> Result<StepResult> {
         let cfg = self.cfg;
         let t0 = Instant::now();
+        self.gather_weights();
         let micro_batches = cfg.grad_accum * self.data_rank().1;
         self.tp.iter().for_each(|tp| tp.step_begins());
         let loss_sum = match self.pipe.is_some() {
@@ -433,19 +448,23 @@ impl<'a> Run<'a> {
         }
         let refs: Vec<&Tensor> = self.params.iter().collect();
         let lr = cfg.schedule().lr(step);
-        let grad_norm = match (&self.pipe, &self.tp) {
-            (Some(pipe), _) => pipe.update(&self.params, &mut self.opt, lr, cfg.grad_clip),
-            (None, None) => {
+        let grad_norm = match (&mut self.zero, &self.tp, &self.pipe) {
+            (_, _, Some(pipe)) => pipe.update(&self.params, &mut self.opt, lr, cfg.grad_clip),
+            (Some(z), _, None) => z.step(self.comm, &self.params, &mut self.opt, lr, cfg.grad_clip),
+            (None, None, None) => {
                 dist::all_reduce_grads(self.comm, &self.params);
                 self.opt.update(&refs, lr, cfg.grad_clip)
             }
-            (None, Some(tp)) => {
+            (None, Some(tp), None) => {
                 dist::all_reduce_grads(tp.dp(), &self.params);
                 let norm = tp.grad_norm(&self.model);
-                self.opt.update_with_norm(&refs, lr, cfg.grad_clip, norm);
+                self.opt.apply(&refs, lr, norm, cfg.grad_clip);
                 norm
             }
         };
+        if self.held.is_none() {
+            self.held = Some(HeldBytes::count(&self.params, &self.opt));
+        }
         self.params.iter().for_each(|p| p.zero_grad());
         if !grad_norm.is_finite() {
             let what = format!("the gradient norm became {grad_norm}");
@@ -504,6 +523,25 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// ZeRO-3: every rank gathers the weights it released (before the forward, an evaluation
+    /// or a sample). Nothing otherwise.
+    fn gather_weights(&mut self) {
+        if let Some(z) = &mut self.zero {
+            z.gather(self.comm, &self.params);
+        }
+    }
+
+    /// Each rank's bytes held and peak memory, printed by rank 0 (runs on several ranks).
+    fn report_memory(&self) {
+        if let (Some(held), true) = (self.held, self.comm.world_size() > 1) {
+            for line in zero::memory_report(self.comm, held) {
+                if self.comm.is_root() {
+                    info!("{line}");
+                }
+            }
+        }
+    }
+
     /// This rank's next micro-batch: of the next `dp` batches of the stream, the one of its
     /// data parallel rank. Every rank steps over all of them, so the loaders stay at the same
     /// position (the one a single process with `--grad-accum` × `dp` would reach).
@@ -544,6 +582,7 @@ impl<'a> Run<'a> {
         done: usize,
         bar: &indicatif::ProgressBar,
     ) -> Result<Option<f32>> {
+        self.gather_weights();
         // A tensor parallel model evaluates on every rank: its forward needs the whole group.
         if !self.comm.is_root() && self.tp.is_none() {
             return Ok(None);
@@ -609,42 +648,48 @@ impl<'a> Run<'a> {
     /// Saves the checkpoint folder after step `done` and redraws the loss plot; refuses (with
     /// the error of [`Run::diverged`]) when a weight is no longer finite.
     pub fn checkpoint(&mut self, done: usize) -> Result<()> {
-        // A tensor parallel group gathers its slices (every rank takes part) for rank 0 to save.
-        let gathered = self.tp.as_ref().map(|tp| {
-            let weights = tp.gather_weights(&self.model, &self.opt);
-            (weights, tp.gather_optimizer(&self.model, &self.opt))
-        });
+        // Tensor parallel: the group gathers its slices (every rank takes part). ZeRO: the owners
+        // send their shards. Either way rank 0 saves what one process would.
+        let gathered = match (&self.tp, &self.zero) {
+            (Some(tp), _) => Some((
+                tp.gather_weights(&self.model, &self.opt),
+                tp.gather_optimizer(&self.model, &self.opt),
+            )),
+            (None, Some(z)) => z.gather_checkpoint(self.comm, &self.model.params(), &self.opt),
+            (None, None) => None,
+        };
         if !self.comm.is_root() {
             self.saved = Some(done);
             return Ok(());
         }
         let refs: Vec<&Tensor> = self.params.iter().collect();
         let finite = match &gathered {
-            Some((w, _)) => w.iter().all(|t| t.data.iter().all(|v| v.is_finite())),
+            Some((weights, _)) => weights.iter().all(|w| w.data.iter().all(|x| x.is_finite())),
             None => self.opt.weights_finite(&refs),
         };
         if !finite {
             return Err(self.diverged("the weights are no longer finite", done));
         }
-        let eos = self
-            .tokenizer
-            .as_ref()
-            .and_then(|t| t.special_id(crate::tokenizer::ENDOFTEXT));
-        let (weights, whole_opt) = match gathered {
-            Some((w, opt)) => (w, Some(opt)),
+        let (weights, full_opt) = match gathered {
+            Some((weights, opt)) => (weights, Some(opt)),
             None => (
                 run_dir::full_precision_weights(&self.model, &self.opt),
                 None,
             ),
         };
+        let eos = self
+            .tokenizer
+            .as_ref()
+            .and_then(|t| t.special_id(crate::tokenizer::ENDOFTEXT));
         let ck = Checkpoint {
             config: self.model.config,
             weights,
-            opt: whole_opt.as_ref().unwrap_or(&self.opt),
+            opt: full_opt.as_ref().unwrap_or(&self.opt),
             state: TrainerState {
                 step: done,
                 train_position: self.train_data.position(),
                 world_size: self.data_rank().1,
+                global_batch: Some(global_batch(self.cfg, self.data_rank().1)),
             },
             eos,
             data: &self.cfg.data,
@@ -659,18 +704,23 @@ impl<'a> Run<'a> {
     }
 }
 
-/// The model and optimizer on `place`: resumed, initialised from a checkpoint, or fresh; and the
-/// step to start at (the loader moved to where a resumed run left off). A run resumes at the
-/// data parallel degree `dp` that saved it: at another, the same `--grad-accum` would mean
-/// another global batch. With tensor parallel `tp`, the rank keeps its slices of the model;
-/// the pipeline parallel degree may change.
+/// Sequences per optimizer step over the `dp` data parallel ranks: what a resumed run must keep.
+pub fn global_batch(cfg: &TrainConfig, dp: usize) -> usize {
+    cfg.batch_size * cfg.grad_accum * dp
+}
+
+/// The model and optimizer on `place`: resumed, initialised from a checkpoint, or fresh; the
+/// step to start at (the loader moved to where a resumed run left off); the ZeRO sharding. A run
+/// may resume on another data parallel degree (or ZeRO stage, or tensor parallel degree) if it
+/// keeps the global batch. With tensor parallel `tp`, the rank keeps its slices of the model.
 fn build_model(
     cfg: &TrainConfig,
     resume: bool,
     place: Placement,
     mut train_data: Loader,
-    (dp, tp): (usize, Option<&TensorParallel>),
-) -> Result<(Gpt, AdamW, usize, Loader)> {
+    (comm, tp): (&dyn Comm, Option<&TensorParallel>),
+) -> Result<(Gpt, AdamW, usize, Loader, Option<Zero>)> {
+    let dp = cfg.layout.dp(comm.world_size())?;
     let ckpt = checkpoint_dir(&cfg.out);
     let (cpu, saved) = if resume {
         let (model, moments, state) = run_dir::load_run(&ckpt)?;
@@ -683,15 +733,7 @@ fn build_model(
                 inputs::describe(&cfg.model)
             );
         }
-        if state.world_size != dp {
-            bail!(
-                "{} was saved by a run on {saved} rank(s) of data parallel; resume it on \
-                 {saved} (`--nproc {saved}` × --tp × --pp), not {dp}: resuming at another \
-                 data parallel degree is not supported yet",
-                ckpt.display(),
-                saved = state.world_size,
-            );
-        }
+        inputs::check_global_batch(cfg, &state, dp, &ckpt)?;
         train_data.restore(state.train_position)?;
         info!("resuming {} at step {}", ckpt.display(), state.step);
         (model, Some((moments, state.step)))
@@ -713,7 +755,12 @@ fn build_model(
     } else {
         cpu.to(place.device, place.dtype)
     };
-    finish_optimizer(cfg, model, &values, saved, train_data)
+    let sizes: Vec<usize> = values.iter().map(Tensor::numel).collect();
+    let zero = (cfg.layout.zero > 0).then(|| Zero::new(cfg.layout.zero, sizes, comm));
+    let owned = zero.as_ref().map_or(0..values.len(), Zero::owned);
+    let (model, opt, start, train_data) =
+        finish_optimizer(cfg, model, &values, saved, train_data, owned)?;
+    Ok((model, opt, start, train_data, zero))
 }
 
 /// The optimizer for `model`, fresh or with the saved moments; `values` are the f32 weights.
@@ -723,15 +770,16 @@ fn finish_optimizer(
     values: &[Tensor],
     saved: Option<(run_dir::SavedMoments, usize)>,
     train_data: Loader,
+    owned: std::ops::Range<usize>,
 ) -> Result<(Gpt, AdamW, usize, Loader)> {
     let params: Vec<Tensor> = model.params().into_iter().map(|(_, p)| p.clone()).collect();
     let (p, v): (Vec<&Tensor>, Vec<&Tensor>) = (params.iter().collect(), values.iter().collect());
     let (opt, start) = match saved {
         Some((moments, step)) => (
-            run_dir::restore_optimizer(cfg.adamw, &p, &v, moments, step),
+            run_dir::restore_optimizer(cfg.adamw, &p, &v, moments, step, owned),
             step,
         ),
-        None => (AdamW::new(cfg.adamw, &p, &v), 0),
+        None => (AdamW::new_sharded(cfg.adamw, &p, &v, owned), 0),
     };
     Ok((model, opt, start, train_data))
 }

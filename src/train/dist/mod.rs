@@ -30,6 +30,7 @@ pub mod layout;
 pub mod pipeline;
 pub mod relay;
 pub mod tp;
+pub mod zero;
 
 pub use layout::{Layout, PipeSchedule};
 

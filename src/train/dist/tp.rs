@@ -158,7 +158,7 @@ impl TensorParallel {
     pub fn gather_optimizer(&self, model: &Gpt, opt: &AdamW) -> AdamW {
         let shapes = gpt2_param_shapes(&model.config);
         let params = model.params().into_iter().zip(shapes).zip(&opt.state);
-        let state = params
+        let state: Vec<ParamState> = params
             .map(|(((name, _), (_, shape)), s)| {
                 let whole = |t: &Tensor| {
                     let data = self.gather(split_of(&name), &shape, t.to_vec());
@@ -174,6 +174,7 @@ impl TensorParallel {
         AdamW {
             cfg: opt.cfg,
             step: opt.step,
+            owned: 0..state.len(),
             state,
         }
     }

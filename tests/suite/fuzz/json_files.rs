@@ -35,6 +35,7 @@ fn trainer_state_json_parses_or_refuses() {
     let state = TrainerState {
         step: 120,
         world_size: 1,
+        global_batch: Some(8),
         train_position: Position {
             offset: 30_720,
             rng: 0x9e37_79b9_7f4a_7c15,

@@ -24,7 +24,7 @@ pub mod schedule;
 use super::{Comm, Layout, PipeSchedule, all_reduce_grads};
 use crate::model::gpt::Gpt;
 use crate::tensor::{Tensor, backend, no_grad};
-use crate::train::optim::{AdamW, clip_factor};
+use crate::train::optim::{AdamW, clip_factor, fold_norm};
 use anyhow::{Result, bail};
 use schedule::Op;
 use std::ops::Range;
@@ -211,9 +211,9 @@ impl Pipeline {
             }
         }
         self.pp_group.all_reduce_sum_f32(&mut squares);
-        let norm = AdamW::norm_of_squares(squares.iter().map(|&s| Tensor::from_vec(vec![s], &[])));
+        let norm = fold_norm(squares.iter().map(|&s| Tensor::from_vec(vec![s], &[])));
         let refs: Vec<&Tensor> = params.iter().collect();
-        opt.apply(&refs, lr, clip_factor(norm, grad_clip), &|i| {
+        opt.apply_selected(&refs, lr, clip_factor(norm, grad_clip), &|i| {
             self.holds(self.stage, i)
         });
         norm
