@@ -163,18 +163,18 @@ enum Sched {
 
 fn main() -> ExitCode {
     cli::run_with_code::<Args, _>("train", |a| {
-        signals::on_stop_signals(&trainer::STOP, "saving a checkpoint after this step")?;
         let launched = std::env::var_os(dist::MPI_WORLD_SIZE_VAR).is_some();
+        if launched {
+            // The launcher (or mpirun) speaks of signals: mpirun's SIGTERM as it ends the ranks
+            // after a failure is not news. Quiet from the start, before MPI is even up.
+            signals::quiet();
+        }
+        signals::on_stop_signals(&trainer::STOP, "saving a checkpoint after this step")?;
         if let Some(n) = a.nproc.filter(|&n| n > 1 && !launched) {
             let code = dist::launch::relaunch(n as usize)?;
             return Ok(ExitCode::from(code.clamp(0, 255) as u8));
         }
         let comm = dist::connect()?;
-        if comm.world_size() > 1 {
-            // The launcher (or mpirun) speaks of signals: mpirun's SIGTERM as it ends the ranks
-            // after a failure is not news.
-            signals::quiet();
-        }
         if !comm.is_root() {
             // Rank 0 speaks for the run; the others print only their errors.
             cli::Common::default().apply_quiet();

@@ -271,8 +271,10 @@ mod with_mpi {
         let done = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&done.stderr);
         assert_eq!(done.status.code(), Some(2), "{err}");
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
-        assert!(err.contains("killed by signal 9"), "{err}");
+        // One line of ours. (Open MPI may add its own diagnostics when the surviving rank sees
+        // the broken connection before mpirun ends it; which comes first depends on timing.)
+        assert_eq!(err.matches("train: error:").count(), 1, "{err}");
+        assert!(err.contains("ended without an error message"), "{err}");
         let step: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
         let steps = (step["step"].as_u64().unwrap() + 2).to_string();
