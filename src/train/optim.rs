@@ -123,24 +123,7 @@ impl AdamW {
             self.owned.end <= params.len() && self.owned.len() == self.state.len(),
             "AdamW::update: parameter count"
         );
-        let grad_scale = clip_factor(norm, grad_clip);
-        self.step += 1;
-        for (p, s) in params[self.owned.clone()].iter().zip(&self.state) {
-            let grad = p
-                .grad()
-                .unwrap_or_else(|| backend::full(p.shape(), 0.0, p.dtype(), p.device()));
-            let decay = p.ndim() == 2;
-            let h = AdamwHyper {
-                lr,
-                beta1: self.cfg.beta1,
-                beta2: self.cfg.beta2,
-                eps: self.cfg.eps,
-                weight_decay: if decay { self.cfg.weight_decay } else { 0.0 },
-                grad_scale,
-                step: self.step,
-            };
-            p.adamw_(&grad, [&s.m, &s.v], s.master.as_ref(), &h);
-        }
+        self.apply_selected(params, lr, clip_factor(norm, grad_clip), &|_| true);
     }
 
     /// One AdamW step with the gradients scaled by `grad_scale`, for the owned parameters (by

@@ -8,33 +8,9 @@
 //! feature only the one-line errors are checked.
 
 use crate::common::{assert_one_line_error, temp_dir};
-use pretrain::dataset::shard::write_shard;
+use crate::dist_util::{TRAIN, run, shards};
 use std::path::Path;
 use std::process::Command;
-
-const TRAIN: &str = env!("CARGO_BIN_EXE_train");
-
-/// Shards of a learnable sequence with a little noise (as in `train_loop`).
-fn shards(dir: &Path) {
-    let vocab = 50;
-    let mut rng = pretrain::tensor::Rng::new(7);
-    let tokens: Vec<u32> = (0..6000u64)
-        .map(|i| {
-            if rng.uniform() < 1.0 / 16.0 {
-                rng.below(vocab) as u32
-            } else {
-                (i % 13) as u32 * 3 % vocab as u32
-            }
-        })
-        .collect();
-    write_shard(
-        &dir.join("train_000000.bin"),
-        &tokens[..5000],
-        vocab as usize,
-    )
-    .unwrap();
-    write_shard(&dir.join("val_000000.bin"), &tokens[5000..], vocab as usize).unwrap();
-}
 
 /// `train` flags of a 12-step toy run into `out`, `grad_accum` micro-batches per rank.
 fn train_args(data: &Path, out: &Path, grad_accum: usize) -> Vec<String> {
@@ -48,14 +24,6 @@ fn train_args(data: &Path, out: &Path, grad_accum: usize) -> Vec<String> {
     v.extend(["--out".into(), out.display().to_string(), "--device".into()]);
     v.push("cpu".into());
     v
-}
-
-/// Runs `cmd` with one rayon thread per process (the same arithmetic on any machine) and
-/// returns its exit code and stderr.
-fn run(mut cmd: Command) -> (i32, String) {
-    let out = cmd.env("RAYON_NUM_THREADS", "1").output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.code().unwrap_or(-1), err)
 }
 
 #[test]
@@ -79,19 +47,7 @@ fn without_the_feature_the_launch_fails_in_one_line() {
 #[cfg(feature = "mpi")]
 mod with_mpi {
     use super::*;
-
-    /// `mpirun -np 2` with the flags a test machine of any size and user needs.
-    fn mpirun(args: &[String]) -> Command {
-        let mut c = Command::new("mpirun");
-        c.args(["-np", "2", "--bind-to", "none", "--oversubscribe"]);
-        if std::fs::metadata("/proc/self")
-            .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        {
-            c.arg("--allow-run-as-root");
-        }
-        c.args(["-x", "RAYON_NUM_THREADS=1", TRAIN]).args(args);
-        c
-    }
+    use crate::dist_util::mpirun;
 
     /// Each step's loss and gradient norm as printed (the same text = the same f32 bits).
     fn steps(out: &Path) -> Vec<String> {

@@ -7,28 +7,9 @@
 //! The MPI tests need `--features mpi` and Open MPI's `mpirun`, as in `dist_dp`.
 
 use crate::common::{assert_one_line_error, temp_dir};
-use pretrain::dataset::shard::write_shard;
+use crate::dist_util::{TRAIN, run, shards};
 use std::path::Path;
 use std::process::Command;
-
-const TRAIN: &str = env!("CARGO_BIN_EXE_train");
-
-/// Shards of a learnable sequence with a little noise (as in `dist_dp`).
-fn shards(dir: &Path) {
-    let vocab = 50;
-    let mut rng = pretrain::tensor::Rng::new(11);
-    let tokens: Vec<u32> = (0..6000u64)
-        .map(|i| {
-            if rng.uniform() < 1.0 / 16.0 {
-                rng.below(vocab) as u32
-            } else {
-                (i % 11) as u32 * 7 % vocab as u32
-            }
-        })
-        .collect();
-    write_shard(&dir.join("train_000000.bin"), &tokens[..5000], 50).unwrap();
-    write_shard(&dir.join("val_000000.bin"), &tokens[5000..], 50).unwrap();
-}
 
 /// `train` flags of a 12-step toy run of 3 blocks (split 1 + 2 over two stages) into `out`.
 fn train_args(data: &Path, out: &Path, extra: &str) -> Vec<String> {
@@ -52,13 +33,6 @@ fn train_args(data: &Path, out: &Path, extra: &str) -> Vec<String> {
     v
 }
 
-/// Runs `cmd` with one rayon thread per process and returns its exit code and stderr.
-fn run(mut cmd: Command) -> (i32, String) {
-    let out = cmd.env("RAYON_NUM_THREADS", "1").output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.code().unwrap_or(-1), err)
-}
-
 #[test]
 fn a_pipeline_needs_as_many_ranks_as_stages() {
     let dir = temp_dir("dist-pp-ranks");
@@ -72,19 +46,7 @@ fn a_pipeline_needs_as_many_ranks_as_stages() {
 #[cfg(feature = "mpi")]
 mod with_mpi {
     use super::*;
-
-    /// `mpirun -np 2` with the flags a test machine of any size and user needs.
-    fn mpirun(args: &[String]) -> Command {
-        let mut c = Command::new("mpirun");
-        c.args(["-np", "2", "--bind-to", "none", "--oversubscribe"]);
-        if std::fs::metadata("/proc/self")
-            .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        {
-            c.arg("--allow-run-as-root");
-        }
-        c.args(["-x", "RAYON_NUM_THREADS=1", TRAIN]).args(args);
-        c
-    }
+    use crate::dist_util::mpirun;
 
     /// Each step's loss, gradient norm and validation loss as printed (the same text = the
     /// same f32 bits).

@@ -9,7 +9,7 @@
 //! differ. The tests hold it to 1e-5 relative.
 
 use crate::common::{assert_one_line_error, temp_dir};
-use pretrain::dataset::shard::write_shard;
+use crate::dist_util::{TRAIN, run, shards};
 use pretrain::model::checkpoint::gpt2_param_shapes;
 use pretrain::model::config::GptConfig;
 use pretrain::model::gpt::Gpt;
@@ -20,8 +20,6 @@ use pretrain::tensor::{Rng, Tensor};
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Barrier, Mutex};
-
-const TRAIN: &str = env!("CARGO_BIN_EXE_train");
 
 fn config() -> GptConfig {
     GptConfig {
@@ -177,29 +175,6 @@ fn two_ranks_compute_the_whole_models_loss_and_gradients() {
     assert_eq!(ranks[0].2, (per_pass, per_pass));
 }
 
-fn run(mut cmd: Command) -> (i32, String) {
-    let out = cmd.env("RAYON_NUM_THREADS", "1").output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.code().unwrap_or(-1), err)
-}
-
-/// Shards of a learnable sequence with a little noise (as in `dist_dp`).
-fn shards(dir: &Path) {
-    let vocab = 50;
-    let mut rng = Rng::new(7);
-    let tokens: Vec<u32> = (0..6000u64)
-        .map(|i| {
-            if rng.uniform() < 1.0 / 16.0 {
-                rng.below(vocab) as u32
-            } else {
-                (i % 13) as u32 * 3 % vocab as u32
-            }
-        })
-        .collect();
-    write_shard(&dir.join("train_000000.bin"), &tokens[..5000], 50).unwrap();
-    write_shard(&dir.join("val_000000.bin"), &tokens[5000..], 50).unwrap();
-}
-
 /// `train` flags of a 10-step toy run into `out`, with `extra` appended.
 fn train_args(data: &Path, out: &Path, extra: &str) -> Vec<String> {
     let flags = [
@@ -241,30 +216,8 @@ fn refuses_a_model_it_cannot_split_in_one_line() {
 #[cfg(feature = "mpi")]
 mod with_mpi {
     use super::*;
+    use crate::dist_util::{mpirun, mpirun_np};
     use pretrain::model::checkpoint::read_safetensors;
-
-    /// `mpirun -np 2` with the flags a test machine of any size and user needs.
-    fn mpirun(args: &[String]) -> Command {
-        mpirun_np(2, args)
-    }
-
-    fn mpirun_np(np: usize, args: &[String]) -> Command {
-        let mut c = Command::new("mpirun");
-        c.args([
-            "-np",
-            &np.to_string(),
-            "--bind-to",
-            "none",
-            "--oversubscribe",
-        ]);
-        if std::fs::metadata("/proc/self")
-            .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        {
-            c.arg("--allow-run-as-root");
-        }
-        c.args(["-x", "RAYON_NUM_THREADS=1", TRAIN]).args(args);
-        c
-    }
 
     /// Each step's loss and gradient norm.
     fn steps(out: &Path) -> Vec<[f32; 2]> {

@@ -9,29 +9,9 @@
 //! The partition itself is unit-tested in `src/train/dist/zero.rs`.
 
 use crate::common::{assert_one_line_error, temp_dir};
-use pretrain::dataset::shard::write_shard;
+use crate::dist_util::{TRAIN, run, shards};
 use std::path::Path;
 use std::process::Command;
-
-const TRAIN: &str = env!("CARGO_BIN_EXE_train");
-
-/// Shards of a learnable sequence with a little noise (as in `dist_dp`).
-fn shards(dir: &Path) {
-    let vocab = 50;
-    let mut rng = pretrain::tensor::Rng::new(7);
-    let tokens: Vec<u32> = (0..6000u64)
-        .map(|i| {
-            if rng.uniform() < 1.0 / 16.0 {
-                rng.below(vocab) as u32
-            } else {
-                (i % 13) as u32 * 3 % vocab as u32
-            }
-        })
-        .collect();
-    let n = vocab as usize;
-    write_shard(&dir.join("train_000000.bin"), &tokens[..5000], n).unwrap();
-    write_shard(&dir.join("val_000000.bin"), &tokens[5000..], n).unwrap();
-}
 
 /// `train` flags of a toy run of `steps` steps into `out` with `extra` flags (split on spaces).
 fn train_args(data: &Path, out: &Path, steps: usize, extra: &str) -> Vec<String> {
@@ -59,13 +39,6 @@ fn resume_args(out: &Path, steps: usize, extra: &str) -> Vec<String> {
         .collect();
     v.extend(["--out".into(), out.display().to_string()]);
     v
-}
-
-/// Runs `cmd` with one rayon thread per process and returns its exit code and stderr.
-fn run(mut cmd: Command) -> (i32, String) {
-    let out = cmd.env("RAYON_NUM_THREADS", "1").output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.code().unwrap_or(-1), err)
 }
 
 /// One process running `train` with `args`; panics with its stderr if it fails.
@@ -148,19 +121,7 @@ fn a_resume_keeps_the_global_batch_and_may_change_the_stage() {
 #[cfg(feature = "mpi")]
 mod with_mpi {
     use super::*;
-
-    /// `mpirun -np 2` of `train` with the flags a test machine of any size and user needs.
-    fn mpirun(args: &[String]) -> Command {
-        let mut c = Command::new("mpirun");
-        c.args(["-np", "2", "--bind-to", "none", "--oversubscribe"]);
-        if std::fs::metadata("/proc/self")
-            .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        {
-            c.arg("--allow-run-as-root");
-        }
-        c.args(["-x", "RAYON_NUM_THREADS=1", TRAIN]).args(args);
-        c
-    }
+    use crate::dist_util::mpirun;
 
     fn train_on_two(args: &[String]) -> String {
         let (code, err) = run(mpirun(args));

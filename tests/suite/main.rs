@@ -22,6 +22,7 @@ mod dist_comm;
 mod dist_dp;
 mod dist_pp;
 mod dist_tp;
+mod dist_util;
 mod dist_zero;
 mod fuzz;
 mod gpt2_reference;
