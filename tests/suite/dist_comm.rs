@@ -1,7 +1,8 @@
 //! The collectives of `train::dist::Comm` on 2 real MPI ranks (`examples/collectives.rs`):
 //! all-reduce, the ring all-reduce built from send/receive (and the bytes it sends),
 //! reduce-scatter, all-gather, broadcast, send/receive and sub-groups, each against the result
-//! worked out locally. Needs `--features mpi` and Open MPI's `mpirun`.
+//! worked out locally. Needs `--features mpi`, Open MPI's `mpirun`, and the example built
+//! (`cargo build --release --features mpi --examples`; `.ci/run` does).
 
 #[cfg(feature = "mpi")]
 #[test]
@@ -13,7 +14,14 @@ fn every_collective_matches_the_local_result_on_two_ranks() {
     if std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0) {
         c.arg("--allow-run-as-root");
     }
-    let out = c.arg(examples.join("collectives")).output().unwrap();
+    let exe = examples.join("collectives");
+    assert!(
+        exe.is_file(),
+        "{} is not built: `cargo build --release --features mpi --examples` first (the full \
+         `cargo test --release --features mpi` builds it)",
+        exe.display()
+    );
+    let out = c.arg(exe).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}{err}");
