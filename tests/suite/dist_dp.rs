@@ -8,7 +8,7 @@
 //! feature only the one-line errors are checked.
 
 use crate::common::{assert_one_line_error, temp_dir};
-use crate::dist_util::{TRAIN, run, shards};
+use crate::dist_util::{TRAIN, args, run, shards};
 use std::path::Path;
 use std::process::Command;
 
@@ -18,12 +18,8 @@ fn train_args(data: &Path, out: &Path, grad_accum: usize) -> Vec<String> {
         "--steps 12 --batch-size 4 --seq-len 16 --n-layer 2 --n-head 2 --n-embd 32",
         "--lr 1e-2 --warmup 2 --eval-every 0 --eval-batches 2 --checkpoint-every 0 --seed 5 -q",
     ];
-    let mut v: Vec<String> = flags.join(" ").split(' ').map(String::from).collect();
-    v.extend(["--grad-accum".into(), grad_accum.to_string()]);
-    v.extend(["--data".into(), data.display().to_string()]);
-    v.extend(["--out".into(), out.display().to_string(), "--device".into()]);
-    v.push("cpu".into());
-    v
+    let accum = format!("--grad-accum {grad_accum} --device cpu");
+    args(&[flags[0], flags[1], &accum], data, out)
 }
 
 #[test]
@@ -47,18 +43,7 @@ fn without_the_feature_the_launch_fails_in_one_line() {
 #[cfg(feature = "mpi")]
 mod with_mpi {
     use super::*;
-    use crate::dist_util::mpirun;
-
-    /// Each step's loss and gradient norm as printed (the same text = the same f32 bits).
-    fn steps(out: &Path) -> Vec<String> {
-        let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
-        text.lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                format!("{} {} {}", v["step"], v["loss"], v["grad_norm"])
-            })
-            .collect()
-    }
+    use crate::dist_util::{metrics as steps, mpirun};
 
     fn weights(out: &Path) -> Vec<u8> {
         std::fs::read(out.join("checkpoint/model.safetensors")).unwrap()

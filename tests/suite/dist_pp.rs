@@ -7,7 +7,7 @@
 //! The MPI tests need `--features mpi` and Open MPI's `mpirun`, as in `dist_dp`.
 
 use crate::common::{assert_one_line_error, temp_dir};
-use crate::dist_util::{TRAIN, run, shards};
+use crate::dist_util::{TRAIN, args, run, shards};
 use std::path::Path;
 use std::process::Command;
 
@@ -24,13 +24,7 @@ fn train_args(data: &Path, out: &Path, extra: &str) -> Vec<String> {
     } else {
         "--n-layer 3"
     };
-    let mut v: Vec<String> = (flags.join(" ") + " " + layers)
-        .split_whitespace()
-        .map(String::from)
-        .collect();
-    v.extend(["--data".into(), data.display().to_string()]);
-    v.extend(["--out".into(), out.display().to_string()]);
-    v
+    args(&[&flags.join(" "), layers], data, out)
 }
 
 #[test]
@@ -46,22 +40,7 @@ fn a_pipeline_needs_as_many_ranks_as_stages() {
 #[cfg(feature = "mpi")]
 mod with_mpi {
     use super::*;
-    use crate::dist_util::mpirun;
-
-    /// Each step's loss, gradient norm and validation loss as printed (the same text = the
-    /// same f32 bits).
-    fn steps(out: &Path) -> Vec<String> {
-        let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
-        text.lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                format!(
-                    "{} {} {} {}",
-                    v["step"], v["loss"], v["grad_norm"], v["val_loss"]
-                )
-            })
-            .collect()
-    }
+    use crate::dist_util::{metrics as steps, mpirun};
 
     fn grad_norms(out: &Path) -> Vec<f64> {
         let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();

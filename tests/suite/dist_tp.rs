@@ -9,7 +9,7 @@
 //! differ. The tests hold it to 1e-5 relative.
 
 use crate::common::{assert_one_line_error, temp_dir};
-use crate::dist_util::{TRAIN, run, shards};
+use crate::dist_util::{TRAIN, args, run, shards};
 use pretrain::model::checkpoint::gpt2_param_shapes;
 use pretrain::model::config::GptConfig;
 use pretrain::model::gpt::Gpt;
@@ -183,14 +183,7 @@ fn train_args(data: &Path, out: &Path, extra: &str) -> Vec<String> {
         "--sample-every 5 --grad-clip 1 --device cpu -q",
         extra,
     ];
-    let mut v: Vec<String> = flags
-        .join(" ")
-        .split_whitespace()
-        .map(String::from)
-        .collect();
-    v.extend(["--data".into(), data.display().to_string()]);
-    v.extend(["--out".into(), out.display().to_string()]);
-    v
+    args(&flags, data, out)
 }
 
 #[test]

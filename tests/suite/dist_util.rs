@@ -56,3 +56,28 @@ pub fn mpirun_np(np: usize, args: &[String]) -> Command {
 pub fn mpirun(args: &[String]) -> Command {
     mpirun_np(2, args)
 }
+
+/// `train` arguments: the space-separated `flags`, then `--data` and `--out`.
+pub fn args(flags: &[&str], data: &Path, out: &Path) -> Vec<String> {
+    let mut v: Vec<String> = flags
+        .join(" ")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    v.extend(["--data".into(), data.display().to_string()]);
+    v.extend(["--out".into(), out.display().to_string()]);
+    v
+}
+
+/// Each step's loss, gradient norm and validation loss as `metrics.jsonl` prints them (the
+/// same text = the same f32 bits).
+pub fn metrics(out: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let f = |k: &str| v[k].to_string();
+            [f("step"), f("loss"), f("grad_norm"), f("val_loss")].join(" ")
+        })
+        .collect()
+}

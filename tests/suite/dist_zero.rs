@@ -9,7 +9,7 @@
 //! The partition itself is unit-tested in `src/train/dist/zero.rs`.
 
 use crate::common::{assert_one_line_error, temp_dir};
-use crate::dist_util::{TRAIN, run, shards};
+use crate::dist_util::{TRAIN, args, metrics as steps, run, shards};
 use std::path::Path;
 use std::process::Command;
 
@@ -20,15 +20,8 @@ fn train_args(data: &Path, out: &Path, steps: usize, extra: &str) -> Vec<String>
         "--eval-every 4 --eval-batches 2 --checkpoint-every 5 --seed 5 --device cpu",
         extra,
     ];
-    let mut v: Vec<String> = flags
-        .join(" ")
-        .split_whitespace()
-        .map(String::from)
-        .collect();
-    v.extend(["--steps".into(), steps.to_string()]);
-    v.extend(["--data".into(), data.display().to_string()]);
-    v.extend(["--out".into(), out.display().to_string()]);
-    v
+    let steps = format!("--steps {steps}");
+    args(&[flags[0], flags[1], flags[2], &steps], data, out)
 }
 
 /// `--resume` of the run in `out` to `steps` steps, with `extra` flags.
@@ -48,21 +41,6 @@ fn train_alone(args: &[String]) -> String {
     let (code, err) = run(c);
     assert_eq!(code, 0, "{err}");
     err
-}
-
-/// Each step's loss, gradient norm and validation loss as printed (the same text = the same
-/// f32 bits).
-fn steps(out: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
-    text.lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            format!(
-                "{} {} {} {}",
-                v["step"], v["loss"], v["grad_norm"], v["val_loss"]
-            )
-        })
-        .collect()
 }
 
 /// The saved weights and optimizer state, byte for byte.
